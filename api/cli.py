@@ -1,0 +1,63 @@
+"""The ``bridgeca`` command.
+
+Exit status (INTERFACE.md): 0 valid / success, 1 not valid, 2 usage error or
+unreadable input, with one line on stderr and never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+
+class UsageError(Exception):
+    """A one-line message for stderr; exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would print usage; we print one line
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="bridgeca", description="Bridge CA and RFC 5280 verification service")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    from . import cli_verify
+
+    cli_verify.register(sub)
+    try:
+        from . import cli_bridge
+    except ImportError:  # the bridge commands land with the bridge CA
+        cli_bridge = None
+    if cli_bridge is not None:
+        cli_bridge.register(sub)
+    try:
+        from . import cli_service
+    except ImportError:
+        cli_service = None
+    if cli_service is not None:
+        cli_service.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.handler(args) or 0)
+    except UsageError as exc:
+        print(f"bridgeca: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # last resort: one line, never a traceback
+        from pki.errors import InputError
+
+        if isinstance(exc, InputError):
+            print(f"bridgeca: {exc}", file=sys.stderr)
+            return 2
+        print(f"bridgeca: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""One budget per verification, so that hostile input cannot blow a search.
+
+The numbers follow pyca/cryptography's verifier and Go's crypto/x509:
+Go allows 100 signature checks per chain build; pyca 128 and 2**20 name
+constraint comparisons. Depth 8 covers the deepest real bridge paths
+(leaf, issuing CA, member root, cross-certificate, bridge, reverse, root)
+with room, while PKITS paths are at most 6 long. Policy-graph nodes are
+bounded separately because RFC 5280's tree grows exponentially on crafted
+mappings (OpenSSL CVE-2023-0464); RFC 9618's graph is linear but a
+certificate with thousands of policies still costs nodes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import BudgetExceeded
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_depth: int = 8
+    signature_checks: int = 128
+    name_constraint_checks: int = 1 << 20
+    policy_nodes: int = 10_000
+    candidate_paths: int = 1_000
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class Budget:
+    """Counters for one verification call; not shared between threads."""
+
+    __slots__ = ("limits", "signature_checks", "name_constraint_checks", "policy_nodes", "candidate_paths")
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self.signature_checks = 0
+        self.name_constraint_checks = 0
+        self.policy_nodes = 0
+        self.candidate_paths = 0
+
+    def charge_signature(self) -> None:
+        self.signature_checks += 1
+        if self.signature_checks > self.limits.signature_checks:
+            raise BudgetExceeded("signature checks", self.limits.signature_checks)
+
+    def charge_name_constraints(self, n: int = 1) -> None:
+        self.name_constraint_checks += n
+        if self.name_constraint_checks > self.limits.name_constraint_checks:
+            raise BudgetExceeded("name-constraint comparisons", self.limits.name_constraint_checks)
+
+    def charge_policy_nodes(self, n: int = 1) -> None:
+        self.policy_nodes += n
+        if self.policy_nodes > self.limits.policy_nodes:
+            raise BudgetExceeded("policy graph nodes", self.limits.policy_nodes)
+
+    def charge_candidate_path(self) -> None:
+        self.candidate_paths += 1
+        if self.candidate_paths > self.limits.candidate_paths:
+            raise BudgetExceeded("candidate paths", self.limits.candidate_paths)

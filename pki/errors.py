@@ -1,0 +1,66 @@
+"""The two error types of the verification core.
+
+``InputError`` is raised for bytes that cannot be read at all (the CLI maps it
+to exit status 2, the API to 400). ``ValidationError`` is the one error type a
+certificate that parses but fails produces: a stable ``code``, a plain-words
+``message``, and the certificate it concerns (index in the path and subject).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class InputError(ValueError):
+    """Malformed input: unparseable DER/PEM, bad OIDs, unreadable files."""
+
+
+# Stable codes of the public contract (INTERFACE.md). New codes may be added;
+# none may be renamed.
+SIGNATURE_INVALID = "signature_invalid"
+EXPIRED = "expired"
+NOT_YET_VALID = "not_yet_valid"
+NAME_CHAINING = "name_chaining"
+NOT_A_CA = "not_a_ca"
+PATH_LENGTH_EXCEEDED = "path_length_exceeded"
+KEY_USAGE = "key_usage"
+POLICY_REQUIRED = "policy_required"
+NAME_CONSTRAINTS = "name_constraints"
+REVOKED = "revoked"
+REVOCATION_UNKNOWN = "revocation_unknown"
+UNKNOWN_CRITICAL_EXTENSION = "unknown_critical_extension"
+NO_PATH = "no_path"
+BUDGET_EXCEEDED = "budget_exceeded"
+UNSUPPORTED_ALGORITHM = "unsupported_algorithm"
+MALFORMED_CERTIFICATE = "malformed_certificate"
+
+
+@dataclass(frozen=True)
+class ValidationError(Exception):
+    """Why a path failed: which certificate (index, subject), which check, why.
+
+    ``index`` counts from the end-entity (0) towards the anchor, as ``path`` in
+    the result object does; ``None`` when the failure concerns no single
+    certificate (for instance ``no_path``).
+    """
+
+    code: str
+    message: str
+    index: int | None = None
+    subject: str | None = None
+
+    def __str__(self) -> str:
+        if self.subject is not None:
+            return f"{self.message} (certificate {self.index}: {self.subject})"
+        return self.message
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": str(self), "certificate": self.index}
+
+
+class BudgetExceeded(Exception):
+    """Raised inside a search when its budget runs out; fatal for the call."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(f"verification budget exceeded: more than {limit} {what}")
+        self.what = what
+        self.limit = limit
