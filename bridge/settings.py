@@ -1,0 +1,116 @@
+"""The bridge's one settings object.
+
+Values come from, in order of precedence: environment variables
+(``BRIDGECA_*``), then ``config.json`` in the home directory (written by
+``bridgeca init``), then the defaults below. The key passphrase and PKCS#11
+PIN are read from the environment only and never written to the home.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_FILE = "config.json"
+DATABASE_FILE = "bridge.db"
+KEY_FILE = "bridge-key.p8"
+CERT_FILE = "bridge-cert.pem"
+
+KeyType = Literal["ec-p256", "ec-p384", "rsa-3072"]
+SignerKind = Literal["software", "pkcs11"]
+
+
+class BridgeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BRIDGECA_", extra="ignore")
+
+    home: Path
+    # None means the SQLite file inside the home (see database_url_resolved).
+    database_url: str | None = None
+    base_url: str = "http://127.0.0.1:8000"
+
+    key_type: KeyType = "ec-p256"
+    subject: str = "CN=Guangdong Provincial Bridge CA,O=Guangdong Cross-Certification Platform,C=CN"
+    signer: SignerKind = "software"
+    pkcs11_module: str | None = None
+    pkcs11_token_label: str | None = None
+    pkcs11_key_label: str = "bridgeca"
+    # Secrets: from the environment only (never serialised to config.json).
+    key_passphrase: SecretStr | None = Field(default=None, exclude=True)
+    pkcs11_pin: SecretStr | None = Field(default=None, exclude=True)
+
+    bridge_validity_days: int = 3650
+    cross_certificate_validity_days: int = 1095
+    crl_next_update_hours: float = 24.0
+    ocsp_next_update_hours: float = 1.0
+    # A member root must stay valid at least this long after enrollment.
+    min_member_root_validity_days: int = 30
+    # pathLenConstraint of cross-certificates when an enrollment names none:
+    # 1 lets a member root have issuing CAs below it but no deeper hierarchy.
+    default_path_length: int | None = 1
+    # policyConstraints / inhibitAnyPolicy written into cross-certificates.
+    require_explicit_policy: int | None = None
+    inhibit_policy_mapping: int | None = None
+    inhibit_any_policy: int | None = 0
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the home's config.json (passed as init
+        # values by load()), so an operator can override a stored setting.
+        return (env_settings, init_settings)
+
+    @classmethod
+    def load(cls, home: Path | str, **overrides) -> "BridgeSettings":
+        home = Path(home).resolve()
+        values: dict = {}
+        config_path = home / CONFIG_FILE
+        if config_path.exists():
+            values.update(json.loads(config_path.read_text()))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        values["home"] = home
+        return cls(**values)
+
+    def save(self) -> None:
+        """Write the non-secret settings to the home's config.json."""
+        data = self.model_dump(mode="json", exclude={"home", "key_passphrase", "pkcs11_pin", "database_url"})
+        (self.home / CONFIG_FILE).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    @property
+    def database_url_resolved(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / DATABASE_FILE}"
+
+    @property
+    def key_path(self) -> Path:
+        return self.home / KEY_FILE
+
+    @property
+    def cert_path(self) -> Path:
+        return self.home / CERT_FILE
+
+    @property
+    def crl_url(self) -> str:
+        return f"{self.base_url}/v1/crl"
+
+    @property
+    def ocsp_url(self) -> str:
+        return f"{self.base_url}/v1/ocsp"
+
+    @property
+    def ca_issuers_url(self) -> str:
+        return f"{self.base_url}/v1/ca/certificate"

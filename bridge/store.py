@@ -1,0 +1,607 @@
+"""The storage authority: the only module that touches the database.
+
+SQLModel tables, schema migrations (Alembic, applied programmatically), and
+the transactions the bridge needs. Every write that matters appends to the
+hash-chained audit log in the same transaction, so a write and its audit
+entry are committed together or not at all.
+
+Concurrency: two counters serialise what must be ordered. ``crl`` allocates
+CRL numbers: a revocation takes it first (a row lock on PostgreSQL, the
+database write lock on SQLite), so the CRL it signs sees every revocation
+committed before it and its number is larger than theirs. ``audit`` orders
+the audit chain the same way. The lock order is always crl, then audit.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlmodel import Field, Session, SQLModel, select
+
+from . import audit as audit_chain
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class StoreError(Exception):
+    """The database could not do what was asked (refused a write, unreachable, ...)."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+class Conflict(StoreError):
+    """The request conflicts with the stored state (already revoked, not pending, ...)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class SerialCollision(StoreError):
+    """A freshly drawn serial number is already taken (draw another)."""
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands datetimes back naive; everything here is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+TZDateTime = sa.DateTime(timezone=True)
+
+
+class Enrollment(SQLModel, table=True):
+    """One member root submitted to the bridge. A key rollover is a new row for the same member."""
+
+    __tablename__ = "enrollment"
+    id: str = Field(primary_key=True, max_length=32)
+    member: str = Field(index=True, max_length=200)
+    jurisdiction: str = Field(max_length=16)
+    status: str = Field(max_length=16)  # pending, active, revoked, expired, rejected
+    root_der: bytes = Field(sa_type=sa.LargeBinary)
+    root_subject: str
+    spki_sha256: str = Field(index=True, max_length=64)
+    policy_mappings: str  # JSON [{"bridge_policy", "member_policy"}]
+    permitted_subtrees: str  # JSON [{"type", "value"}]
+    excluded_subtrees: str
+    path_length: int | None = None
+    replaces_id: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(sa_type=TZDateTime)
+    updated_at: datetime = Field(sa_type=TZDateTime)
+
+
+class CrossCertificate(SQLModel, table=True):
+    """A certificate the bridge issued to a member root.
+
+    A row is first ``reserved`` (serial and hash of the to-be-signed bytes,
+    committed before the key is used), then ``issued`` with its DER once the
+    signed certificate is stored. A reservation that never completes is a
+    certificate nobody ever received.
+    """
+
+    __tablename__ = "cross_certificate"
+    id: int | None = Field(default=None, primary_key=True)
+    serial: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    enrollment_id: str = Field(foreign_key="enrollment.id", index=True, max_length=32)
+    status: str = Field(max_length=16)  # reserved, issued, revoked
+    tbs_sha256: str = Field(max_length=64)
+    der: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    not_before: datetime | None = Field(default=None, sa_type=TZDateTime)
+    not_after: datetime | None = Field(default=None, sa_type=TZDateTime)
+    reserved_at: datetime = Field(sa_type=TZDateTime)
+    issued_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+    revocation_reason: str | None = Field(default=None, max_length=32)
+
+
+class ReverseCertificate(SQLModel, table=True):
+    """A certificate a member root issued to the bridge (published in issued-to-bridge.p7c)."""
+
+    __tablename__ = "reverse_certificate"
+    id: int | None = Field(default=None, primary_key=True)
+    enrollment_id: str = Field(foreign_key="enrollment.id", index=True, max_length=32)
+    sha256: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    der: bytes = Field(sa_type=sa.LargeBinary)
+    not_after: datetime = Field(sa_type=TZDateTime)
+    created_at: datetime = Field(sa_type=TZDateTime)
+
+
+class Crl(SQLModel, table=True):
+    __tablename__ = "crl"
+    number: int = Field(primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False})
+    der: bytes = Field(sa_type=sa.LargeBinary)
+    this_update: datetime = Field(sa_type=TZDateTime)
+    next_update: datetime = Field(sa_type=TZDateTime)
+
+
+class Counter(SQLModel, table=True):
+    __tablename__ = "counter"
+    name: str = Field(primary_key=True, max_length=32)
+    value: int = Field(sa_type=sa.BigInteger)
+
+
+class ApiToken(SQLModel, table=True):
+    """An API token, stored only as its SHA-256 (tokens are 256-bit random, so no slow hash is needed)."""
+
+    __tablename__ = "api_token"
+    id: int | None = Field(default=None, primary_key=True)
+    role: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    created_at: datetime = Field(sa_type=TZDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+
+
+class AuditEntry(SQLModel, table=True):
+    __tablename__ = "audit_log"
+    seq: int = Field(primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False})
+    at: str = Field(max_length=40)  # ISO 8601 text, hashed exactly as stored
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=64)
+    details: str
+    prev_hash: str = Field(max_length=64)
+    entry_hash: str = Field(max_length=64)
+
+
+# --------------------------------------------------------------------------- values handed out
+
+
+@dataclass(frozen=True)
+class RevokedEntry:
+    serial: int
+    revoked_at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class CrlRecord:
+    number: int
+    der: bytes
+    this_update: datetime
+    next_update: datetime
+
+
+# A CRL builder the store calls inside the revocation transaction:
+# (crl_number, revoked entries, now) -> (der, this_update, next_update)
+CrlBuilder = Callable[[int, Sequence[RevokedEntry], datetime], tuple[bytes, datetime, datetime]]
+
+
+def _engine_for(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):
+            # Let SQLAlchemy own transactions, and take the write lock at BEGIN
+            # (BEGIN IMMEDIATE): a reader that later writes cannot deadlock.
+            dbapi_conn.isolation_level = None
+            dbapi_conn.execute("PRAGMA foreign_keys=ON")
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
+
+
+def _describe(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class Store:
+    """Persistence for the bridge. Thread-safe: each call opens its own session."""
+
+    def __init__(self, engine: sa.Engine, url: str):
+        self.engine = engine
+        self.url = url
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ opening and migrating
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = False) -> "Store":
+        """Open the database at ``url``, applying pending migrations.
+
+        With ``create`` false, a database without the bridge's schema is an
+        error (it was never initialised, or the URL points elsewhere).
+        """
+        try:
+            engine = _engine_for(url)
+            store = cls(engine, url)
+            if not create and store.schema_revision() is None:
+                engine.dispose()
+                raise StoreError(f"database {store.safe_url} holds no bridge; run 'bridgeca init' first")
+            store.migrate()
+            return store
+        except StoreError:
+            raise
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"cannot open database {sa.make_url(url).render_as_string(hide_password=True)}: {_describe(exc)}") from exc
+
+    @property
+    def safe_url(self) -> str:
+        return sa.make_url(self.url).render_as_string(hide_password=True)
+
+    def _alembic_config(self, connection):
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = connection
+        return config
+
+    def schema_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def migrate(self) -> None:
+        from alembic import command
+
+        with self.engine.begin() as connection:
+            command.upgrade(self._alembic_config(connection), "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """One transaction; database failures become StoreError with the driver's message."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                with session.begin():
+                    yield session
+        except StoreError:
+            raise
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            raise StoreError(f"database refused the operation: {_describe(exc)}") from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database error: {_describe(exc)}") from exc
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Session]:
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                yield session
+        except DBAPIError as exc:
+            raise StoreError(f"database read failed: {_describe(exc)}") from exc
+
+    def _next_counter(self, session: Session, name: str) -> int:
+        # UPDATE ... RETURNING takes the row lock (PostgreSQL) and is atomic;
+        # a second transaction waits here until the first commits.
+        value = session.execute(
+            sa.text("UPDATE counter SET value = value + 1 WHERE name = :name RETURNING value"), {"name": name}
+        ).scalar_one()
+        return int(value)
+
+    def _audit(self, session: Session, actor: str, action: str, details: dict) -> AuditEntry:
+        seq = self._next_counter(session, "audit")
+        prev_hash = audit_chain.GENESIS_HASH
+        if seq > 1:
+            prev = session.get(AuditEntry, seq - 1)
+            if prev is None:
+                raise StoreError(f"audit log is broken: entry {seq - 1} is missing")
+            prev_hash = prev.entry_hash
+        at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        text = audit_chain.canonical_details(details)
+        entry = AuditEntry(
+            seq=seq,
+            at=at,
+            actor=actor,
+            action=action,
+            details=text,
+            prev_hash=prev_hash,
+            entry_hash=audit_chain.entry_hash(seq, at, actor, action, text, prev_hash),
+        )
+        session.add(entry)
+        session.flush()
+        return entry
+
+    def append_audit(self, actor: str, action: str, details: dict) -> None:
+        with self._transaction() as session:
+            self._audit(session, actor, action, details)
+
+    # ------------------------------------------------------------------ enrollments
+
+    def add_enrollment(
+        self,
+        *,
+        actor: str,
+        member: str,
+        jurisdiction: str,
+        root_der: bytes,
+        root_subject: str,
+        spki_sha256: str,
+        policy_mappings: list[dict],
+        permitted_subtrees: list[dict],
+        excluded_subtrees: list[dict],
+        path_length: int | None,
+    ) -> Enrollment:
+        now = utcnow()
+        with self._transaction() as session:
+            # Same key enrolled and not yet cut off: refuse (checked under the
+            # write lock on SQLite; on PostgreSQL the audit counter serialises).
+            self._next_counter(session, "enroll")
+            existing = session.exec(
+                select(Enrollment).where(
+                    Enrollment.spki_sha256 == spki_sha256, Enrollment.status.in_(("pending", "active"))
+                )
+            ).first()
+            if existing is not None:
+                raise Conflict("already_enrolled", f"this public key is already enrolled (enrollment {existing.id}, {existing.status})")
+            previous = session.exec(
+                select(Enrollment)
+                .where(Enrollment.member == member, Enrollment.status.in_(("pending", "active")))
+                .order_by(Enrollment.created_at.desc())
+            ).first()
+            record = Enrollment(
+                id=uuid.uuid4().hex,
+                member=member,
+                jurisdiction=jurisdiction,
+                status="pending",
+                root_der=root_der,
+                root_subject=root_subject,
+                spki_sha256=spki_sha256,
+                policy_mappings=json.dumps(policy_mappings),
+                permitted_subtrees=json.dumps(permitted_subtrees),
+                excluded_subtrees=json.dumps(excluded_subtrees),
+                path_length=path_length,
+                replaces_id=previous.id if previous is not None else None,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(record)
+            session.flush()
+            self._audit(
+                session,
+                actor,
+                "enrollment.submit",
+                {
+                    "enrollment": record.id,
+                    "member": member,
+                    "jurisdiction": jurisdiction,
+                    "root_subject": root_subject,
+                    "spki_sha256": spki_sha256,
+                    "policy_mappings": policy_mappings,
+                    "replaces": record.replaces_id,
+                },
+            )
+        return record
+
+    def get_enrollment(self, enrollment_id: str) -> Enrollment:
+        with self._read() as session:
+            record = session.get(Enrollment, enrollment_id)
+        if record is None:
+            raise NotFound(f"no enrollment {enrollment_id}")
+        return _fix_times(record)
+
+    def list_enrollments(self) -> list[Enrollment]:
+        with self._read() as session:
+            rows = session.exec(select(Enrollment).order_by(Enrollment.created_at, Enrollment.id)).all()
+        return [_fix_times(r) for r in rows]
+
+    def set_enrollment_status(self, enrollment_id: str, *, from_status: Sequence[str], to_status: str, actor: str, reason: str) -> None:
+        with self._transaction() as session:
+            updated = session.execute(
+                sa.update(Enrollment)
+                .where(Enrollment.id == enrollment_id, Enrollment.status.in_(tuple(from_status)))
+                .values(status=to_status, updated_at=utcnow())
+            ).rowcount
+            if updated != 1:
+                raise Conflict("invalid_state", f"enrollment {enrollment_id} is not in state {'/'.join(from_status)}")
+            self._audit(session, actor, f"enrollment.{to_status}", {"enrollment": enrollment_id, "reason": reason})
+
+    # ------------------------------------------------------------------ cross-certificates
+
+    def reserve_serial(self, *, actor: str, enrollment_id: str, serial: int, tbs_sha256: str, purpose: str) -> None:
+        """Commit the serial (unique) and the intent to sign, before the key is used."""
+        try:
+            with self._transaction() as session:
+                enrollment = session.get(Enrollment, enrollment_id)
+                if enrollment is None:
+                    raise NotFound(f"no enrollment {enrollment_id}")
+                if enrollment.status != "pending":
+                    raise Conflict("invalid_state", f"enrollment {enrollment_id} is {enrollment.status}, not pending")
+                session.add(
+                    CrossCertificate(
+                        serial=format(serial, "x"),
+                        enrollment_id=enrollment_id,
+                        status="reserved",
+                        tbs_sha256=tbs_sha256,
+                        reserved_at=utcnow(),
+                    )
+                )
+                session.flush()
+                self._audit(
+                    session,
+                    actor,
+                    "key.use",
+                    {"purpose": purpose, "serial": format(serial, "x"), "tbs_sha256": tbs_sha256, "enrollment": enrollment_id},
+                )
+        except IntegrityError as exc:
+            raise SerialCollision(f"serial {serial:x} already used") from exc
+
+    def complete_issuance(self, *, actor: str, enrollment_id: str, serial: int, der: bytes, not_before: datetime, not_after: datetime) -> None:
+        """Store the signed cross-certificate and activate the enrollment, atomically."""
+        serial_hex = format(serial, "x")
+        with self._transaction() as session:
+            now = utcnow()
+            activated = session.execute(
+                sa.update(Enrollment)
+                .where(Enrollment.id == enrollment_id, Enrollment.status == "pending")
+                .values(status="active", updated_at=now)
+            ).rowcount
+            if activated != 1:
+                raise Conflict("invalid_state", f"enrollment {enrollment_id} is no longer pending")
+            stored = session.execute(
+                sa.update(CrossCertificate)
+                .where(CrossCertificate.serial == serial_hex, CrossCertificate.status == "reserved")
+                .values(status="issued", der=der, not_before=not_before, not_after=not_after, issued_at=now)
+            ).rowcount
+            if stored != 1:
+                raise StoreError(f"serial {serial_hex} was not reserved")
+            self._audit(session, actor, "certificate.issue", {"serial": serial_hex, "enrollment": enrollment_id, "not_after": not_after.isoformat()})
+            self._audit(session, actor, "enrollment.approve", {"enrollment": enrollment_id, "serial": serial_hex})
+
+    def cross_certificate(self, serial: int) -> CrossCertificate:
+        with self._read() as session:
+            row = session.exec(select(CrossCertificate).where(CrossCertificate.serial == format(serial, "x"))).first()
+        if row is None:
+            raise NotFound(f"no cross-certificate with serial {serial:x}")
+        return _fix_times(row)
+
+    def cross_certificates(self, *, statuses: Sequence[str] = ("issued", "revoked"), enrollment_id: str | None = None) -> list[CrossCertificate]:
+        with self._read() as session:
+            query = select(CrossCertificate).where(CrossCertificate.status.in_(tuple(statuses)))
+            if enrollment_id is not None:
+                query = query.where(CrossCertificate.enrollment_id == enrollment_id)
+            rows = session.exec(query.order_by(CrossCertificate.id)).all()
+        return [_fix_times(r) for r in rows]
+
+    # ------------------------------------------------------------------ revocation and CRLs
+
+    def _issue_crl(self, session: Session, actor: str, now: datetime, build: CrlBuilder, number: int) -> CrlRecord:
+        rows = session.exec(select(CrossCertificate).where(CrossCertificate.status == "revoked").order_by(CrossCertificate.id)).all()
+        revoked = [RevokedEntry(int(r.serial, 16), _aware(r.revoked_at), r.revocation_reason or "unspecified") for r in rows]
+        self._audit(session, actor, "key.use", {"purpose": "crl", "crl_number": number})
+        der, this_update, next_update = build(number, revoked, now)
+        session.add(Crl(number=number, der=der, this_update=this_update, next_update=next_update))
+        session.flush()
+        self._audit(
+            session,
+            actor,
+            "crl.issue",
+            {"crl_number": number, "revoked": len(revoked), "next_update": next_update.isoformat()},
+        )
+        return CrlRecord(number, der, this_update, next_update)
+
+    def revoke(self, *, actor: str, serial: int, reason: str, build_crl: CrlBuilder) -> CrlRecord:
+        """Revoke a cross-certificate and issue the CRL that lists it, in one transaction."""
+        serial_hex = format(serial, "x")
+        with self._transaction() as session:
+            number = self._next_counter(session, "crl")  # taken first: see module docstring
+            now = utcnow()
+            row = session.exec(select(CrossCertificate).where(CrossCertificate.serial == serial_hex)).first()
+            if row is None or row.status == "reserved":
+                raise NotFound(f"no cross-certificate with serial {serial_hex}")
+            if row.status == "revoked":
+                raise Conflict("already_revoked", f"cross-certificate {serial_hex} is already revoked")
+            row.status, row.revoked_at, row.revocation_reason = "revoked", now, reason
+            session.add(row)
+            # The member is cut off when none of its cross-certificates stays in force.
+            session.flush()
+            still_issued = session.exec(
+                select(CrossCertificate).where(CrossCertificate.enrollment_id == row.enrollment_id, CrossCertificate.status == "issued")
+            ).first()
+            if still_issued is None:
+                session.execute(
+                    sa.update(Enrollment).where(Enrollment.id == row.enrollment_id).values(status="revoked", updated_at=now)
+                )
+            self._audit(session, actor, "certificate.revoke", {"serial": serial_hex, "reason": reason, "enrollment": row.enrollment_id})
+            return self._issue_crl(session, actor, now, build_crl, number)
+
+    def issue_crl(self, *, actor: str, build_crl: CrlBuilder) -> CrlRecord:
+        with self._transaction() as session:
+            number = self._next_counter(session, "crl")
+            return self._issue_crl(session, actor, utcnow(), build_crl, number)
+
+    def latest_crl(self) -> CrlRecord | None:
+        with self._read() as session:
+            row = session.exec(select(Crl).order_by(Crl.number.desc())).first()
+        if row is None:
+            return None
+        return CrlRecord(row.number, row.der, _aware(row.this_update), _aware(row.next_update))
+
+    def crl_numbers(self) -> list[int]:
+        with self._read() as session:
+            return [int(n) for n in session.exec(select(Crl.number).order_by(Crl.number)).all()]
+
+    # ------------------------------------------------------------------ reverse certificates
+
+    def add_reverse_certificate(self, *, actor: str, enrollment_id: str, der: bytes, sha256: str, not_after: datetime) -> ReverseCertificate:
+        try:
+            with self._transaction() as session:
+                if session.get(Enrollment, enrollment_id) is None:
+                    raise NotFound(f"no enrollment {enrollment_id}")
+                row = ReverseCertificate(enrollment_id=enrollment_id, sha256=sha256, der=der, not_after=not_after, created_at=utcnow())
+                session.add(row)
+                session.flush()
+                self._audit(session, actor, "reverse.upload", {"enrollment": enrollment_id, "sha256": sha256})
+            return row
+        except IntegrityError as exc:
+            raise Conflict("duplicate", "this reverse certificate is already stored") from exc
+
+    def reverse_certificates(self, *, enrollment_statuses: Sequence[str] = ("active",)) -> list[ReverseCertificate]:
+        with self._read() as session:
+            rows = session.exec(
+                select(ReverseCertificate)
+                .join(Enrollment, Enrollment.id == ReverseCertificate.enrollment_id)
+                .where(Enrollment.status.in_(tuple(enrollment_statuses)))
+                .order_by(ReverseCertificate.id)
+            ).all()
+        return [_fix_times(r) for r in rows]
+
+    # ------------------------------------------------------------------ API tokens
+
+    def add_token(self, *, actor: str, role: str, token_hash: str) -> int:
+        with self._transaction() as session:
+            row = ApiToken(role=role, token_hash=token_hash, created_at=utcnow())
+            session.add(row)
+            session.flush()
+            # The hash's prefix only: enough to correlate, useless to log in with.
+            self._audit(session, actor, "token.create", {"token_id": row.id, "role": role, "hash_prefix": token_hash[:8]})
+            return int(row.id)
+
+    def find_token(self, token_hash: str) -> ApiToken | None:
+        with self._read() as session:
+            row = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))).first()
+        return row
+
+    # ------------------------------------------------------------------ audit
+
+    def audit_entries(self) -> list[AuditEntry]:
+        with self._read() as session:
+            return list(session.exec(select(AuditEntry).order_by(AuditEntry.seq)).all())
+
+    def audit_counter(self) -> int:
+        with self._read() as session:
+            return int(session.get(Counter, "audit").value)
+
+    def verify_audit(self) -> audit_chain.AuditFinding:
+        return audit_chain.verify_chain(self.audit_entries(), expected_count=self.audit_counter())
+
+
+def _fix_times(row):
+    for name, value in list(vars(row).items()):
+        if isinstance(value, datetime):
+            setattr(row, name, _aware(value))
+    return row
