@@ -31,7 +31,7 @@ DEFAULT_LIMITS = Limits()
 class Budget:
     """Counters for one verification call; not shared between threads."""
 
-    __slots__ = ("limits", "signature_checks", "name_constraint_checks", "policy_nodes", "candidate_paths")
+    __slots__ = ("limits", "signature_checks", "name_constraint_checks", "policy_nodes", "candidate_paths", "crl_signers_in_progress")
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
@@ -39,6 +39,9 @@ class Budget:
         self.name_constraint_checks = 0
         self.policy_nodes = 0
         self.candidate_paths = 0
+        # Identities of CRL signers whose own paths are being validated, so a
+        # CRL signer whose status depends on itself cannot recurse forever.
+        self.crl_signers_in_progress: set = set()
 
     def charge_signature(self) -> None:
         self.signature_checks += 1

@@ -1,0 +1,258 @@
+"""Signature algorithms behind one registry.
+
+The validator never names an algorithm: it asks the registry to check that
+``signature`` over ``message`` verifies under a SubjectPublicKeyInfo (plus,
+for DSA keys that inherit them, the issuer's domain parameters, RFC 5280
+6.1.4 (e)/(f)). New algorithms (SM2) register a ``SignatureScheme``; nothing
+else changes. Loaded keys are cached per registry, keyed by the SPKI bytes.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable
+
+from asn1crypto import algos as asn1_algos
+from asn1crypto import keys as asn1_keys
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+
+from . import der as derlib
+from .errors import InputError
+
+RSA_KEY = "1.2.840.113549.1.1.1"
+EC_KEY = "1.2.840.10045.2.1"
+DSA_KEY = "1.2.840.10040.4.1"
+ED25519_KEY = "1.3.101.112"
+ED448_KEY = "1.3.101.113"
+RSA_PSS = "1.2.840.113549.1.1.10"
+
+_HASHES = {
+    "sha1": hashes.SHA1,
+    "sha224": hashes.SHA224,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+
+
+class UnsupportedSignatureAlgorithm(Exception):
+    """The registry has no scheme for this algorithm (or key type)."""
+
+
+# verify(public_key_object, signature, message, algorithm_parameters_der) -> bool
+Verify = Callable[[object, bytes, bytes, "bytes | None"], bool]
+
+
+@dataclass(frozen=True)
+class SignatureScheme:
+    name: str
+    key_types: tuple[type, ...]
+    verify: Verify
+
+
+def _rsa_pkcs1(hash_cls) -> Verify:
+    def verify(key, signature, message, _params):
+        try:
+            key.verify(signature, message, padding.PKCS1v15(), hash_cls())
+            return True
+        except InvalidSignature:
+            return False
+
+    return verify
+
+
+def _ecdsa(hash_cls) -> Verify:
+    def verify(key, signature, message, _params):
+        try:
+            key.verify(signature, message, ec.ECDSA(hash_cls()))
+            return True
+        except InvalidSignature:
+            return False
+
+    return verify
+
+
+def _dsa(hash_cls) -> Verify:
+    def verify(key, signature, message, _params):
+        try:
+            key.verify(signature, message, hash_cls())
+            return True
+        except InvalidSignature:
+            return False
+
+    return verify
+
+
+def _eddsa(key, signature, message, _params) -> bool:
+    try:
+        key.verify(signature, message)
+        return True
+    except InvalidSignature:
+        return False
+
+
+def _rsa_pss(key, signature, message, params) -> bool:
+    if params is None:
+        raise UnsupportedSignatureAlgorithm("RSASSA-PSS without parameters")
+    try:
+        p = asn1_algos.RSASSAPSSParams.load(params)
+        hash_name = p["hash_algorithm"]["algorithm"].native
+        mgf = p["mask_gen_algorithm"]
+        mgf_hash = mgf["parameters"]["algorithm"].native
+        salt = p["salt_length"].native
+        if mgf["algorithm"].native != "mgf1" or p["trailer_field"].native != "trailer_field_bc":
+            raise UnsupportedSignatureAlgorithm("RSASSA-PSS with an unknown mask or trailer")
+    except UnsupportedSignatureAlgorithm:
+        raise
+    except Exception as exc:
+        raise UnsupportedSignatureAlgorithm(f"malformed RSASSA-PSS parameters: {exc}") from None
+    if hash_name not in _HASHES or mgf_hash not in _HASHES:
+        raise UnsupportedSignatureAlgorithm(f"RSASSA-PSS with {hash_name}")
+    try:
+        key.verify(
+            signature,
+            message,
+            padding.PSS(mgf=padding.MGF1(_HASHES[mgf_hash]()), salt_length=salt),
+            _HASHES[hash_name](),
+        )
+        return True
+    except InvalidSignature:
+        return False
+
+
+_RSA = (rsa.RSAPublicKey,)
+_EC = (ec.EllipticCurvePublicKey,)
+_DSA = (dsa.DSAPublicKey,)
+
+DEFAULT_SCHEMES: dict[str, SignatureScheme] = {
+    "1.2.840.113549.1.1.5": SignatureScheme("sha1WithRSAEncryption", _RSA, _rsa_pkcs1(hashes.SHA1)),
+    "1.2.840.113549.1.1.14": SignatureScheme("sha224WithRSAEncryption", _RSA, _rsa_pkcs1(hashes.SHA224)),
+    "1.2.840.113549.1.1.11": SignatureScheme("sha256WithRSAEncryption", _RSA, _rsa_pkcs1(hashes.SHA256)),
+    "1.2.840.113549.1.1.12": SignatureScheme("sha384WithRSAEncryption", _RSA, _rsa_pkcs1(hashes.SHA384)),
+    "1.2.840.113549.1.1.13": SignatureScheme("sha512WithRSAEncryption", _RSA, _rsa_pkcs1(hashes.SHA512)),
+    RSA_PSS: SignatureScheme("RSASSA-PSS", _RSA, _rsa_pss),
+    "1.2.840.10045.4.1": SignatureScheme("ecdsa-with-SHA1", _EC, _ecdsa(hashes.SHA1)),
+    "1.2.840.10045.4.3.1": SignatureScheme("ecdsa-with-SHA224", _EC, _ecdsa(hashes.SHA224)),
+    "1.2.840.10045.4.3.2": SignatureScheme("ecdsa-with-SHA256", _EC, _ecdsa(hashes.SHA256)),
+    "1.2.840.10045.4.3.3": SignatureScheme("ecdsa-with-SHA384", _EC, _ecdsa(hashes.SHA384)),
+    "1.2.840.10045.4.3.4": SignatureScheme("ecdsa-with-SHA512", _EC, _ecdsa(hashes.SHA512)),
+    "1.2.840.10040.4.3": SignatureScheme("dsa-with-sha1", _DSA, _dsa(hashes.SHA1)),
+    "2.16.840.1.101.3.4.3.1": SignatureScheme("dsa-with-sha224", _DSA, _dsa(hashes.SHA224)),
+    "2.16.840.1.101.3.4.3.2": SignatureScheme("dsa-with-sha256", _DSA, _dsa(hashes.SHA256)),
+    ED25519_KEY: SignatureScheme("Ed25519", (ed25519.Ed25519PublicKey,), _eddsa),
+    ED448_KEY: SignatureScheme("Ed448", (ed448.Ed448PublicKey,), _eddsa),
+}
+
+# Key loaders for key types cryptography cannot load from SPKI bytes alone.
+KeyLoader = Callable[[bytes, "bytes | None"], object]
+
+
+def _load_dsa_with_inherited(spki: bytes, inherited: bytes | None):
+    """RFC 5280 6.1.4 (e)/(f): a DSA key without parameters takes the
+    issuer's. ``inherited`` is the issuer's parameters DER."""
+    if inherited is None:
+        raise InputError("DSA key without parameters and none to inherit")
+    info = asn1_keys.PublicKeyInfo.load(spki)
+    y = info["public_key"].parsed.native
+    params = asn1_keys.DSAParams.load(inherited)
+    numbers = dsa.DSAPublicNumbers(
+        y, dsa.DSAParameterNumbers(params["p"].native, params["q"].native, params["g"].native)
+    )
+    return numbers.public_key()
+
+
+class AlgorithmRegistry:
+    """Signature schemes by algorithm OID, and a bounded cache of loaded keys.
+
+    Thread-safe: the schemes are fixed after construction; the key cache is
+    guarded by a lock.
+    """
+
+    def __init__(self, schemes: dict[str, SignatureScheme] | None = None, key_cache_size: int = 4096) -> None:
+        self._schemes = dict(DEFAULT_SCHEMES if schemes is None else schemes)
+        self._key_loaders: dict[str, KeyLoader] = {}
+        self._keys: OrderedDict[tuple[bytes, bytes | None], object] = OrderedDict()
+        self._key_cache_size = key_cache_size
+        self._lock = threading.Lock()
+
+    def register(self, oid: str, scheme: SignatureScheme) -> None:
+        self._schemes[oid] = scheme
+
+    def register_key_loader(self, key_oid: str, loader: KeyLoader) -> None:
+        """For key types cryptography's SPKI loader does not know (SM2)."""
+        self._key_loaders[key_oid] = loader
+
+    def supports(self, signature_algorithm_der: bytes) -> bool:
+        try:
+            oid, _ = derlib.algorithm_identifier(signature_algorithm_der)
+        except InputError:
+            return False
+        return oid in self._schemes
+
+    def scheme_name(self, signature_algorithm_der: bytes) -> str:
+        oid, _ = derlib.algorithm_identifier(signature_algorithm_der)
+        scheme = self._schemes.get(oid)
+        return scheme.name if scheme else oid
+
+    def public_key(self, spki: bytes, inherited_params: bytes | None = None):
+        """Load (and cache) the key of an SPKI. Raises UnsupportedSignatureAlgorithm."""
+        cache_key = (spki, inherited_params)
+        with self._lock:
+            key = self._keys.get(cache_key)
+            if key is not None:
+                self._keys.move_to_end(cache_key)
+                return key
+        key = self._load_key(spki, inherited_params)
+        with self._lock:
+            self._keys[cache_key] = key
+            if len(self._keys) > self._key_cache_size:
+                self._keys.popitem(last=False)
+        return key
+
+    def _load_key(self, spki: bytes, inherited_params: bytes | None):
+        key_oid, params, _ = derlib.spki_parts(spki)
+        loader = self._key_loaders.get(key_oid)
+        if loader is not None:
+            return loader(spki, inherited_params)
+        if key_oid == DSA_KEY and params is None:
+            return _load_dsa_with_inherited(spki, inherited_params)
+        try:
+            return serialization.load_der_public_key(spki)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise UnsupportedSignatureAlgorithm(f"cannot load public key ({key_oid}): {exc}") from None
+
+    def verify(
+        self,
+        spki: bytes,
+        signature_algorithm_der: bytes,
+        signature: bytes,
+        message: bytes,
+        inherited_params: bytes | None = None,
+    ) -> bool:
+        """True iff the signature verifies. UnsupportedSignatureAlgorithm for
+        algorithms or keys the registry does not know, or a key of the wrong
+        type for the algorithm."""
+        oid, params = derlib.algorithm_identifier(signature_algorithm_der)
+        scheme = self._schemes.get(oid)
+        if scheme is None:
+            raise UnsupportedSignatureAlgorithm(f"unsupported signature algorithm {oid}")
+        key = self.public_key(spki, inherited_params)
+        if not isinstance(key, scheme.key_types):
+            return False  # a key of another type cannot have made this signature
+        if not signature:
+            return False
+        try:
+            return scheme.verify(key, signature, message, params)
+        except (ValueError, TypeError):
+            return False
+
+
+def dsa_parameters(spki: bytes) -> bytes | None:
+    """The DSA domain parameters carried in an SPKI, or None."""
+    key_oid, params, _ = derlib.spki_parts(spki)
+    if key_oid == DSA_KEY and params is not None and params != b"\x05\x00":
+        return params
+    return None

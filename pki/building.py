@@ -1,0 +1,188 @@
+"""Path building (ideas of RFC 4158): find candidate paths from a target
+certificate up to a trust anchor.
+
+Several issuers per certificate are normal in a bridge: cross-certificates in
+both directions, a member root present both self-signed and cross-certified,
+key rollover. Candidates are tried trusted first, then those whose subject key
+identifier matches the child's authority key identifier, then those where one
+side is missing, then mismatches, so that name collisions waste no budget.
+Loops are found by (subject, public key) rather than by certificate bytes,
+because mutual cross-certificates are distinct certificates of one CA. The
+child's signature is checked before a candidate is followed (and remembered,
+so validation does not pay twice).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from . import errors as E
+from .algorithms import UnsupportedSignatureAlgorithm, DSA_KEY, dsa_parameters
+from .budget import Budget
+from .certificate import Certificate
+from .errors import ValidationError
+from .names import NameKey
+from .signatures import SignatureVerifier
+
+
+class CertificatePool:
+    """Certificates indexed by subject; immutable once built."""
+
+    def __init__(self, certificates: Iterable[Certificate] = (), parent: "CertificatePool | None" = None) -> None:
+        self._parent = parent
+        self._by_subject: dict[NameKey, list[Certificate]] = {}
+        seen = set()
+        for cert in certificates:
+            if cert.sha256 in seen or (parent is not None and parent.contains(cert)):
+                continue
+            seen.add(cert.sha256)
+            self._by_subject.setdefault(cert.subject_key, []).append(cert)
+        self._digests = frozenset(seen)
+
+    def contains(self, cert: Certificate) -> bool:
+        return cert.sha256 in self._digests or (self._parent is not None and self._parent.contains(cert))
+
+    def with_extra(self, certificates: Iterable[Certificate]) -> "CertificatePool":
+        """A pool with per-call certificates layered over this one."""
+        certificates = list(certificates)
+        return CertificatePool(certificates, parent=self) if certificates else self
+
+    def by_subject(self, subject: NameKey) -> list[Certificate]:
+        found = self._by_subject.get(subject, [])
+        if self._parent is not None:
+            return self._parent.by_subject(subject) + found
+        return found
+
+    def __len__(self) -> int:
+        own = sum(len(v) for v in self._by_subject.values())
+        return own + (len(self._parent) if self._parent is not None else 0)
+
+
+class TrustStore:
+    """Trust anchors, as (name, key) pairs carried by certificates."""
+
+    def __init__(self, anchors: Iterable[Certificate]) -> None:
+        self.pool = CertificatePool(anchors)
+        self._identities = {a.identity for subject in self.pool._by_subject.values() for a in subject}
+
+    def is_anchor(self, cert: Certificate) -> bool:
+        return cert.identity in self._identities
+
+    def anchor_for(self, cert: Certificate) -> Certificate | None:
+        for a in self.pool.by_subject(cert.subject_key):
+            if a.spki == cert.spki:
+                return a
+        return None
+
+    def __len__(self) -> int:
+        return len(self.pool)
+
+
+@dataclass
+class BuildFailure:
+    """A dead end met while building, kept to explain a 'no path' result."""
+
+    depth: int
+    error: ValidationError
+
+
+@dataclass
+class BuildLog:
+    failures: list[BuildFailure] = field(default_factory=list)
+
+    def note(self, depth: int, error: ValidationError) -> None:
+        self.failures.append(BuildFailure(depth, error))
+
+
+def _rank(child: Certificate, candidate: Certificate, anchors: TrustStore) -> int:
+    if anchors.is_anchor(candidate):
+        return 0
+    aki, ski = child.authority_key_id, candidate.subject_key_id
+    if aki is not None and ski is not None:
+        return 1 if aki == ski else 3
+    return 2
+
+
+def build_paths(
+    target: Certificate,
+    anchors: TrustStore,
+    pool: CertificatePool,
+    signatures: SignatureVerifier,
+    budget: Budget,
+    log: BuildLog,
+) -> Iterator[tuple[Certificate, ...]]:
+    """Yield candidate paths (target first, trust anchor last), best first.
+
+    Depth-first; a path is at most ``budget.limits.max_depth`` certificates
+    below the anchor. Each yielded path is charged to the budget.
+    """
+    anchor = anchors.anchor_for(target)
+    if anchor is not None:
+        budget.charge_candidate_path()
+        yield (anchor,) if anchor is target else (target,)
+        return
+    max_depth = budget.limits.max_depth
+    path: list[Certificate] = [target]
+    on_path: set = {target.identity}
+
+    def extend() -> Iterator[tuple[Certificate, ...]]:
+        child = path[-1]
+        depth = len(path)
+        candidates: dict[tuple, Certificate] = {}
+        for cand in anchors.pool.by_subject(child.issuer_key):
+            candidates.setdefault(("anchor",) + cand.identity, cand)
+        for cand in pool.by_subject(child.issuer_key):
+            if anchors.is_anchor(cand):
+                continue  # the anchor itself stands for its name and key
+            candidates.setdefault((cand.sha256,), cand)
+        if not candidates:
+            log.note(depth, ValidationError(
+                E.NO_PATH,
+                f"no issuer found: {child.issuer_text} is neither a trust anchor nor among the intermediates",
+                depth - 1, child.subject_text))
+            return
+        ordered = sorted(candidates.values(), key=lambda c: _rank(child, c, anchors))
+        for cand in ordered:
+            is_anchor = anchors.is_anchor(cand)
+            if not is_anchor and cand.identity in on_path:
+                continue
+            if not _signature_plausible(child, cand, signatures, budget, log, depth):
+                continue
+            if is_anchor:
+                budget.charge_candidate_path()
+                yield tuple(path) + (cand,)
+                continue
+            if depth >= max_depth:
+                log.note(depth, ValidationError(
+                    E.BUDGET_EXCEEDED,
+                    f"no path to a trust anchor within the maximum depth of {max_depth} certificates",
+                    depth - 1, child.subject_text))
+                continue
+            path.append(cand)
+            on_path.add(cand.identity)
+            try:
+                yield from extend()
+            finally:
+                path.pop()
+                on_path.discard(cand.identity)
+
+    yield from extend()
+
+
+def _signature_plausible(child, cand, signatures, budget, log, depth) -> bool:
+    """Check the child's signature under the candidate's key, when the key is
+    complete (a DSA key that inherits parameters is checked in validation)."""
+    if cand.public_key_oid == DSA_KEY and dsa_parameters(cand.spki) is None:
+        return True
+    try:
+        ok = signatures.verify(cand.spki, None, child, budget)
+    except UnsupportedSignatureAlgorithm as exc:
+        log.note(depth, ValidationError(E.UNSUPPORTED_ALGORITHM, str(exc), depth - 1, child.subject_text))
+        return False
+    except E.InputError as exc:
+        log.note(depth, ValidationError(E.SIGNATURE_INVALID, f"issuer key unusable: {exc}", depth - 1, child.subject_text))
+        return False
+    if not ok:
+        log.note(depth, ValidationError(
+            E.SIGNATURE_INVALID, f"signature does not verify with the key of {cand.subject_text}", depth - 1, child.subject_text))
+    return ok

@@ -1,0 +1,381 @@
+"""Certificates parsed once into immutable objects.
+
+Everything path building and validation read is extracted here, once, so the
+hot path never re-parses. cryptography does the parsing (it is an order of
+magnitude faster than a pure-Python parser); asn1crypto decodes the one
+extension cryptography leaves opaque (policyMappings) and reads PKCS#7
+bundles. Certificates whose key cryptography refuses to parse (a DSA key that
+inherits its parameters, PKITS 4.1.5; SM2 keys) are parsed with a placeholder
+key: the real SubjectPublicKeyInfo is kept byte for byte and interpreted by
+the algorithm registry.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from asn1crypto import cms as asn1_cms
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID
+
+from . import der as derlib
+from .errors import InputError
+from .names import NameKey, name_key, render
+
+ANY_POLICY = "2.5.29.32.0"
+POLICY_MAPPINGS_OID = "2.5.29.33"
+OCSP_NOCHECK_OID = "1.3.6.1.5.5.7.48.1.5"
+
+# Extensions whose criticality we honour (RFC 5280 6.1.3/6.1.4 process them, or
+# they only name things). A critical extension outside this set fails 6.1.4 (o).
+HANDLED_EXTENSIONS = frozenset(
+    {
+        ExtensionOID.BASIC_CONSTRAINTS.dotted_string,
+        ExtensionOID.KEY_USAGE.dotted_string,
+        ExtensionOID.EXTENDED_KEY_USAGE.dotted_string,
+        ExtensionOID.CERTIFICATE_POLICIES.dotted_string,
+        POLICY_MAPPINGS_OID,
+        ExtensionOID.POLICY_CONSTRAINTS.dotted_string,
+        ExtensionOID.INHIBIT_ANY_POLICY.dotted_string,
+        ExtensionOID.NAME_CONSTRAINTS.dotted_string,
+        ExtensionOID.SUBJECT_ALTERNATIVE_NAME.dotted_string,
+        ExtensionOID.ISSUER_ALTERNATIVE_NAME.dotted_string,
+        ExtensionOID.SUBJECT_KEY_IDENTIFIER.dotted_string,
+        ExtensionOID.AUTHORITY_KEY_IDENTIFIER.dotted_string,
+        ExtensionOID.CRL_DISTRIBUTION_POINTS.dotted_string,
+        ExtensionOID.FRESHEST_CRL.dotted_string,
+        ExtensionOID.AUTHORITY_INFORMATION_ACCESS.dotted_string,
+        ExtensionOID.SUBJECT_INFORMATION_ACCESS.dotted_string,
+        OCSP_NOCHECK_OID,
+    }
+)
+
+# An Ed25519 SubjectPublicKeyInfo used only to let cryptography parse the other
+# fields of a certificate whose real key it cannot load.
+_PLACEHOLDER_SPKI = bytes.fromhex("302a300506032b6570032100") + bytes(32)
+
+
+@dataclass(frozen=True)
+class KeyUsage:
+    digital_signature: bool = False
+    content_commitment: bool = False
+    key_encipherment: bool = False
+    data_encipherment: bool = False
+    key_agreement: bool = False
+    key_cert_sign: bool = False
+    crl_sign: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class Certificate:
+    der: bytes
+    sha256: bytes
+    tbs: bytes
+    signature_algorithm: bytes  # DER AlgorithmIdentifier
+    signature: bytes
+    spki: bytes
+    public_key_oid: str
+    version: int
+    serial: int
+    subject: x509.Name
+    issuer: x509.Name
+    subject_key: NameKey
+    issuer_key: NameKey
+    not_before: dt.datetime
+    not_after: dt.datetime
+    subject_key_id: bytes | None = None
+    authority_key_id: bytes | None = None
+    is_ca: bool | None = None  # None: no basicConstraints
+    path_length: int | None = None
+    key_usage: KeyUsage | None = None
+    extended_key_usage: tuple[str, ...] | None = None
+    policies: tuple[str, ...] | None = None  # None: no certificatePolicies
+    policy_information: tuple[x509.PolicyInformation, ...] = ()
+    policy_mappings: tuple[tuple[str, str], ...] | None = None
+    require_explicit_policy: int | None = None
+    inhibit_policy_mapping: int | None = None
+    inhibit_any_policy: int | None = None
+    name_constraints: x509.NameConstraints | None = None
+    subject_alt_names: tuple[x509.GeneralName, ...] | None = None
+    crl_distribution_points: tuple[x509.DistributionPoint, ...] = ()
+    freshest_crl: tuple[x509.DistributionPoint, ...] = ()
+    ocsp_urls: tuple[str, ...] = ()
+    ca_issuer_urls: tuple[str, ...] = ()
+    ocsp_no_check: bool = False
+    unhandled_critical: tuple[str, ...] = ()
+    defect: str | None = None  # parses as DER but breaks RFC 5280 (duplicate extension, ...)
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def subject_text(self) -> str:
+        return render(self.subject)
+
+    @property
+    def issuer_text(self) -> str:
+        return render(self.issuer)
+
+    @property
+    def is_self_issued(self) -> bool:
+        return self.subject_key == self.issuer_key
+
+    @property
+    def identity(self) -> tuple[NameKey, bytes]:
+        """(subject, key): cross-certificates of one CA share it, so loops are
+        found by identity, not by certificate bytes."""
+        return (self.subject_key, self.spki)
+
+    def summary(self) -> dict:
+        return {
+            "subject": self.subject_text,
+            "issuer": self.issuer_text,
+            "serial": format(self.serial, "x") if self.serial >= 0 else "-" + format(-self.serial, "x"),
+            "sha256": self.sha256.hex(),
+        }
+
+    def __repr__(self) -> str:
+        return f"<Certificate subject={self.subject_text!r} serial={self.serial:x}>"
+
+
+def parse_certificate(der: bytes) -> Certificate:
+    """Parse one DER certificate; InputError when it is not one."""
+    der = bytes(der)
+    tbs, sig_alg, signature = derlib.split_signed(der)
+    spki, spki_start, spki_end = derlib.certificate_spki(tbs)
+    public_key_oid, _, _ = derlib.spki_parts(spki)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            cert = x509.load_der_x509_certificate(der)
+        except ValueError:
+            # Retry with a placeholder key: the key is the registry's business.
+            patched_tbs = tbs[:spki_start] + _PLACEHOLDER_SPKI + tbs[spki_end:]
+            patched_tbs = _reencode_sequence(patched_tbs)
+            bits = b"\x00" + signature
+            patched = derlib.sequence(patched_tbs, sig_alg, b"\x03" + derlib.encode_length(len(bits)) + bits)
+            try:
+                cert = x509.load_der_x509_certificate(patched)
+            except ValueError as exc:
+                raise InputError(f"not a parseable X.509 certificate: {exc}") from None
+        return _from_cryptography(cert, der, tbs, sig_alg, signature, spki, public_key_oid)
+
+
+def _reencode_sequence(tbs_with_new_body: bytes) -> bytes:
+    """Fix the outer SEQUENCE length after its contents changed size."""
+    _, start, _ = _outer_header(tbs_with_new_body)
+    return derlib.sequence(tbs_with_new_body[start:])
+
+
+def _outer_header(data: bytes) -> tuple[int, int, int]:
+    # The length field is stale, so compute the header size by hand.
+    first = data[1]
+    header = 2 if first < 0x80 else 2 + (first & 0x7F)
+    return data[0], header, len(data)
+
+
+def _from_cryptography(cert: x509.Certificate, der, tbs, sig_alg, signature, spki, public_key_oid) -> Certificate:
+    fields: dict = {}
+    defect = None
+    unhandled: list[str] = []
+    try:
+        extensions = list(cert.extensions)
+    except Exception as exc:  # duplicate or malformed extensions
+        extensions = []
+        defect = f"malformed extensions: {exc}"
+    for ext in extensions:
+        oid = ext.oid.dotted_string
+        value = ext.value
+        try:
+            _extract_extension(oid, value, fields)
+        except Exception as exc:
+            defect = f"malformed {oid} extension: {exc}"
+        if ext.critical and oid not in HANDLED_EXTENSIONS:
+            unhandled.append(oid)
+    version = 1 if cert.version == x509.Version.v1 else 3
+    try:
+        serial = cert.serial_number
+    except Exception as exc:  # pragma: no cover - cryptography parsed it
+        raise InputError(f"bad serial number: {exc}") from None
+    try:
+        subject, issuer = cert.subject, cert.issuer
+        subject_key, issuer_key = name_key(subject), name_key(issuer)
+        not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+    except ValueError as exc:
+        raise InputError(f"not a parseable X.509 certificate: {exc}") from None
+    return Certificate(
+        der=der,
+        sha256=hashlib.sha256(der).digest(),
+        tbs=tbs,
+        signature_algorithm=sig_alg,
+        signature=signature,
+        spki=spki,
+        public_key_oid=public_key_oid,
+        version=version,
+        serial=serial,
+        subject=subject,
+        issuer=issuer,
+        subject_key=subject_key,
+        issuer_key=issuer_key,
+        not_before=not_before,
+        not_after=not_after,
+        unhandled_critical=tuple(unhandled),
+        defect=defect,
+        **fields,
+    )
+
+
+def _extract_extension(oid: str, value, fields: dict) -> None:
+    if isinstance(value, x509.BasicConstraints):
+        fields["is_ca"] = value.ca
+        fields["path_length"] = value.path_length
+    elif isinstance(value, x509.KeyUsage):
+        agreement = value.key_agreement
+        fields["key_usage"] = KeyUsage(
+            digital_signature=value.digital_signature,
+            content_commitment=value.content_commitment,
+            key_encipherment=value.key_encipherment,
+            data_encipherment=value.data_encipherment,
+            key_agreement=agreement,
+            key_cert_sign=value.key_cert_sign,
+            crl_sign=value.crl_sign,
+        )
+    elif isinstance(value, x509.ExtendedKeyUsage):
+        fields["extended_key_usage"] = tuple(o.dotted_string for o in value)
+    elif isinstance(value, x509.CertificatePolicies):
+        infos = tuple(value)
+        oids = tuple(p.policy_identifier.dotted_string for p in infos)
+        if len(set(oids)) != len(oids):
+            raise ValueError("a policy appears twice in certificatePolicies")
+        fields["policies"] = oids
+        fields["policy_information"] = infos
+    elif isinstance(value, x509.PolicyConstraints):
+        fields["require_explicit_policy"] = value.require_explicit_policy
+        fields["inhibit_policy_mapping"] = value.inhibit_policy_mapping
+    elif isinstance(value, x509.InhibitAnyPolicy):
+        fields["inhibit_any_policy"] = value.skip_certs
+    elif isinstance(value, x509.NameConstraints):
+        fields["name_constraints"] = value
+    elif isinstance(value, x509.SubjectAlternativeName):
+        fields["subject_alt_names"] = tuple(value)
+    elif isinstance(value, x509.SubjectKeyIdentifier):
+        fields["subject_key_id"] = value.digest
+    elif isinstance(value, x509.AuthorityKeyIdentifier):
+        fields["authority_key_id"] = value.key_identifier
+    elif isinstance(value, x509.CRLDistributionPoints):
+        fields["crl_distribution_points"] = tuple(value)
+    elif isinstance(value, x509.FreshestCRL):
+        fields["freshest_crl"] = tuple(value)
+    elif isinstance(value, x509.AuthorityInformationAccess):
+        ocsp, ca_issuers = [], []
+        for desc in value:
+            if isinstance(desc.access_location, x509.UniformResourceIdentifier):
+                if desc.access_method.dotted_string == "1.3.6.1.5.5.7.48.1":
+                    ocsp.append(desc.access_location.value)
+                elif desc.access_method.dotted_string == "1.3.6.1.5.5.7.48.2":
+                    ca_issuers.append(desc.access_location.value)
+        fields["ocsp_urls"] = tuple(ocsp)
+        fields["ca_issuer_urls"] = tuple(ca_issuers)
+    elif isinstance(value, x509.OCSPNoCheck):
+        fields["ocsp_no_check"] = True
+    elif oid == POLICY_MAPPINGS_OID:
+        mappings = asn1_x509.PolicyMappings.load(value.value)
+        pairs = tuple(
+            (m["issuer_domain_policy"].dotted, m["subject_domain_policy"].dotted) for m in mappings
+        )
+        fields["policy_mappings"] = pairs
+
+
+# --- reading inputs -------------------------------------------------------
+
+_PEM = re.compile(rb"-----BEGIN ([A-Z0-9 #]+)-----\s*(.*?)-----END \1-----", re.S)
+
+
+def _pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
+    blocks = []
+    for match in _PEM.finditer(data):
+        label = match.group(1).decode()
+        body = re.sub(rb"[^A-Za-z0-9+/=]", b"", match.group(2))
+        # Header lines (Proc-Type: ...) would contain ':'; certificates carry none.
+        try:
+            blocks.append((label, base64.b64decode(body, validate=True)))
+        except ValueError:
+            raise InputError(f"bad base64 in PEM block {label}") from None
+    return blocks
+
+
+def _pkcs7_certificates(data: bytes) -> list[bytes]:
+    try:
+        info = asn1_cms.ContentInfo.load(data, strict=True)
+        if info["content_type"].native != "signed_data":
+            raise InputError("PKCS#7 content is not SignedData")
+        certs = info["content"]["certificates"]
+        return [c.chosen.dump() for c in certs] if certs.native is not None else []
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"not a readable PKCS#7 bundle: {exc}") from None
+
+
+def _looks_like_pkcs7(der: bytes) -> bool:
+    # ContentInfo starts with SEQUENCE { OID 1.2.840.113549.1.7.2 ...
+    return b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02" in der[:24]
+
+
+def load_certificates(data: bytes | str, what: str = "input") -> list[Certificate]:
+    """Certificates from PEM (one or several blocks), DER, or a PKCS#7
+    certs-only bundle (DER or PEM)."""
+    if isinstance(data, str):
+        data = data.encode()
+    data = bytes(data)
+    if not data.strip():
+        raise InputError(f"{what}: empty")
+    ders: list[bytes] = []
+    if b"-----BEGIN" in data:
+        blocks = _pem_blocks(data)
+        if not blocks:
+            raise InputError(f"{what}: no complete PEM block")
+        for label, body in blocks:
+            if label in ("CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"):
+                ders.append(body)
+            elif label in ("PKCS7", "CMS"):
+                ders.extend(_pkcs7_certificates(body))
+            else:
+                raise InputError(f"{what}: unexpected PEM block {label}")
+    elif _looks_like_pkcs7(data):
+        ders.extend(_pkcs7_certificates(data))
+    else:
+        ders.append(data)
+    out = []
+    for i, d in enumerate(ders):
+        try:
+            out.append(parse_certificate(d))
+        except InputError as exc:
+            label = what if len(ders) == 1 else f"{what} (certificate {i + 1})"
+            raise InputError(f"{label}: {exc}") from None
+    if not out:
+        raise InputError(f"{what}: no certificate found")
+    return out
+
+
+def load_certificate(data: bytes | str | Certificate, what: str = "certificate") -> Certificate:
+    if isinstance(data, Certificate):
+        return data
+    certs = load_certificates(data, what)
+    if len(certs) != 1:
+        raise InputError(f"{what}: expected one certificate, found {len(certs)}")
+    return certs[0]
+
+
+def load_many(items: Iterable[bytes | str | Certificate], what: str) -> list[Certificate]:
+    out: list[Certificate] = []
+    for i, item in enumerate(items):
+        if isinstance(item, Certificate):
+            out.append(item)
+        else:
+            out.extend(load_certificates(item, f"{what} {i + 1}"))
+    return out

@@ -1,0 +1,263 @@
+"""RFC 5280 section 6.1 path validation: a pure function of
+(path, parameters, revocation facts).
+
+The state lives in one object named after the RFC's variables; each step
+carries its section number. The path is given leaf first, trust anchor last
+(as the result object reports it); the RFC numbers certificates from the
+anchor side, so certificate i (1..n) is ``path[n - i]``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from . import errors as E
+from .algorithms import UnsupportedSignatureAlgorithm, dsa_parameters
+from .budget import Budget
+from .certificate import ANY_POLICY, Certificate
+from .errors import BudgetExceeded, ValidationError
+from .name_constraints import NameConstraintsState
+from .policy import PolicyGraph
+from .revocation import RevocationChecker, RevocationRequest, RevocationStatus
+from .signatures import SignatureVerifier
+
+
+@dataclass(frozen=True)
+class ValidationParameters:
+    """RFC 5280 6.1.1 inputs (the path and trust anchor come separately)."""
+
+    at: dt.datetime
+    user_initial_policy_set: frozenset[str] = frozenset({ANY_POLICY})
+    initial_explicit_policy: bool = False
+    initial_policy_mapping_inhibit: bool = False
+    initial_any_policy_inhibit: bool = False
+
+    def __post_init__(self) -> None:
+        if self.at.tzinfo is None:
+            raise ValueError("validation time must be timezone-aware")
+
+
+@dataclass(frozen=True)
+class RevocationPolicy:
+    """How revocation facts are used: ``checker`` None means none were given.
+    ``required``: a certificate without a status fails the path."""
+
+    checker: RevocationChecker | None = None
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class ValidatedPath:
+    path: tuple[Certificate, ...]
+    policies: frozenset[str]
+    revocation: tuple[RevocationStatus | None, ...]  # per path index; None for the anchor
+
+
+@dataclass
+class _State:
+    """RFC 5280 6.1.2 state variables."""
+
+    valid_policy_tree: PolicyGraph
+    permitted_excluded: NameConstraintsState
+    explicit_policy: int
+    inhibit_any_policy: int
+    policy_mapping: int
+    working_public_key: bytes
+    working_public_key_algorithm: str
+    working_public_key_parameters: bytes | None
+    working_issuer_name: tuple
+    max_path_length: int
+    revocation: list = field(default_factory=list)
+
+
+def role(index: int, path_len: int) -> str:
+    if index == 0:
+        return "the end-entity certificate"
+    if index == path_len - 1:
+        return "the trust anchor"
+    return f"intermediate certificate {index}"
+
+
+def _fail(code: str, message: str, index: int, cert: Certificate) -> ValidationError:
+    return ValidationError(code, message, index, cert.subject_text)
+
+
+def _time(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def validate_path(
+    path: tuple[Certificate, ...],
+    params: ValidationParameters,
+    signatures: SignatureVerifier,
+    budget: Budget,
+    revocation: RevocationPolicy = RevocationPolicy(),
+) -> ValidatedPath:
+    """Validate ``path`` (leaf first, trust anchor last). Raises
+    ValidationError naming the failing certificate; BudgetExceeded escapes."""
+    anchor = path[-1]
+    n = len(path) - 1
+    # 6.1.2 initialisation
+    state = _State(
+        valid_policy_tree=PolicyGraph(),
+        permitted_excluded=NameConstraintsState.initial(),
+        explicit_policy=0 if params.initial_explicit_policy else n + 1,
+        inhibit_any_policy=0 if params.initial_any_policy_inhibit else n + 1,
+        policy_mapping=0 if params.initial_policy_mapping_inhibit else n + 1,
+        working_public_key=anchor.spki,
+        working_public_key_algorithm=anchor.public_key_oid,
+        working_public_key_parameters=dsa_parameters(anchor.spki),
+        working_issuer_name=anchor.subject_key,
+        max_path_length=n,
+    )
+    statuses: list[RevocationStatus | None] = [None] * len(path)
+    for i in range(1, n + 1):
+        index = n - i
+        cert = path[index]
+        issuer = path[index + 1]
+        _basic_certificate_processing(cert, issuer, i, n, index, path, params, state, signatures, budget, revocation, statuses)
+        if i != n:
+            _prepare_for_next(cert, i, index, state, budget)
+    policies = _wrap_up(path[0], n, params, state)
+    return ValidatedPath(path=path, policies=policies, revocation=tuple(statuses))
+
+
+def _basic_certificate_processing(cert, issuer, i, n, index, path, params, state, signatures, budget, revocation, statuses):
+    """6.1.3"""
+    if cert.defect:
+        raise _fail(E.MALFORMED_CERTIFICATE, cert.defect, index, cert)
+    # (a)(1) signature, under the working public key and parameters
+    try:
+        ok = signatures.verify(state.working_public_key, state.working_public_key_parameters, cert, budget)
+    except UnsupportedSignatureAlgorithm as exc:
+        raise _fail(E.UNSUPPORTED_ALGORITHM, str(exc), index, cert) from None
+    except E.InputError as exc:
+        raise _fail(E.SIGNATURE_INVALID, f"issuer key unusable: {exc}", index, cert) from None
+    if not ok:
+        raise _fail(E.SIGNATURE_INVALID, f"signature does not verify with the key of {issuer.subject_text}", index, cert)
+    # (a)(2) validity
+    if params.at < cert.not_before:
+        raise _fail(E.NOT_YET_VALID, f"not valid before {_time(cert.not_before)}; validation time is {_time(params.at)}", index, cert)
+    if params.at > cert.not_after:
+        raise _fail(E.EXPIRED, f"expired at {_time(cert.not_after)}; validation time is {_time(params.at)}", index, cert)
+    # (a)(3) revocation
+    if revocation.checker is not None:
+        status = revocation.checker.check(
+            RevocationRequest(
+                path=path,
+                index=index,
+                issuer_spki=state.working_public_key,
+                issuer_parameters=state.working_public_key_parameters,
+                at=params.at,
+                budget=budget,
+            )
+        )
+        statuses[index] = status
+        if status.state == "revoked":
+            when = f" on {_time(status.revocation_time)}" if status.revocation_time else ""
+            why = f" ({status.reason})" if status.reason else ""
+            src = f", according to {status.source}" if status.source else ""
+            raise _fail(E.REVOKED, f"revoked{when}{why}{src}", index, cert)
+        if status.state != "good" and revocation.required:
+            raise _fail(E.REVOCATION_UNKNOWN, f"revocation status unknown: {status.detail or status.state}", index, cert)
+    elif revocation.required:
+        statuses[index] = RevocationStatus("unknown", detail="no CRL or OCSP response was supplied")
+        raise _fail(E.REVOCATION_UNKNOWN, "revocation status unknown: no CRL or OCSP response was supplied", index, cert)
+    # (a)(4) name chaining
+    if cert.issuer_key != state.working_issuer_name:
+        raise _fail(E.NAME_CHAINING, f"issuer name {cert.issuer_text} does not match the subject of {issuer.subject_text}", index, cert)
+    # (b), (c) name constraints; a self-issued intermediate is exempt
+    if not (cert.is_self_issued and i < n) and not state.permitted_excluded.is_unconstrained:
+        problem = state.permitted_excluded.check(cert.subject, list(cert.subject_alt_names) if cert.subject_alt_names is not None else None, budget)
+        if problem:
+            raise _fail(E.NAME_CONSTRAINTS, problem, index, cert)
+    # (d), (e) certificate policies
+    tree = state.valid_policy_tree
+    any_applies = state.inhibit_any_policy > 0 or (i < n and cert.is_self_issued)
+    tree.process_certificate(cert.policies, any_applies, budget)
+    # (f)
+    if state.explicit_policy == 0 and tree.is_null:
+        raise _fail(E.POLICY_REQUIRED, "no acceptable certificate policy: the path requires an explicit policy and none is valid here", index, cert)
+
+
+def _prepare_for_next(cert: Certificate, i: int, index: int, state: _State, budget: Budget) -> None:
+    """6.1.4"""
+    mappings = cert.policy_mappings
+    if mappings:
+        # (a)
+        for issuer_policy, subject_policy in mappings:
+            if ANY_POLICY in (issuer_policy, subject_policy):
+                raise _fail(E.POLICY_REQUIRED, "policyMappings maps anyPolicy, which is not allowed", index, cert)
+        # (b)
+        state.valid_policy_tree.apply_mappings(mappings, state.policy_mapping > 0, budget)
+    # (c), (d), (e), (f)
+    state.working_issuer_name = cert.subject_key
+    state.working_public_key = cert.spki
+    own = dsa_parameters(cert.spki)
+    if own is not None:
+        state.working_public_key_parameters = own
+    elif cert.public_key_oid != state.working_public_key_algorithm:
+        state.working_public_key_parameters = None
+    state.working_public_key_algorithm = cert.public_key_oid
+    # (g)
+    if cert.name_constraints is not None:
+        state.permitted_excluded = state.permitted_excluded.with_constraints(cert.name_constraints, budget)
+    # (h)
+    if not cert.is_self_issued:
+        if state.explicit_policy:
+            state.explicit_policy -= 1
+        if state.policy_mapping:
+            state.policy_mapping -= 1
+        if state.inhibit_any_policy:
+            state.inhibit_any_policy -= 1
+    # (i)
+    if cert.require_explicit_policy is not None:
+        state.explicit_policy = min(state.explicit_policy, cert.require_explicit_policy)
+    if cert.inhibit_policy_mapping is not None:
+        state.policy_mapping = min(state.policy_mapping, cert.inhibit_policy_mapping)
+    # (j)
+    if cert.inhibit_any_policy is not None:
+        state.inhibit_any_policy = min(state.inhibit_any_policy, cert.inhibit_any_policy)
+    # (k) only CA certificates may issue. We treat v1/v2 intermediates as
+    # non-CAs too (RFC 5280 leaves them to local policy).
+    if cert.is_ca is not True:
+        why = "basicConstraints is absent" if cert.is_ca is None else "basicConstraints says it is not a CA"
+        raise _fail(E.NOT_A_CA, f"not a CA certificate ({why}) but it issued the next certificate", index, cert)
+    # (l)
+    if not cert.is_self_issued:
+        if state.max_path_length <= 0:
+            raise _fail(E.PATH_LENGTH_EXCEEDED, "path length constraint exceeded: too many CA certificates below a pathLenConstraint", index, cert)
+        state.max_path_length -= 1
+    # (m)
+    if cert.path_length is not None:
+        state.max_path_length = min(state.max_path_length, cert.path_length)
+    # (n)
+    if cert.key_usage is not None and not cert.key_usage.key_cert_sign:
+        raise _fail(E.KEY_USAGE, "keyUsage does not allow certificate signing (keyCertSign)", index, cert)
+    # (o)
+    if cert.unhandled_critical:
+        raise _fail(E.UNKNOWN_CRITICAL_EXTENSION, f"unrecognised critical extension {', '.join(cert.unhandled_critical)}", index, cert)
+
+
+def _wrap_up(cert: Certificate, n: int, params: ValidationParameters, state: _State) -> frozenset[str]:
+    """6.1.5 for the end-entity certificate (index 0)."""
+    if n == 0:
+        # The target is itself a trust anchor: nothing to validate.
+        return state.valid_policy_tree.user_constrained_policy_set(params.user_initial_policy_set)
+    # (a), (b)
+    if state.explicit_policy:
+        state.explicit_policy -= 1
+    if cert.require_explicit_policy == 0:
+        state.explicit_policy = 0
+    # (f) unknown critical extensions
+    if cert.unhandled_critical:
+        raise _fail(E.UNKNOWN_CRITICAL_EXTENSION, f"unrecognised critical extension {', '.join(cert.unhandled_critical)}", 0, cert)
+    # (g) with RFC 9618's user_constrained_policy_set
+    policies = state.valid_policy_tree.user_constrained_policy_set(params.user_initial_policy_set)
+    if state.explicit_policy > 0 or policies:
+        return policies
+    if params.user_initial_policy_set != frozenset({ANY_POLICY}) and not state.valid_policy_tree.is_null:
+        why = f"none of the acceptable policies ({', '.join(sorted(params.user_initial_policy_set))}) is valid for this path"
+    else:
+        why = "no certificate policy is valid for this path, and an explicit policy is required"
+    raise _fail(E.POLICY_REQUIRED, why, 0, cert)

@@ -1,0 +1,214 @@
+"""``pki.Verifier``: the public entry point of the verification core.
+
+A Verifier is built once (anchors, intermediates and CRLs parsed and indexed
+once) and reused for many calls from many threads. Each call gets its own
+Budget; what one call learns about signatures is shared through the
+SignatureVerifier's cache.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from . import errors as E
+from .algorithms import AlgorithmRegistry
+from .budget import DEFAULT_LIMITS, Budget, Limits
+from .building import BuildLog, CertificatePool, TrustStore, build_paths
+from .certificate import ANY_POLICY, Certificate, load_certificate, load_many
+from .crl import Crl, load_crls
+from .errors import BudgetExceeded, InputError, ValidationError
+from .algorithms import dsa_parameters
+from .revocation import CrlChecker, RevocationRequest, RevocationStatus
+from .signatures import SignatureVerifier
+from .validation import RevocationPolicy, ValidatedPath, ValidationParameters, validate_path
+
+REVOCATION_MODES = ("auto", "require", "off")
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    valid: bool
+    path: tuple[Certificate, ...]
+    policies: frozenset[str] | None
+    revocation: str  # "checked" | "not_checked" | "partial" | "stale"
+    error: ValidationError | None = None
+    statuses: tuple[RevocationStatus | None, ...] = ()
+
+    def to_dict(self) -> dict:
+        entries = []
+        for i, cert in enumerate(self.path):
+            entry = cert.summary()
+            if self.revocation != "not_checked" and i < len(self.path) - 1:
+                status = self.statuses[i] if i < len(self.statuses) else None
+                entry["revocation"] = status.state if status else "not_checked"
+                if status is not None and status.source:
+                    entry["revocation_source"] = status.source
+            entries.append(entry)
+        return {
+            "valid": self.valid,
+            "path": entries,
+            "policies": sorted(self.policies) if self.policies is not None else [],
+            "revocation": self.revocation,
+            "error": self.error.to_dict() if self.error else None,
+        }
+
+
+def parse_time(at: dt.datetime | str | None) -> dt.datetime:
+    if at is None:
+        return dt.datetime.now(dt.timezone.utc)
+    if isinstance(at, str):
+        try:
+            parsed = dt.datetime.fromisoformat(at.replace("Z", "+00:00") if at.endswith("Z") else at)
+        except ValueError:
+            raise InputError(f"not an ISO 8601 time: {at!r}") from None
+        at = parsed
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=dt.timezone.utc)
+    return at
+
+
+def _check_oid(oid: str) -> str:
+    parts = oid.split(".")
+    if len(parts) < 2 or not all(p.isdigit() for p in parts) or int(parts[0]) > 2:
+        raise InputError(f"not an OID: {oid!r}")
+    return oid
+
+
+class Verifier:
+    def __init__(
+        self,
+        anchors: Iterable[bytes | str | Certificate],
+        untrusted: Iterable[bytes | str | Certificate] = (),
+        crls: Iterable[bytes | str | Crl] = (),
+        *,
+        registry: AlgorithmRegistry | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
+        anchor_certs = load_many(anchors, "trust anchor")
+        if not anchor_certs:
+            raise InputError("at least one trust anchor is required")
+        self.anchors = TrustStore(anchor_certs)
+        self.pool = CertificatePool(load_many(untrusted, "untrusted certificate"))
+        parsed_crls: list[Crl] = []
+        for i, item in enumerate(crls):
+            parsed_crls.extend([item] if isinstance(item, Crl) else load_crls(item, f"CRL {i + 1}"))
+        self.crls = tuple(parsed_crls)
+        self.limits = limits
+        self.registry = registry if registry is not None else default_registry()
+        self.signatures = SignatureVerifier(self.registry)
+        self._crl_checker = CrlChecker(self.crls, self.signatures) if self.crls else None
+
+    def verify(
+        self,
+        leaf: bytes | str | Certificate,
+        at: dt.datetime | str | None = None,
+        policies: Sequence[str] | None = None,
+        explicit_policy: bool = False,
+        inhibit_policy_mapping: bool = False,
+        inhibit_any_policy: bool = False,
+        revocation: str = "auto",
+        intermediates: Iterable[bytes | str | Certificate] = (),
+    ) -> VerificationResult:
+        target = load_certificate(leaf, "certificate")
+        if revocation not in REVOCATION_MODES:
+            raise InputError(f"revocation mode must be one of {', '.join(REVOCATION_MODES)}")
+        user_policies = frozenset(_check_oid(p) for p in policies) if policies else frozenset({ANY_POLICY})
+        params = ValidationParameters(
+            at=parse_time(at),
+            user_initial_policy_set=user_policies,
+            initial_explicit_policy=explicit_policy,
+            initial_policy_mapping_inhibit=inhibit_policy_mapping,
+            initial_any_policy_inhibit=inhibit_any_policy,
+        )
+        pool = self.pool.with_extra(load_many(intermediates, "intermediate"))
+        if revocation == "off":
+            rev = RevocationPolicy()
+        else:
+            checker = None
+            if self._crl_checker is not None:
+                checker = self._crl_checker.with_signer_resolver(self._crl_signer_resolver(pool, params))
+            rev = RevocationPolicy(checker=checker, required=checker is not None or revocation == "require")
+        revocation_label = "not_checked" if rev.checker is None and not rev.required else "checked"
+        return self._search(target, pool, params, rev, revocation_label)
+
+    def _search(self, target, pool, params, rev, revocation_label) -> VerificationResult:
+        budget = Budget(self.limits)
+        log = BuildLog()
+        best: tuple[tuple[Certificate, ...], ValidationError] | None = None
+        try:
+            for path in build_paths(target, self.anchors, pool, self.signatures, budget, log):
+                try:
+                    validated = validate_path(path, params, self.signatures, budget, rev)
+                except ValidationError as err:
+                    if best is None or (err.index is not None and best[1].index is not None and err.index < best[1].index):
+                        best = (path, err)
+                    continue
+                return self._success(validated, revocation_label)
+        except BudgetExceeded as exc:
+            path = best[0] if best else (target,)
+            return VerificationResult(False, path, None, revocation_label, ValidationError(E.BUDGET_EXCEEDED, str(exc), None, None))
+        if best is not None:
+            path, err = best
+            return VerificationResult(False, path, None, revocation_label, err)
+        if log.failures:
+            deepest = max(log.failures, key=lambda f: f.depth)
+            # Prefer a concrete defect (bad signature) over a plain dead end.
+            concrete = [f for f in log.failures if f.error.code != E.NO_PATH]
+            chosen = max(concrete, key=lambda f: f.depth) if concrete else deepest
+            return VerificationResult(False, (target,), None, revocation_label, chosen.error)
+        return VerificationResult(False, (target,), None, revocation_label,
+                                  ValidationError(E.NO_PATH, "no path to a trust anchor", 0, target.subject_text))
+
+    def _crl_signer_resolver(self, pool: CertificatePool, params: ValidationParameters):
+        """RFC 5280 6.3.3 (f): a CRL signed with a key other than the
+        certificate issuer's counts only if the signer's certificate has
+        cRLSign and its own path validates (revocation included) to the same
+        trust anchor as the certificate in question."""
+
+        def resolve(crl: Crl, request: RevocationRequest):
+            anchor = request.path[-1]
+            anchors = TrustStore([anchor])
+            signer_params = ValidationParameters(at=params.at)
+            candidates = list(pool.by_subject(crl.issuer_key)) + [c for c in request.path if c.subject_key == crl.issuer_key]
+            budget = request.budget
+            seen = set()
+            for cand in candidates:
+                if cand.sha256 in seen or cand.spki == request.issuer_spki:
+                    continue
+                seen.add(cand.sha256)
+                if cand.key_usage is not None and not cand.key_usage.crl_sign:
+                    continue
+                if cand.identity in budget.crl_signers_in_progress:
+                    continue
+                if anchors.is_anchor(cand):
+                    yield cand.spki, dsa_parameters(cand.spki)
+                    continue
+                budget.crl_signers_in_progress.add(cand.identity)
+                try:
+                    for path in build_paths(cand, anchors, pool, self.signatures, budget, BuildLog()):
+                        try:
+                            validate_path(path, signer_params, self.signatures, budget, RevocationPolicy(self._crl_checker.with_signer_resolver(resolve), True))
+                        except ValidationError:
+                            continue
+                        yield cand.spki, dsa_parameters(cand.spki)
+                        break
+                finally:
+                    budget.crl_signers_in_progress.discard(cand.identity)
+
+        return resolve
+
+    @staticmethod
+    def _success(validated: ValidatedPath, revocation_label: str) -> VerificationResult:
+        label = revocation_label
+        if label == "checked":
+            states = [s.state if s else None for s in validated.revocation[:-1]]
+            if any(s is None or s == "unknown" for s in states):
+                label = "partial" if any(s == "good" for s in states) else "not_checked"
+            elif any(s == "stale" for s in states):
+                label = "stale"
+        return VerificationResult(True, validated.path, validated.policies, label, None, validated.revocation)
+
+
+def default_registry() -> AlgorithmRegistry:
+    return AlgorithmRegistry()
