@@ -1,0 +1,309 @@
+"""The registration authority: decides whether a member root may be cross-certified.
+
+Pure decisions, no database and no key: enrollment checks (each failure an
+``EnrollmentError`` with a stable code), policy-mapping and name-constraint
+parsing, revocation reasons, and the enrollment state machine. The service
+asks the store for what the checks need (keys already enrolled) and records
+the outcome through it.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+ANY_POLICY = "2.5.29.32.0"
+JURISDICTIONS = ("GD", "SZ", "HK", "MO")
+ACCEPTED_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
+MIN_RSA_BITS = 2048
+WEAK_HASHES = ("md5", "sha1")
+
+# Enrollment states. A key rollover is a new enrollment for the same member.
+PENDING, ACTIVE, REVOKED, EXPIRED, REJECTED = "pending", "active", "revoked", "expired", "rejected"
+TRANSITIONS = {
+    PENDING: {ACTIVE, REJECTED},
+    ACTIVE: {REVOKED, EXPIRED},
+    REVOKED: set(),
+    EXPIRED: set(),
+    REJECTED: set(),
+}
+
+# RFC 5280 5.3.1 reason names. certificateHold/removeFromCRL are refused: a
+# bridge cuts a member off or it does not.
+REVOCATION_REASONS = {
+    "unspecified": x509.ReasonFlags.unspecified,
+    "keyCompromise": x509.ReasonFlags.key_compromise,
+    "cACompromise": x509.ReasonFlags.ca_compromise,
+    "affiliationChanged": x509.ReasonFlags.affiliation_changed,
+    "superseded": x509.ReasonFlags.superseded,
+    "cessationOfOperation": x509.ReasonFlags.cessation_of_operation,
+    "privilegeWithdrawn": x509.ReasonFlags.privilege_withdrawn,
+}
+
+SUBTREE_TYPES = ("directoryName", "dNSName", "rfc822Name", "uniformResourceIdentifier", "iPAddress")
+
+_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+
+
+class EnrollmentError(Exception):
+    """A refused request: ``code`` is stable (snake_case), ``message`` says why in plain words."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class PolicyMapping:
+    bridge_policy: str  # issuerDomainPolicy of the cross-certificate
+    member_policy: str  # subjectDomainPolicy
+
+    def to_dict(self) -> dict:
+        return {"bridge_policy": self.bridge_policy, "member_policy": self.member_policy}
+
+
+@dataclass(frozen=True)
+class Subtree:
+    type: str
+    value: str
+
+    def to_dict(self) -> dict:
+        return {"type": self.type, "value": self.value}
+
+    def general_name(self) -> x509.GeneralName:
+        return subtree_general_name(self)
+
+
+@dataclass(frozen=True)
+class EnrollmentRequest:
+    member: str
+    jurisdiction: str
+    root_certificate: bytes  # PEM or DER
+    policy_mappings: list
+    permitted_subtrees: list | None = None
+    excluded_subtrees: list | None = None
+    path_length: int | None = None
+
+
+@dataclass(frozen=True)
+class CheckedEnrollment:
+    member: str
+    jurisdiction: str
+    root: x509.Certificate
+    root_der: bytes
+    spki_sha256: str
+    policy_mappings: tuple[PolicyMapping, ...]
+    permitted_subtrees: tuple[Subtree, ...]
+    excluded_subtrees: tuple[Subtree, ...]
+    path_length: int | None
+
+
+def load_certificate(data: bytes | str, what: str = "certificate") -> x509.Certificate:
+    if isinstance(data, str):
+        data = data.encode("ascii", "replace")
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError as exc:
+        raise EnrollmentError("malformed_certificate", f"the {what} cannot be parsed: {exc}") from exc
+
+
+def spki_der(certificate: x509.Certificate) -> bytes:
+    return certificate.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def spki_sha256(certificate: x509.Certificate) -> str:
+    return hashlib.sha256(spki_der(certificate)).hexdigest()
+
+
+def check_key(public_key, what: str = "root") -> None:
+    if isinstance(public_key, rsa.RSAPublicKey):
+        if public_key.key_size < MIN_RSA_BITS:
+            raise EnrollmentError("unsupported_key", f"the {what} key is RSA-{public_key.key_size}; at least RSA-{MIN_RSA_BITS} is required")
+        return
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if not isinstance(public_key.curve, ACCEPTED_CURVES):
+            raise EnrollmentError("unsupported_key", f"the {what} key is on curve {public_key.curve.name}; P-256, P-384 or P-521 is required")
+        return
+    if isinstance(public_key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+        return
+    raise EnrollmentError("unsupported_key", f"the {what} key type {type(public_key).__name__} is not accepted")
+
+
+def check_policy_oid(value: str, field: str) -> str:
+    if not isinstance(value, str) or not _OID.match(value.strip()):
+        raise EnrollmentError("invalid_policy_mapping", f"{field} {value!r} is not a dotted OID")
+    if value.strip() == ANY_POLICY:
+        # RFC 5280 4.2.1.5: policies are not mapped to or from anyPolicy.
+        raise EnrollmentError("invalid_policy_mapping", f"{field} may not be anyPolicy")
+    return value.strip()
+
+
+def parse_policy_mappings(items) -> tuple[PolicyMapping, ...]:
+    if not items:
+        raise EnrollmentError("invalid_policy_mapping", "at least one policy mapping (bridge_policy, member_policy) is required")
+    mappings: list[PolicyMapping] = []
+    for item in items:
+        if isinstance(item, PolicyMapping):
+            mapping = item
+        elif isinstance(item, dict):
+            mapping = PolicyMapping(item.get("bridge_policy"), item.get("member_policy"))
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            mapping = PolicyMapping(item[0], item[1])
+        else:
+            raise EnrollmentError("invalid_policy_mapping", f"policy mapping {item!r} is not {{bridge_policy, member_policy}}")
+        mapping = PolicyMapping(
+            check_policy_oid(mapping.bridge_policy, "bridge_policy"), check_policy_oid(mapping.member_policy, "member_policy")
+        )
+        if mapping not in mappings:
+            mappings.append(mapping)
+    return tuple(mappings)
+
+
+def subtree_general_name(subtree: Subtree) -> x509.GeneralName:
+    kind, value = subtree.type, subtree.value
+    try:
+        if kind == "directoryName":
+            return x509.DirectoryName(x509.Name.from_rfc4514_string(value))
+        if kind == "dNSName":
+            return x509.DNSName(value)
+        if kind == "rfc822Name":
+            return x509.RFC822Name(value)
+        if kind == "uniformResourceIdentifier":
+            return x509.UniformResourceIdentifier(value)
+        if kind == "iPAddress":
+            return x509.IPAddress(ipaddress.ip_network(value, strict=True))
+    except (ValueError, TypeError) as exc:
+        raise EnrollmentError("invalid_name_constraints", f"{kind} subtree {value!r} is not valid: {exc}") from exc
+    raise EnrollmentError("invalid_name_constraints", f"subtree type {kind!r} is not one of {', '.join(SUBTREE_TYPES)}")
+
+
+def parse_subtrees(items) -> tuple[Subtree, ...]:
+    subtrees: list[Subtree] = []
+    for item in items or ():
+        if isinstance(item, Subtree):
+            subtree = item
+        elif isinstance(item, dict) and isinstance(item.get("type"), str) and isinstance(item.get("value"), str):
+            subtree = Subtree(item["type"], item["value"])
+        else:
+            raise EnrollmentError("invalid_name_constraints", f"subtree {item!r} is not {{type, value}}")
+        subtree_general_name(subtree)
+        subtrees.append(subtree)
+    return tuple(subtrees)
+
+
+def check_validity(certificate: x509.Certificate, now: datetime, min_remaining: timedelta, what: str = "root") -> None:
+    if certificate.not_valid_before_utc > now:
+        raise EnrollmentError("not_yet_valid", f"the {what} certificate is not valid before {certificate.not_valid_before_utc.isoformat()}")
+    if certificate.not_valid_after_utc <= now:
+        raise EnrollmentError("expired", f"the {what} certificate expired at {certificate.not_valid_after_utc.isoformat()}")
+    if certificate.not_valid_after_utc < now + min_remaining:
+        raise EnrollmentError(
+            "validity_too_short",
+            f"the {what} certificate expires at {certificate.not_valid_after_utc.isoformat()}, "
+            f"less than the required {min_remaining.days} days from now",
+        )
+
+
+def check_enrollment(
+    request: EnrollmentRequest,
+    *,
+    now: datetime,
+    min_remaining: timedelta,
+    jurisdictions: tuple[str, ...] = JURISDICTIONS,
+) -> CheckedEnrollment:
+    """Every check a submission must pass, in the order a reviewer would make them."""
+    member = (request.member or "").strip()
+    if not member:
+        raise EnrollmentError("invalid_request", "the member name is empty")
+    jurisdiction = (request.jurisdiction or "").strip().upper()
+    if jurisdiction not in jurisdictions:
+        raise EnrollmentError("unknown_jurisdiction", f"jurisdiction {request.jurisdiction!r} is not one of {', '.join(jurisdictions)}")
+
+    root = load_certificate(request.root_certificate, "root certificate")
+    if root.subject != root.issuer:
+        raise EnrollmentError("not_self_signed", "the root certificate is not self-issued: its issuer differs from its subject")
+    check_key(root.public_key())
+    algorithm = root.signature_hash_algorithm
+    if algorithm is not None and algorithm.name in WEAK_HASHES:
+        raise EnrollmentError("weak_signature_algorithm", f"the root certificate is signed with {algorithm.name}")
+    try:
+        root.verify_directly_issued_by(root)
+    except Exception as exc:  # InvalidSignature, or an unsupported algorithm
+        raise EnrollmentError("signature_invalid", "the root certificate's self-signature does not verify with its own key") from exc
+
+    try:
+        basic = root.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        basic = None
+    except ValueError as exc:
+        raise EnrollmentError("malformed_certificate", f"the root certificate's extensions cannot be parsed: {exc}") from exc
+    if basic is None or not basic.ca:
+        raise EnrollmentError("not_a_ca", "the root certificate is not a CA certificate (basicConstraints cA is not set)")
+    try:
+        usage = root.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is None or not usage.key_cert_sign:
+        raise EnrollmentError("key_usage", "the root certificate's keyUsage does not allow keyCertSign")
+
+    check_validity(root, now, min_remaining)
+
+    path_length = request.path_length
+    if path_length is not None and (not isinstance(path_length, int) or isinstance(path_length, bool) or path_length < 0):
+        raise EnrollmentError("invalid_path_length", f"path_length {path_length!r} is not a non-negative integer")
+
+    return CheckedEnrollment(
+        member=member,
+        jurisdiction=jurisdiction,
+        root=root,
+        root_der=root.public_bytes(serialization.Encoding.DER),
+        spki_sha256=spki_sha256(root),
+        policy_mappings=parse_policy_mappings(request.policy_mappings),
+        permitted_subtrees=parse_subtrees(request.permitted_subtrees),
+        excluded_subtrees=parse_subtrees(request.excluded_subtrees),
+        path_length=path_length,
+    )
+
+
+def check_transition(current: str, target: str) -> None:
+    if target not in TRANSITIONS.get(current, set()):
+        raise EnrollmentError("invalid_state", f"an enrollment that is {current} cannot become {target}")
+
+
+def revocation_reason(name: str) -> x509.ReasonFlags:
+    try:
+        return REVOCATION_REASONS[name]
+    except KeyError:
+        raise EnrollmentError(
+            "invalid_reason", f"revocation reason {name!r} is not one of {', '.join(REVOCATION_REASONS)}"
+        ) from None
+
+
+def check_reverse_certificate(reverse: x509.Certificate, member_root: x509.Certificate, bridge: x509.Certificate, now: datetime) -> None:
+    """A reverse certificate: issued by the member root to the bridge's name and key."""
+    if reverse.issuer != member_root.subject:
+        raise EnrollmentError("name_chaining", "the reverse certificate's issuer is not the member root's subject")
+    try:
+        reverse.verify_directly_issued_by(member_root)
+    except Exception as exc:
+        raise EnrollmentError("signature_invalid", "the reverse certificate is not signed by the member root's key") from exc
+    if reverse.subject != bridge.subject:
+        raise EnrollmentError("subject_mismatch", "the reverse certificate's subject is not the bridge's")
+    if spki_der(reverse) != spki_der(bridge):
+        raise EnrollmentError("key_mismatch", "the reverse certificate's public key is not the bridge's")
+    try:
+        basic = reverse.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        basic = None
+    if basic is None or not basic.ca:
+        raise EnrollmentError("not_a_ca", "the reverse certificate does not make the bridge a CA (basicConstraints cA)")
+    check_validity(reverse, now, timedelta(0), what="reverse")

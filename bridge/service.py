@@ -1,0 +1,522 @@
+"""The facade the CLI and the HTTP layer call: ``BridgeCA``.
+
+It wires the three roles together and owns none of their work: registration
+decides, the authority signs, the store persists. Every failure leaves as a
+``BridgeError`` with a stable ``code`` and the HTTP status it maps to, so
+routers stay thin.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from . import registration
+from .audit import AuditFinding
+from .authority import (
+    BridgeAuthority,
+    CertificateStatus,
+    CrossCertificateProfile,
+    MemberTerms,
+    PolicyConstraintOptions,
+    ProfileViolation,
+    PublicationOptions,
+    ValidityOptions,
+    bridge_subject,
+    certs_only_p7c,
+    new_serial,
+)
+from .registration import EnrollmentError, EnrollmentRequest, PolicyMapping, Subtree
+from .settings import CONFIG_FILE, BridgeSettings
+from .signer import Pkcs11Signer, Signer, SignerError, SoftwareSigner
+from .store import Conflict, NotFound, SerialCollision, Store, StoreError
+
+ROLES = ("admin", "issuer", "platform")
+TOKEN_PREFIX = "bca_"
+
+
+class BridgeError(Exception):
+    """A failure the caller can act on: stable ``code``, plain ``message``, the HTTP ``status`` it maps to."""
+
+    def __init__(self, code: str, message: str, status: int = 422):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "status": self.status}
+
+
+def _translate(exc: Exception) -> BridgeError:
+    if isinstance(exc, BridgeError):
+        return exc
+    if isinstance(exc, EnrollmentError):
+        status = 409 if exc.code in ("invalid_state",) else 422
+        return BridgeError(exc.code, exc.message, status)
+    if isinstance(exc, NotFound):
+        return BridgeError("not_found", str(exc), 404)
+    if isinstance(exc, Conflict):
+        return BridgeError(exc.code, str(exc), 409)
+    if isinstance(exc, SignerError):
+        return BridgeError("signer_unavailable", str(exc), 503)
+    if isinstance(exc, StoreError):
+        return BridgeError("database_unavailable", str(exc), 503)
+    if isinstance(exc, ProfileViolation):
+        return BridgeError("profile_violation", str(exc), 500)
+    raise exc
+
+
+class _translated:
+    """Context manager: the facade's exceptions all leave as BridgeError."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or not isinstance(exc, (BridgeError, EnrollmentError, StoreError, SignerError, ProfileViolation)):
+            return False
+        raise _translate(exc) from exc
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def _pem(certificate: x509.Certificate) -> str:
+    return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def parse_serial(serial: int | str) -> int:
+    if isinstance(serial, int):
+        return serial
+    text = str(serial).strip().lower().replace(":", "")
+    try:
+        return int(text, 16)
+    except ValueError:
+        raise BridgeError("invalid_serial", f"serial {serial!r} is not hexadecimal", 400) from None
+
+
+def _open_signer(settings: BridgeSettings) -> Signer:
+    if settings.signer == "pkcs11":
+        pin = settings.pkcs11_pin or settings.key_passphrase
+        return Pkcs11Signer.load(
+            settings.pkcs11_module, settings.pkcs11_token_label, settings.pkcs11_key_label, pin.get_secret_value() if pin else None
+        )
+    passphrase = settings.key_passphrase.get_secret_value() if settings.key_passphrase else None
+    return SoftwareSigner.load(settings.key_path, passphrase)
+
+
+def _profile(settings: BridgeSettings) -> CrossCertificateProfile:
+    return CrossCertificateProfile(
+        validity=ValidityOptions(settings.cross_certificate_validity_days),
+        constraints=PolicyConstraintOptions(
+            settings.require_explicit_policy, settings.inhibit_policy_mapping, settings.inhibit_any_policy
+        ),
+        publication=PublicationOptions(settings.crl_url, settings.ocsp_url, settings.ca_issuers_url),
+        default_path_length=settings.default_path_length,
+    )
+
+
+class BridgeCA:
+    def __init__(self, settings: BridgeSettings, store: Store, authority: BridgeAuthority, signer: Signer):
+        self.settings = settings
+        self.store = store
+        self.authority = authority
+        self._signer = signer
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def init(
+        cls,
+        home: Path | str,
+        *,
+        key_type: str | None = None,
+        subject: str | None = None,
+        base_url: str | None = None,
+        signer: str | None = None,
+        pkcs11_module: str | None = None,
+        pkcs11_token_label: str | None = None,
+        pkcs11_key_label: str | None = None,
+        actor: str = "bridgeca-init",
+    ) -> "BridgeCA":
+        """Create the bridge: database, key, self-signed certificate, first CRL, config.
+
+        config.json is written last: a home without it is not a bridge, and a
+        failed init removes the key and certificate files it wrote.
+        """
+        home = Path(home)
+        if (home / CONFIG_FILE).exists():
+            raise BridgeError("already_initialised", f"{home} already holds a bridge ({CONFIG_FILE} exists)", 409)
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+            settings = BridgeSettings.load(
+                home, key_type=key_type, subject=subject, base_url=base_url, signer=signer,
+                pkcs11_module=pkcs11_module, pkcs11_token_label=pkcs11_token_label, pkcs11_key_label=pkcs11_key_label,
+            )
+            name = bridge_subject(settings.subject)
+        except (ValueError, OSError) as exc:
+            raise BridgeError("invalid_settings", str(exc).splitlines()[0], 400) from exc
+
+        written: list[Path] = []
+        store = None
+        signer_obj: Signer | None = None
+        try:
+            with _translated():
+                store = Store.open(settings.database_url_resolved, create=True)
+                if store.audit_counter() > 0:
+                    raise BridgeError("already_initialised", f"database {store.safe_url} already holds a bridge", 409)
+                if settings.signer == "pkcs11":
+                    pin = settings.pkcs11_pin or settings.key_passphrase
+                    signer_obj = Pkcs11Signer.generate(
+                        settings.pkcs11_module, settings.pkcs11_token_label, settings.pkcs11_key_label,
+                        pin.get_secret_value() if pin else None, settings.key_type,
+                    )
+                else:
+                    passphrase = settings.key_passphrase.get_secret_value() if settings.key_passphrase else None
+                    if not passphrase:
+                        raise SignerError("BRIDGECA_KEY_PASSPHRASE is not set: it encrypts the bridge key")
+                    if settings.key_path.exists():
+                        raise BridgeError("already_initialised", f"{settings.key_path} already exists", 409)
+                    written.append(settings.key_path)
+                    signer_obj = SoftwareSigner.generate(settings.key_path, settings.key_type, passphrase)
+                certificate = BridgeAuthority.create_self_signed(signer_obj, name, settings.bridge_validity_days)
+                settings.cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+                written.append(settings.cert_path)
+                authority = BridgeAuthority(
+                    signer_obj, certificate, _profile(settings),
+                    crl_hours=settings.crl_next_update_hours, ocsp_hours=settings.ocsp_next_update_hours,
+                )
+                store.append_audit(
+                    actor,
+                    "bridge.init",
+                    {
+                        "subject": certificate.subject.rfc4514_string(),
+                        "key_type": settings.key_type,
+                        "signer": settings.signer,
+                        "certificate_sha256": hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest(),
+                    },
+                )
+                store.issue_crl(actor=actor, build_crl=authority.build_crl)
+                settings.save()
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            if signer_obj is not None:
+                signer_obj.close()
+            if store is not None:
+                store.close()
+            raise
+        return cls(settings, store, authority, signer_obj)
+
+    @classmethod
+    def open(cls, home: Path | str, **overrides) -> "BridgeCA":
+        home = Path(home)
+        if not (home / CONFIG_FILE).exists():
+            raise BridgeError("not_initialised", f"{home} is not a bridge home (no {CONFIG_FILE}); run 'bridgeca init'", 400)
+        try:
+            settings = BridgeSettings.load(home, **overrides)
+        except ValueError as exc:
+            raise BridgeError("invalid_settings", str(exc).splitlines()[0], 400) from exc
+        with _translated():
+            try:
+                certificate = x509.load_pem_x509_certificate(settings.cert_path.read_bytes())
+            except (OSError, ValueError) as exc:
+                raise BridgeError("not_initialised", f"cannot read the bridge certificate {settings.cert_path}: {exc}", 400) from exc
+            signer = _open_signer(settings)
+            try:
+                authority = BridgeAuthority(
+                    signer, certificate, _profile(settings),
+                    crl_hours=settings.crl_next_update_hours, ocsp_hours=settings.ocsp_next_update_hours,
+                )
+                store = Store.open(settings.database_url_resolved)
+            except BaseException:
+                signer.close()
+                raise
+        return cls(settings, store, authority, signer)
+
+    @classmethod
+    def open_store_only(cls, home: Path | str) -> Store:
+        """The database of a bridge home, without the key (for audit verification)."""
+        home = Path(home)
+        if not (home / CONFIG_FILE).exists():
+            raise BridgeError("not_initialised", f"{home} is not a bridge home (no {CONFIG_FILE})", 400)
+        settings = BridgeSettings.load(home)
+        with _translated():
+            return Store.open(settings.database_url_resolved)
+
+    def close(self) -> None:
+        self._signer.close()
+        self.store.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------ the bridge itself
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return self.authority.certificate
+
+    def certificate_pem(self) -> str:
+        return _pem(self.certificate)
+
+    def certificate_der(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    # ------------------------------------------------------------------ enrollment
+
+    def enroll(
+        self,
+        *,
+        name: str,
+        jurisdiction: str,
+        root_certificate: bytes | str,
+        policy_mappings: Sequence,
+        permitted_subtrees: Sequence | None = None,
+        excluded_subtrees: Sequence | None = None,
+        path_length: int | None = None,
+        actor: str = "issuer",
+    ) -> dict:
+        """Check and record a member root; the enrollment starts ``pending``."""
+        with _translated():
+            checked = registration.check_enrollment(
+                EnrollmentRequest(name, jurisdiction, root_certificate if isinstance(root_certificate, bytes) else root_certificate.encode(),
+                                  list(policy_mappings or []), permitted_subtrees, excluded_subtrees, path_length),
+                now=_now(),
+                min_remaining=timedelta(days=self.settings.min_member_root_validity_days),
+            )
+            if checked.spki_sha256 == hashlib.sha256(
+                self.certificate.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            ).hexdigest():
+                raise EnrollmentError("already_enrolled", "this is the bridge's own key")
+            record = self.store.add_enrollment(
+                actor=actor,
+                member=checked.member,
+                jurisdiction=checked.jurisdiction,
+                root_der=checked.root_der,
+                root_subject=checked.root.subject.rfc4514_string(),
+                spki_sha256=checked.spki_sha256,
+                policy_mappings=[m.to_dict() for m in checked.policy_mappings],
+                permitted_subtrees=[s.to_dict() for s in checked.permitted_subtrees],
+                excluded_subtrees=[s.to_dict() for s in checked.excluded_subtrees],
+                path_length=checked.path_length,
+            )
+            return self._issuer_view(record)
+
+    def approve(self, enrollment_id: str, *, actor: str = "admin") -> dict:
+        """Issue the cross-certificate for a pending enrollment and make it active.
+
+        Reserve, sign, store: the serial and the to-be-signed hash are
+        committed before the key is used, and the certificate is returned only
+        after it is stored. If storing fails, the reservation stays behind as
+        evidence of a key use that produced nothing anyone received.
+        """
+        with _translated():
+            record = self.store.get_enrollment(enrollment_id)
+            registration.check_transition(record.status, registration.ACTIVE)
+            terms = self._terms(record)
+            now = _now()
+            registration.check_validity(terms.root, now, timedelta(days=self.settings.min_member_root_validity_days))
+            for _attempt in range(5):
+                prepared = self.authority.prepare_cross_certificate(terms, new_serial(), now)
+                try:
+                    self.store.reserve_serial(
+                        actor=actor, enrollment_id=enrollment_id, serial=prepared.serial,
+                        tbs_sha256=prepared.tbs_sha256, purpose="cross-certificate",
+                    )
+                    break
+                except SerialCollision:
+                    continue
+            else:  # pragma: no cover - 127-bit serials do not collide five times
+                raise BridgeError("serial_exhausted", "could not draw an unused serial number", 500)
+            certificate = self.authority.sign_prepared(prepared)
+            self.store.complete_issuance(
+                actor=actor, enrollment_id=enrollment_id, serial=prepared.serial,
+                der=certificate.public_bytes(serialization.Encoding.DER),
+                not_before=prepared.not_before, not_after=prepared.not_after,
+            )
+            view = self._issuer_view(self.store.get_enrollment(enrollment_id))
+            view["cross_certificate"] = _pem(certificate)
+            view["serial"] = format(prepared.serial, "x")
+            return view
+
+    def reject(self, enrollment_id: str, *, reason: str = "", actor: str = "admin") -> dict:
+        with _translated():
+            record = self.store.get_enrollment(enrollment_id)
+            registration.check_transition(record.status, registration.REJECTED)
+            self.store.set_enrollment_status(enrollment_id, from_status=("pending",), to_status="rejected", actor=actor, reason=reason)
+            return self._issuer_view(self.store.get_enrollment(enrollment_id))
+
+    def issuer(self, enrollment_id: str) -> dict:
+        with _translated():
+            return self._issuer_view(self.store.get_enrollment(enrollment_id))
+
+    def issuers(self) -> list[dict]:
+        with _translated():
+            return [self._issuer_view(r) for r in self.store.list_enrollments()]
+
+    def _terms(self, record) -> MemberTerms:
+        return MemberTerms(
+            root=x509.load_der_x509_certificate(record.root_der),
+            policy_mappings=tuple(PolicyMapping(**m) for m in json.loads(record.policy_mappings)),
+            permitted_subtrees=tuple(Subtree(**s) for s in json.loads(record.permitted_subtrees)),
+            excluded_subtrees=tuple(Subtree(**s) for s in json.loads(record.excluded_subtrees)),
+            path_length=record.path_length,
+        )
+
+    def _issuer_view(self, record) -> dict:
+        crosses = self.store.cross_certificates(enrollment_id=record.id)
+        return {
+            "id": record.id,
+            "name": record.member,
+            "jurisdiction": record.jurisdiction,
+            "status": record.status,
+            "root_subject": record.root_subject,
+            "root_certificate": _pem(x509.load_der_x509_certificate(record.root_der)),
+            "policy_mappings": json.loads(record.policy_mappings),
+            "permitted_subtrees": json.loads(record.permitted_subtrees),
+            "excluded_subtrees": json.loads(record.excluded_subtrees),
+            "path_length": record.path_length,
+            "replaces": record.replaces_id,
+            "created_at": record.created_at.isoformat(),
+            "cross_certificates": [
+                {
+                    "serial": c.serial,
+                    "status": c.status,
+                    "not_before": c.not_before.isoformat() if c.not_before else None,
+                    "not_after": c.not_after.isoformat() if c.not_after else None,
+                    "revoked_at": c.revoked_at.isoformat() if c.revoked_at else None,
+                    "revocation_reason": c.revocation_reason,
+                    "certificate": _pem(x509.load_der_x509_certificate(c.der)),
+                }
+                for c in crosses
+            ],
+        }
+
+    # ------------------------------------------------------------------ reverse certificates
+
+    def upload_reverse(self, enrollment_id: str, certificate: bytes | str, *, actor: str = "issuer") -> dict:
+        """Check and publish the certificate a member root issued to the bridge."""
+        with _translated():
+            record = self.store.get_enrollment(enrollment_id)
+            if record.status not in ("pending", "active"):
+                raise EnrollmentError("invalid_state", f"enrollment {enrollment_id} is {record.status}")
+            reverse = registration.load_certificate(certificate if isinstance(certificate, bytes) else certificate.encode(), "reverse certificate")
+            root = x509.load_der_x509_certificate(record.root_der)
+            registration.check_reverse_certificate(reverse, root, self.certificate, _now())
+            der = reverse.public_bytes(serialization.Encoding.DER)
+            self.store.add_reverse_certificate(
+                actor=actor, enrollment_id=enrollment_id, der=der, sha256=hashlib.sha256(der).hexdigest(),
+                not_after=reverse.not_valid_after_utc,
+            )
+            return {"id": enrollment_id, "sha256": hashlib.sha256(der).hexdigest(), "certificate": _pem(reverse)}
+
+    # ------------------------------------------------------------------ revocation and publication
+
+    def revoke(self, serial: int | str, reason: str = "unspecified", *, actor: str = "admin") -> dict:
+        """Revoke a cross-certificate; the CRL listing it is signed and stored in the same transaction."""
+        number = parse_serial(serial)
+        with _translated():
+            registration.revocation_reason(reason)
+            crl = self.store.revoke(actor=actor, serial=number, reason=reason, build_crl=self.authority.build_crl)
+            return {"serial": format(number, "x"), "status": "revoked", "reason": reason, "crl_number": crl.number}
+
+    def current_crl(self, *, actor: str = "bridgeca") -> bytes:
+        """The latest CRL (DER); a fresh one is issued once half its validity has passed."""
+        with _translated():
+            latest = self.store.latest_crl()
+            now = _now()
+            if latest is None or now >= latest.next_update - (latest.next_update - latest.this_update) / 2:
+                latest = self.store.issue_crl(actor=actor, build_crl=self.authority.build_crl)
+            return latest.der
+
+    def ocsp_response(self, request_der: bytes) -> bytes:
+        with _translated():
+            return self.authority.ocsp_response(request_der, self._status_of)
+
+    def _status_of(self, serial: int) -> CertificateStatus:
+        try:
+            row = self.store.cross_certificate(serial)
+        except NotFound:
+            return CertificateStatus("unknown")
+        if row.status == "issued":
+            return CertificateStatus("good")
+        if row.status == "revoked":
+            return CertificateStatus("revoked", row.revoked_at, row.revocation_reason)
+        return CertificateStatus("unknown")  # reserved: never handed out
+
+    def issued_by_bridge(self) -> list[x509.Certificate]:
+        now = _now()
+        with _translated():
+            return [
+                x509.load_der_x509_certificate(c.der)
+                for c in self.store.cross_certificates(statuses=("issued",))
+                if c.not_after is None or c.not_after > now
+            ]
+
+    def issued_to_bridge(self) -> list[x509.Certificate]:
+        now = _now()
+        with _translated():
+            return [
+                x509.load_der_x509_certificate(r.der)
+                for r in self.store.reverse_certificates()
+                if r.not_after > now
+            ]
+
+    def issued_by_bridge_p7c(self) -> bytes:
+        return certs_only_p7c(self.issued_by_bridge())
+
+    def issued_to_bridge_p7c(self) -> bytes:
+        return certs_only_p7c(self.issued_to_bridge())
+
+    # ------------------------------------------------------------------ tokens and audit
+
+    def create_token(self, role: str, *, actor: str = "bridgeca") -> str:
+        if role not in ROLES:
+            raise BridgeError("invalid_role", f"role {role!r} is not one of {', '.join(ROLES)}", 400)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with _translated():
+            self.store.add_token(actor=actor, role=role, token_hash=hash_token(token))
+        return token
+
+    def authenticate(self, token: str) -> str | None:
+        """The role of an API token, or None when it is unknown or revoked."""
+        if not token or not token.startswith(TOKEN_PREFIX):
+            return None
+        with _translated():
+            row = self.store.find_token(hash_token(token))
+        return row.role if row is not None else None
+
+    def verify_audit(self) -> AuditFinding:
+        with _translated():
+            return self.store.verify_audit()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_token_without_key(home: Path | str, role: str, actor: str = "bridgeca") -> str:
+    """Tokens need the database, not the bridge key."""
+    if role not in ROLES:
+        raise BridgeError("invalid_role", f"role {role!r} is not one of {', '.join(ROLES)}", 400)
+    store = BridgeCA.open_store_only(home)
+    try:
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with _translated():
+            store.add_token(actor=actor, role=role, token_hash=hash_token(token))
+        return token
+    finally:
+        store.close()
+
