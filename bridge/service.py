@@ -33,7 +33,7 @@ from .authority import (
     new_serial,
 )
 from .registration import EnrollmentError, EnrollmentRequest, PolicyMapping, Subtree
-from .settings import CONFIG_FILE, BridgeSettings
+from .settings import CONFIG_FILE, DATABASE_FILE, BridgeSettings
 from .signer import Pkcs11Signer, Signer, SignerError, SoftwareSigner
 from .store import Conflict, NotFound, SerialCollision, Store, StoreError
 
@@ -165,7 +165,11 @@ class BridgeCA:
         except (ValueError, OSError) as exc:
             raise BridgeError("invalid_settings", str(exc).splitlines()[0], 400) from exc
 
+        if settings.signer == "software" and not settings.key_passphrase:
+            raise _translate(SignerError("BRIDGECA_KEY_PASSPHRASE is not set: it encrypts the bridge key"))
         written: list[Path] = []
+        if settings.database_url is None and not (settings.home / DATABASE_FILE).exists():
+            written.append(settings.home / DATABASE_FILE)  # ours to remove if init fails
         store = None
         signer_obj: Signer | None = None
         try:
@@ -207,12 +211,12 @@ class BridgeCA:
                 store.issue_crl(actor=actor, build_crl=authority.build_crl)
                 settings.save()
         except BaseException:
-            for path in written:
-                path.unlink(missing_ok=True)
             if signer_obj is not None:
                 signer_obj.close()
             if store is not None:
                 store.close()
+            for path in written:
+                path.unlink(missing_ok=True)
             raise
         return cls(settings, store, authority, signer_obj)
 

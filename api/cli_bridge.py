@@ -1,0 +1,104 @@
+"""Bridge commands of ``bridgeca``: init, token create, audit verify.
+
+Nothing prompts: the key passphrase comes from BRIDGECA_KEY_PASSPHRASE (the
+PKCS#11 PIN from BRIDGECA_PKCS11_PIN, else the passphrase), the database from
+BRIDGECA_DATABASE_URL (default: SQLite in the home).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+KEY_TYPES = ("ec-p256", "ec-p384", "rsa-3072")
+ROLES = ("admin", "issuer", "platform")
+
+
+def _fail(exc) -> int:
+    """A BridgeError as one line on stderr; usage-like errors exit 2, the rest 1."""
+    print(f"bridgeca: {exc.code}: {exc.message}", file=sys.stderr)
+    return 2 if exc.status in (400,) else 1
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from bridge.service import BridgeCA, BridgeError
+
+    try:
+        ca = BridgeCA.init(
+            args.home,
+            key_type=args.key_type,
+            subject=args.subject,
+            base_url=args.base_url,
+            signer=args.signer,
+            pkcs11_module=args.pkcs11_module,
+            pkcs11_token_label=args.pkcs11_token,
+            pkcs11_key_label=args.pkcs11_key_label,
+        )
+    except BridgeError as exc:
+        return _fail(exc)
+    with ca:
+        cert = ca.certificate
+        print(f"bridge CA created in {ca.settings.home}")
+        print(f"subject: {cert.subject.rfc4514_string()}")
+        print(f"key: {ca.settings.key_type} ({ca.settings.signer})")
+        print(f"database: {ca.store.safe_url}")
+        print(f"certificate: {ca.settings.cert_path}")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from bridge.service import BridgeError, create_token_without_key
+
+    try:
+        token = create_token_without_key(args.home, args.role, actor="cli")
+    except BridgeError as exc:
+        return _fail(exc)
+    print(f"new {args.role} token (shown once; only its hash is stored):")
+    print(token)
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from bridge.service import BridgeCA, BridgeError
+
+    try:
+        store = BridgeCA.open_store_only(args.home)
+        try:
+            finding = store.verify_audit()
+        finally:
+            store.close()
+    except BridgeError as exc:
+        return _fail(exc)
+    except Exception as exc:  # a mangled database: report, do not trace back
+        print(f"bridgeca: audit log unreadable: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        return 1
+    if finding.intact:
+        print(finding.message)
+        return 0
+    print(f"TAMPERED: {finding.message}")
+    return 1
+
+
+def register(subparsers) -> None:
+    init = subparsers.add_parser("init", help="create a bridge CA (key, self-signed certificate, database) in a home directory")
+    init.add_argument("--home", required=True, help="directory for the bridge (created if missing)")
+    init.add_argument("--key-type", choices=KEY_TYPES, default=None, help="bridge key type (default ec-p256)")
+    init.add_argument("--subject", default=None, help="bridge subject, RFC 4514 (default: the Guangdong bridge's)")
+    init.add_argument("--base-url", default=None, help="public URL of this service (CRL, OCSP, AIA point under it)")
+    init.add_argument("--signer", choices=("software", "pkcs11"), default=None, help="where the key lives (default software)")
+    init.add_argument("--pkcs11-module", default=None, help="PKCS#11 module path (signer pkcs11)")
+    init.add_argument("--pkcs11-token", default=None, help="PKCS#11 token label (signer pkcs11)")
+    init.add_argument("--pkcs11-key-label", default=None, help="label of the key generated on the token")
+    init.set_defaults(handler=cmd_init)
+
+    token = subparsers.add_parser("token", help="API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True, parser_class=subparsers._parser_class)
+    create = token_sub.add_parser("create", help="print a new API token (alone on the last line)")
+    create.add_argument("--home", required=True)
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.set_defaults(handler=cmd_token_create)
+
+    audit = subparsers.add_parser("audit", help="the hash-chained audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, parser_class=subparsers._parser_class)
+    verify = audit_sub.add_parser("verify", help="check the audit chain: exit 0 intact, 1 tampered")
+    verify.add_argument("--home", required=True)
+    verify.set_defaults(handler=cmd_audit_verify)
