@@ -84,14 +84,15 @@ class BuildFailure:
 
     depth: int
     error: ValidationError
+    path: tuple[Certificate, ...]  # the partial path attempted, target first
 
 
 @dataclass
 class BuildLog:
     failures: list[BuildFailure] = field(default_factory=list)
 
-    def note(self, depth: int, error: ValidationError) -> None:
-        self.failures.append(BuildFailure(depth, error))
+    def note(self, path: tuple[Certificate, ...], error: ValidationError) -> None:
+        self.failures.append(BuildFailure(len(path), error, path))
 
 
 def _rank(child: Certificate, candidate: Certificate, anchors: TrustStore) -> int:
@@ -136,7 +137,7 @@ def build_paths(
                 continue  # the anchor itself stands for its name and key
             candidates.setdefault((cand.sha256,), cand)
         if not candidates:
-            log.note(depth, ValidationError(
+            log.note(tuple(path), ValidationError(
                 E.NO_PATH,
                 f"no issuer found: {child.issuer_text} is neither a trust anchor nor among the intermediates",
                 depth - 1, child.subject_text))
@@ -146,14 +147,14 @@ def build_paths(
             is_anchor = anchors.is_anchor(cand)
             if not is_anchor and cand.identity in on_path:
                 continue
-            if not _signature_plausible(child, cand, signatures, budget, log, depth):
+            if not _signature_plausible(child, cand, signatures, budget, log, tuple(path) + (cand,)):
                 continue
             if is_anchor:
                 budget.charge_candidate_path()
                 yield tuple(path) + (cand,)
                 continue
             if depth >= max_depth:
-                log.note(depth, ValidationError(
+                log.note(tuple(path), ValidationError(
                     E.BUDGET_EXCEEDED,
                     f"no path to a trust anchor within the maximum depth of {max_depth} certificates",
                     depth - 1, child.subject_text))
@@ -169,7 +170,7 @@ def build_paths(
     yield from extend()
 
 
-def _signature_plausible(child, cand, signatures, budget, log, depth) -> bool:
+def _signature_plausible(child, cand, signatures, budget, log, attempted) -> bool:
     """Check the child's signature under the candidate's key, when the key is
     complete (a DSA key that inherits parameters is checked in validation)."""
     if cand.public_key_oid == DSA_KEY and dsa_parameters(cand.spki) is None:
@@ -177,12 +178,12 @@ def _signature_plausible(child, cand, signatures, budget, log, depth) -> bool:
     try:
         ok = signatures.verify(cand.spki, None, child, budget)
     except UnsupportedSignatureAlgorithm as exc:
-        log.note(depth, ValidationError(E.UNSUPPORTED_ALGORITHM, str(exc), depth - 1, child.subject_text))
+        log.note(attempted, ValidationError(E.UNSUPPORTED_ALGORITHM, str(exc), len(attempted) - 2, child.subject_text))
         return False
     except E.InputError as exc:
-        log.note(depth, ValidationError(E.SIGNATURE_INVALID, f"issuer key unusable: {exc}", depth - 1, child.subject_text))
+        log.note(attempted, ValidationError(E.SIGNATURE_INVALID, f"issuer key unusable: {exc}", len(attempted) - 2, child.subject_text))
         return False
     if not ok:
-        log.note(depth, ValidationError(
-            E.SIGNATURE_INVALID, f"signature does not verify with the key of {cand.subject_text}", depth - 1, child.subject_text))
+        log.note(attempted, ValidationError(
+            E.SIGNATURE_INVALID, f"signature does not verify with the key of {cand.subject_text}", len(attempted) - 2, child.subject_text))
     return ok

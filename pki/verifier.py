@@ -156,7 +156,7 @@ class Verifier:
             # Prefer a concrete defect (bad signature) over a plain dead end.
             concrete = [f for f in log.failures if f.error.code != E.NO_PATH]
             chosen = max(concrete, key=lambda f: f.depth) if concrete else deepest
-            return VerificationResult(False, (target,), None, revocation_label, chosen.error)
+            return VerificationResult(False, chosen.path, None, revocation_label, chosen.error)
         return VerificationResult(False, (target,), None, revocation_label,
                                   ValidationError(E.NO_PATH, "no path to a trust anchor", 0, target.subject_text))
 
