@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: install
+	@bash scripts/ensure_softhsm.sh >/dev/null 2>&1 || echo "SoftHSM2 unavailable: the PKCS#11 tests will skip"
 	$(BIN)/pytest -q tests
 
 bench: install
