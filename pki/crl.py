@@ -66,6 +66,7 @@ class Crl:
     entries: dict[tuple[NameKey, int], CrlEntry] = field(repr=False)
     unhandled_critical: tuple[str, ...] = ()
     defect: str | None = None
+    freshest_crl: tuple[x509.DistributionPoint, ...] = ()
 
     @property
     def is_delta(self) -> bool:
@@ -123,6 +124,11 @@ def parse_crl(data: bytes) -> Crl:
         defect = None
         unhandled: list[str] = []
         number = delta_base = idp = aki = None
+        freshest: tuple = ()
+        try:
+            derlib.algorithm_identifier(sig_alg)
+        except InputError as exc:
+            defect = f"unreadable signature algorithm: {exc}"
         try:
             extensions = list(crl.extensions)
         except Exception as exc:
@@ -137,10 +143,15 @@ def parse_crl(data: bytes) -> Crl:
                 idp = v
             elif isinstance(v, x509.AuthorityKeyIdentifier):
                 aki = v.key_identifier
+            elif isinstance(v, x509.FreshestCRL):
+                freshest = tuple(v)
             if ext.critical and ext.oid.dotted_string not in _HANDLED_CRL_EXTENSIONS:
                 unhandled.append(ext.oid.dotted_string)
         entries: dict[tuple[NameKey, int], CrlEntry] = {}
-        current_issuer = issuer_key
+        # 5.3.3: an entry's certificateIssuer applies to it and to the
+        # entries after it, until the next one; the first entries belong to
+        # the CRL issuer. Each directoryName it lists gets an index key.
+        current_issuers: tuple[NameKey, ...] = (issuer_key,)
         indirect = bool(idp and idp.indirect_crl)
         try:
             for revoked in crl:
@@ -149,16 +160,20 @@ def parse_crl(data: bytes) -> Crl:
                     v = ext.value
                     if isinstance(v, x509.CRLReason):
                         reason = reason_name(v.reason)
-                    elif isinstance(v, x509.CertificateIssuer) and indirect:
-                        names = [g.value for g in v if isinstance(g, x509.DirectoryName)]
-                        if names:
-                            current_issuer = name_key(names[0])
+                    elif isinstance(v, x509.CertificateIssuer):
+                        if not indirect and defect is None:
+                            defect = "certificateIssuer entry extension in a CRL that is not indirect"
+                        names = tuple(name_key(g.value) for g in v if isinstance(g, x509.DirectoryName))
+                        # An issuer named only by other name forms matches no certificate.
+                        current_issuers = names or ((frozenset({("unmatchable", "non-directory certificateIssuer")}),),)
                     if ext.critical and ext.oid.dotted_string not in _HANDLED_ENTRY_EXTENSIONS:
                         unhandled.append(f"entry {revoked.serial_number}: {ext.oid.dotted_string}")
-                key = (current_issuer, revoked.serial_number)
-                if key in entries and defect is None:
-                    defect = f"serial {revoked.serial_number:x} is listed twice"
-                entries[key] = CrlEntry(revoked.serial_number, revoked.revocation_date_utc, reason)
+                entry = CrlEntry(revoked.serial_number, revoked.revocation_date_utc, reason)
+                for issuer_name in current_issuers:
+                    key = (issuer_name, revoked.serial_number)
+                    if key in entries and defect is None:
+                        defect = f"serial {revoked.serial_number:x} is listed twice"
+                    entries[key] = entry
         except ValueError as exc:
             defect = f"malformed CRL entries: {exc}"
     return Crl(
@@ -178,6 +193,7 @@ def parse_crl(data: bytes) -> Crl:
         entries=entries,
         unhandled_critical=tuple(unhandled),
         defect=defect,
+        freshest_crl=freshest,
     )
 
 

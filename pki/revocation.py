@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 from cryptography import x509
 
 from .algorithms import UnsupportedSignatureAlgorithm
-from .crl import Crl
+from .crl import Crl, reason_name
 from .errors import InputError
 from .names import NameKey, name_key
 
@@ -62,14 +62,23 @@ CrlSignerResolver = Callable[[Crl, RevocationRequest], Iterable[tuple[bytes, "by
 
 
 class CrlChecker:
-    """Status from complete CRLs per RFC 5280 6.3, for CRLs issued by the
-    certificate's issuer (with its key or, through ``resolve_signer``, with
-    another key of the same CA)."""
+    """Status from CRLs per RFC 5280 6.3.3: complete and delta CRLs, scope by
+    issuingDistributionPoint, distribution points and cRLIssuer (indirect
+    CRLs), and reason coverage across several CRLs.
+
+    Pure over the CRLs it was given; CRLs are indexed by issuer when the
+    checker is built, and each CRL's entries when it was loaded, so a status
+    check costs a few dictionary lookups however long the CRLs are. A CRL
+    signed with a key other than the working issuer key (or by another CA, for
+    an indirect CRL) needs ``resolve_signer`` to find and validate the
+    signer's certificate.
+    """
 
     def __init__(self, crls: Iterable[Crl], signatures: "SignatureVerifier", resolve_signer: CrlSignerResolver | None = None) -> None:
         self._by_issuer: dict[NameKey, list[Crl]] = {}
+        self._deltas: dict[NameKey, list[Crl]] = {}
         for crl in crls:
-            self._by_issuer.setdefault(crl.issuer_key, []).append(crl)
+            (self._deltas if crl.is_delta else self._by_issuer).setdefault(crl.issuer_key, []).append(crl)
         self._signatures = signatures
         self._resolve_signer = resolve_signer
 
@@ -77,97 +86,236 @@ class CrlChecker:
         """The same CRLs (index shared, not rebuilt) with a per-call resolver."""
         view = object.__new__(CrlChecker)
         view._by_issuer = self._by_issuer
+        view._deltas = self._deltas
         view._signatures = self._signatures
         view._resolve_signer = resolve_signer
         return view
 
     def __bool__(self) -> bool:
-        return bool(self._by_issuer)
+        return bool(self._by_issuer) or bool(self._deltas)
 
     def check(self, request: RevocationRequest) -> RevocationStatus:
         cert = request.certificate
-        candidates = [c for c in self._by_issuer.get(cert.issuer_key, ()) if not c.is_delta]
-        if not candidates:
-            return RevocationStatus("unknown", detail=f"no CRL from {cert.issuer_text} was supplied")
+        reasons_mask: frozenset[str] = frozenset()
+        deciders: list[str] = []
         problems: list[str] = []
-        stale: Crl | None = None
-        for crl in candidates:
-            problem = self._unusable(crl, request)
-            if problem:
-                problems.append(f"{crl.label}: {problem}")
-                continue
-            if crl.next_update is not None and crl.next_update < request.at:
-                stale = crl
-                problems.append(f"{crl.label}: out of date (nextUpdate {crl.next_update:%Y-%m-%d %H:%M:%SZ})")
-                continue
-            entry = crl.lookup(cert.issuer_key, cert.serial)
-            if entry is not None and entry.reason != "removeFromCRL":
-                return RevocationStatus("revoked", source=crl.label, reason=entry.reason, revocation_time=entry.revocation_date)
-            return RevocationStatus("good", source=crl.label)
-        state = "stale" if stale is not None and len(problems) == 1 else "unknown"
+        only_stale = True
+        tried: set[tuple[int, int]] = set()
+        for dp_index, dp in enumerate(_distribution_points(cert)):
+            issuers = dp.crl_issuers if dp.crl_issuers is not None else (cert.issuer_key,)
+            for issuer_key in issuers:
+                for crl in self._by_issuer.get(issuer_key, ()):
+                    if reasons_mask >= ALL_REASONS:
+                        break
+                    if (dp_index, id(crl)) in tried:
+                        continue
+                    tried.add((dp_index, id(crl)))
+                    outcome = self._use(crl, dp, request, reasons_mask)
+                    if isinstance(outcome, _Skip):
+                        if outcome.problem not in problems:
+                            problems.append(outcome.problem)
+                        only_stale = only_stale and outcome.stale
+                        continue
+                    entry, interim, label = outcome
+                    reasons_mask |= interim
+                    if entry is not None:
+                        # 6.3.3 (i)-(k): found, and not removeFromCRL
+                        return RevocationStatus("revoked", source=label, reason=entry.reason, revocation_time=entry.revocation_date)
+                    deciders.append(label)
+            if reasons_mask >= ALL_REASONS:
+                break
+        if reasons_mask >= ALL_REASONS:
+            return RevocationStatus("good", source="; ".join(deciders))
+        if not problems and not deciders:
+            return RevocationStatus("unknown", detail=f"no CRL covering certificates of {cert.issuer_text} was supplied")
+        if deciders:
+            missing = ", ".join(sorted(ALL_REASONS - reasons_mask))
+            problems.insert(0, f"the usable CRLs ({'; '.join(deciders)}) do not cover the reasons {missing}")
+            only_stale = False
+        state = "stale" if only_stale and problems else "unknown"
         return RevocationStatus(state, detail="; ".join(problems))
 
-    def _unusable(self, crl: Crl, request: RevocationRequest) -> str | None:
-        """Why this CRL cannot decide the certificate's status, or None."""
-        cert, issuer = request.certificate, request.issuer
-        if crl.defect:
-            return crl.defect
-        if crl.unhandled_critical:
-            return f"unrecognised critical extension {', '.join(crl.unhandled_critical)}"
+    def _use(self, crl: Crl, dp: "_DistributionPoint", request: RevocationRequest, reasons_mask: frozenset[str]):
+        """6.3.3 (a)-(l) for one complete CRL and one distribution point:
+        (entry or None, interim reasons, label), or _Skip with the reason."""
+        cert = request.certificate
+        problem = _load_problem(crl)
+        if problem:
+            return _Skip(f"{crl.label}: {problem}")
         if crl.this_update > request.at:
-            return "issued after the validation time"
+            return _Skip(f"{crl.label}: issued after the validation time")
+        # (b)(1) issuer
+        if dp.crl_issuers is not None:
+            if not crl.is_indirect:
+                return _Skip(f"{crl.label}: the certificate names its issuer as cRLIssuer, but the CRL is not indirect")
+        elif crl.issuer_key != cert.issuer_key:
+            return _Skip(f"{crl.label}: issued by another CA")
+        # (b)(2) scope
         idp = crl.issuing_distribution_point
         if idp is not None:
+            idp_names = _idp_names(idp, crl)
+            if idp_names is not None:
+                wanted = dp.names if dp.names is not None else frozenset(("dn", k) for k in dp.crl_issuers or ())
+                if not idp_names & wanted:
+                    return _Skip(f"{crl.label}: its distribution point is not one the certificate names")
             if idp.only_contains_user_certs and cert.is_ca:
-                return "covers end-entity certificates only"
+                return _Skip(f"{crl.label}: covers end-entity certificates only")
             if idp.only_contains_ca_certs and not cert.is_ca:
-                return "covers CA certificates only"
+                return _Skip(f"{crl.label}: covers CA certificates only")
             if idp.only_contains_attribute_certs:
-                return "covers attribute certificates only"
-            if idp.only_some_reasons is not None or idp.indirect_crl:
-                return "partial-scope CRLs are not supported here"
-            if idp.full_name or idp.relative_name:
-                if not _distribution_point_matches(idp, cert, crl):
-                    return "its distribution point is not one the certificate names"
-        # 6.3.3 (f)/(g): signed by the issuer's key, with cRLSign
+                return _Skip(f"{crl.label}: covers attribute certificates only")
+        # (d), (e) reasons
+        interim = ALL_REASONS
+        if idp is not None and idp.only_some_reasons is not None:
+            interim = frozenset(reason_name(r) for r in idp.only_some_reasons)
+        if dp.reasons is not None:
+            interim = interim & dp.reasons
+        if not interim - reasons_mask:
+            return _Skip(f"{crl.label}: covers no reason not already covered")
+        # (c) delta CRL of the same scope
+        delta = self._delta_for(crl, request.at)
+        if isinstance(delta, _Skip):
+            return delta
+        # (a) freshness: a current delta brings a stale complete CRL up to date
+        stale = crl.next_update is not None and crl.next_update < request.at
+        if delta is not None and delta.next_update is not None and delta.next_update < request.at:
+            return _Skip(f"{delta.label}: out of date (nextUpdate {delta.next_update:%Y-%m-%d %H:%M:%SZ})", stale=True)
+        if stale and (delta is None or delta.next_update is None):
+            return _Skip(f"{crl.label}: out of date (nextUpdate {crl.next_update:%Y-%m-%d %H:%M:%SZ})", stale=True)
+        # (f), (g) signer and signature; (h) the delta under the same key
         try:
-            if issuer.key_usage is None or issuer.key_usage.crl_sign:
-                if self._signatures.verify(request.issuer_spki, request.issuer_parameters, crl, request.budget):
-                    return None
-            if self._resolve_signer is not None:
-                for spki, params in self._resolve_signer(crl, request):
-                    if self._signatures.verify(spki, params, crl, request.budget):
-                        return None
+            key, why = self._verified_key(crl, request)
+            if key is None:
+                return _Skip(f"{crl.label}: {why}")
+            if delta is not None and not self._signatures.verify(key[0], key[1], delta, request.budget):
+                return _Skip(f"{delta.label}: signature does not verify with the key that signed {crl.label}")
         except (UnsupportedSignatureAlgorithm, InputError) as exc:
-            return f"signature cannot be checked: {exc}"
-        if issuer.key_usage is not None and not issuer.key_usage.crl_sign:
-            return "the issuer's keyUsage does not allow CRL signing, and no other CRL signer was found"
-        return "signature does not verify"
+            return _Skip(f"{crl.label}: signature cannot be checked: {exc}")
+        label = crl.label if delta is None else f"{crl.label} with {delta.label}"
+        # (i) delta first, (j) then the complete CRL, (k) removeFromCRL
+        entry = None
+        if delta is not None:
+            entry = delta.lookup(cert.issuer_key, cert.serial)
+        if entry is None:
+            entry = crl.lookup(cert.issuer_key, cert.serial)
+        if entry is not None and entry.reason == "removeFromCRL":
+            entry = None
+        return entry, interim, label
+
+    def _delta_for(self, crl: Crl, at: dt.datetime):
+        """The newest delta CRL that updates ``crl`` (6.3.3 (c); 5.2.4):
+        same issuer, same issuingDistributionPoint and authority key
+        identifier, base CRL number at most the complete CRL's number."""
+        if crl.number is None:
+            return None
+        best: Crl | None = None
+        for delta in self._deltas.get(crl.issuer_key, ()):
+            if _load_problem(delta) or delta.this_update > at:
+                continue
+            if delta.issuing_distribution_point != crl.issuing_distribution_point:
+                continue
+            if delta.authority_key_id != crl.authority_key_id:
+                continue
+            if delta.delta_base > crl.number or (delta.number is not None and delta.number <= crl.number):
+                continue
+            if best is None or (delta.number or 0) > (best.number or 0):
+                best = delta
+        return best
+
+    def _verified_key(self, crl: Crl, request: RevocationRequest):
+        """6.3.3 (f)/(g): the key that signed the CRL, from the certificate's
+        issuer (with cRLSign) or from a CRL signer validated to the same trust
+        anchor: ((spki, params), None) or (None, why)."""
+        cert, issuer = request.certificate, request.issuer
+        issuer_may_sign = issuer.key_usage is None or issuer.key_usage.crl_sign
+        if crl.issuer_key == cert.issuer_key and issuer_may_sign:
+            if self._signatures.verify(request.issuer_spki, request.issuer_parameters, crl, request.budget):
+                return (request.issuer_spki, request.issuer_parameters), None
+        if self._resolve_signer is not None:
+            for spki, params in self._resolve_signer(crl, request):
+                if self._signatures.verify(spki, params, crl, request.budget):
+                    return (spki, params), None
+        if crl.issuer_key == cert.issuer_key and not issuer_may_sign:
+            return None, "the issuer's keyUsage does not allow CRL signing, and no other CRL signer was found"
+        if crl.issuer_key != cert.issuer_key:
+            return None, "no validated CRL signer certificate whose key verifies it"
+        return None, "signature does not verify"
 
 
-def _dp_names(dp_full_name, dp_relative, crl_issuer: x509.Name) -> list:
-    names = []
-    if dp_full_name:
-        for g in dp_full_name:
-            if isinstance(g, x509.DirectoryName):
-                names.append(("dn", name_key(g.value)))
-            else:
-                names.append((type(g).__name__, g.value))
-    if dp_relative is not None:
-        full = x509.Name(list(crl_issuer.rdns) + [dp_relative])
-        names.append(("dn", name_key(full)))
-    return names
+@dataclass(frozen=True)
+class _Skip:
+    problem: str
+    stale: bool = False
 
 
-def _distribution_point_matches(idp: x509.IssuingDistributionPoint, cert: "Certificate", crl: Crl) -> bool:
-    """RFC 5280 6.3.3 (b)(2)(i): one name of the IDP's distributionPoint must
-    appear in one of the certificate's distribution points (or, when the
-    point names a cRLIssuer, there)."""
-    idp_names = _dp_names(idp.full_name, idp.relative_name, crl.issuer)
+ALL_REASONS = frozenset(
+    {
+        "keyCompromise",
+        "cACompromise",
+        "affiliationChanged",
+        "superseded",
+        "cessationOfOperation",
+        "certificateHold",
+        "privilegeWithdrawn",
+        "aACompromise",
+    }
+)
+
+
+def _load_problem(crl: Crl) -> str | None:
+    """Defects found when the CRL was loaded, which make it unusable."""
+    if crl.defect:
+        return crl.defect
+    if crl.unhandled_critical:
+        return f"unrecognised critical extension {', '.join(crl.unhandled_critical)}"
+    return None
+
+
+@dataclass(frozen=True)
+class _DistributionPoint:
+    names: frozenset | None  # the distributionPoint field, as comparable keys; None when absent
+    crl_issuers: tuple[NameKey, ...] | None  # cRLIssuer directory names; None when absent
+    reasons: frozenset[str] | None
+
+
+def _general_name_key(g: x509.GeneralName) -> tuple:
+    if isinstance(g, x509.DirectoryName):
+        return ("dn", name_key(g.value))
+    value = g.value
+    if isinstance(value, str):
+        value = value.casefold() if isinstance(g, (x509.DNSName, x509.RFC822Name)) else value
+    return (type(g).__name__, value)
+
+
+def _relative(base: x509.Name, rdn: x509.RelativeDistinguishedName) -> tuple:
+    return ("dn", name_key(x509.Name(list(base.rdns) + [rdn])))
+
+
+def _distribution_points(cert: "Certificate") -> list[_DistributionPoint]:
+    """The certificate's CRL distribution points, then (6.3.3, last
+    paragraph) one standing for CRLs issued by the certificate issuer that no
+    distribution point names: no reasons, no cRLIssuer, and the certificate
+    issuer's name as its distribution point name."""
+    out = []
     for dp in cert.crl_distribution_points:
-        names = _dp_names(dp.full_name, dp.relative_name, crl.issuer)
-        if dp.crl_issuer and not dp.full_name and dp.relative_name is None:
-            names = [("dn", name_key(g.value)) for g in dp.crl_issuer if isinstance(g, x509.DirectoryName)]
-        if any(n in idp_names for n in names):
-            return True
-    return False
+        issuers_dn = [g.value for g in dp.crl_issuer or () if isinstance(g, x509.DirectoryName)]
+        crl_issuers = tuple(name_key(n) for n in issuers_dn) if dp.crl_issuer else None
+        names = None
+        if dp.full_name:
+            names = frozenset(_general_name_key(g) for g in dp.full_name)
+        elif dp.relative_name is not None:
+            # 4.2.1.13: relative to the cRLIssuer when present, else the issuer
+            bases = issuers_dn or [cert.issuer]
+            names = frozenset(_relative(b, dp.relative_name) for b in bases)
+        reasons = frozenset(reason_name(r) for r in dp.reasons) if dp.reasons is not None else None
+        out.append(_DistributionPoint(names, crl_issuers, reasons))
+    out.append(_DistributionPoint(frozenset({("dn", cert.issuer_key)}), None, None))
+    return out
+
+
+def _idp_names(idp: x509.IssuingDistributionPoint, crl: Crl) -> frozenset | None:
+    if idp.full_name:
+        return frozenset(_general_name_key(g) for g in idp.full_name)
+    if idp.relative_name is not None:
+        return frozenset({_relative(crl.issuer, idp.relative_name)})
+    return None

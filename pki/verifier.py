@@ -173,13 +173,19 @@ class Verifier:
             candidates = list(pool.by_subject(crl.issuer_key)) + [c for c in request.path if c.subject_key == crl.issuer_key]
             budget = request.budget
             seen = set()
+            same_issuer = crl.issuer_key == request.certificate.issuer_key
             for cand in candidates:
-                if cand.sha256 in seen or cand.spki == request.issuer_spki:
-                    continue
+                if cand.sha256 in seen or (same_issuer and cand.spki == request.issuer_spki):
+                    continue  # the working issuer key was tried already
                 seen.add(cand.sha256)
                 if cand.key_usage is not None and not cand.key_usage.crl_sign:
                     continue
                 if cand.identity in budget.crl_signers_in_progress:
+                    # A CRL signer whose own status is on the CRL it signs
+                    # (PKITS 4.14.30): its path up to this point is being
+                    # validated already; accept its key for its own CRL.
+                    if cand.identity == request.certificate.identity:
+                        yield cand.spki, dsa_parameters(cand.spki)
                     continue
                 if anchors.is_anchor(cand):
                     yield cand.spki, dsa_parameters(cand.spki)
