@@ -233,6 +233,8 @@ class SoftwareSigner(Signer):
 # --------------------------------------------------------------------------- PKCS#11
 
 _CURVES = {"ec-p256": "secp256r1", "ec-p384": "secp384r1"}
+# PIN digests of this process's logins, per (module, token label): see _open_session.
+_LOGGED_IN: dict[tuple[str, str], bytes] = {}
 
 
 class Pkcs11Signer(Signer):
@@ -268,11 +270,17 @@ class Pkcs11Signer(Signer):
             token = lib.get_token(token_label=token_label)
         except (p11e.NoSuchToken, p11e.MultipleTokensReturned) as exc:
             raise SignerError(f"PKCS#11 token {token_label!r} not found (is it present and initialised?)") from exc
+        login_key = (module, token_label)
         try:
-            return token.open(user_pin=pin, rw=rw)
+            session = token.open(user_pin=pin, rw=rw)
+            _LOGGED_IN[login_key] = hashlib.sha256(pin.encode()).digest()
+            return session
         except p11e.UserAlreadyLoggedIn:
             # Login is per process, not per session (PKCS#11 v2.40 5.6): another
-            # session of this process already logged in, so this one is too.
+            # session of this process logged in already. The token cannot check
+            # this PIN now, so compare it with the one that logged in.
+            if _LOGGED_IN.get(login_key) != hashlib.sha256(pin.encode()).digest():
+                raise SignerError(f"PKCS#11 token {token_label!r} refused the PIN") from None
             return token.open(rw=rw)
         except p11e.PinIncorrect as exc:
             raise SignerError(f"PKCS#11 token {token_label!r} refused the PIN") from exc
