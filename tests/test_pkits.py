@@ -16,19 +16,7 @@ CASES = {case["id"]: case for case in MANIFEST["cases"]}
 
 # Cases we do not pass yet, each with the reason. Strict: a case that starts
 # passing fails the run until it is taken off this list.
-KNOWN_FAILURES: dict[str, str] = {
-    "4.14.18": "onlySomeReasons partial-scope CRLs not yet combined (issue 3)",
-    "4.14.19": "onlySomeReasons partial-scope CRLs not yet combined (issue 3)",
-    "4.14.22": "indirect CRLs not yet supported (issue 3)",
-    "4.14.24": "indirect CRLs not yet supported (issue 3)",
-    "4.14.25": "indirect CRLs not yet supported (issue 3)",
-    "4.14.28": "cRLIssuer distribution points not yet supported (issue 3)",
-    "4.14.29": "cRLIssuer distribution points not yet supported (issue 3)",
-    "4.14.30": "cRLIssuer distribution points not yet supported (issue 3)",
-    "4.14.33": "cRLIssuer distribution points not yet supported (issue 3)",
-    "4.15.4": "delta CRLs not yet applied (issue 3)",
-    "4.15.5": "delta CRLs not yet applied (issue 3)",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def _read(rel: str) -> bytes:
