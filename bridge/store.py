@@ -51,6 +51,10 @@ class Conflict(StoreError):
         self.code = code
 
 
+class IntegrityViolation(StoreError):
+    """The database refused a write by a constraint or trigger."""
+
+
 class SerialCollision(StoreError):
     """A freshly drawn serial number is already taken (draw another)."""
 
@@ -280,8 +284,8 @@ class Store:
                     yield session
         except StoreError:
             raise
-        except IntegrityError:
-            raise
+        except IntegrityError as exc:
+            raise IntegrityViolation(f"database refused the write: {_describe(exc)}") from exc
         except DBAPIError as exc:
             raise StoreError(f"database refused the operation: {_describe(exc)}") from exc
         except SQLAlchemyError as exc:
@@ -447,8 +451,10 @@ class Store:
                     "key.use",
                     {"purpose": purpose, "serial": format(serial, "x"), "tbs_sha256": tbs_sha256, "enrollment": enrollment_id},
                 )
-        except IntegrityError as exc:
-            raise SerialCollision(f"serial {serial:x} already used") from exc
+        except IntegrityViolation as exc:
+            if "serial" in str(exc):
+                raise SerialCollision(f"serial {serial:x} already used") from exc
+            raise
 
     def complete_issuance(self, *, actor: str, enrollment_id: str, serial: int, der: bytes, not_before: datetime, not_after: datetime) -> None:
         """Store the signed cross-certificate and activate the enrollment, atomically."""
@@ -557,8 +563,10 @@ class Store:
                 session.flush()
                 self._audit(session, actor, "reverse.upload", {"enrollment": enrollment_id, "sha256": sha256})
             return row
-        except IntegrityError as exc:
-            raise Conflict("duplicate", "this reverse certificate is already stored") from exc
+        except IntegrityViolation as exc:
+            if "sha256" in str(exc):
+                raise Conflict("duplicate", "this reverse certificate is already stored") from exc
+            raise
 
     def reverse_certificates(self, *, enrollment_statuses: Sequence[str] = ("active",)) -> list[ReverseCertificate]:
         with self._read() as session:
