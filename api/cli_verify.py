@@ -18,6 +18,7 @@ def register(sub) -> None:
     p.add_argument("--anchor", action="append", default=[], metavar="FILE", help="trust anchor certificate(s); repeatable")
     p.add_argument("--untrusted", action="append", default=[], metavar="FILE", help="intermediate and cross-certificates; repeatable")
     p.add_argument("--crl", action="append", default=[], metavar="FILE", help="CRL (complete or delta), PEM or DER; repeatable")
+    p.add_argument("--ocsp", action="append", default=[], metavar="FILE", help="OCSP response (DER or PEM), used beside the CRLs; repeatable")
     p.add_argument("--at", metavar="TIME", help="validation time, ISO 8601; default now")
     p.add_argument("--policy", action="append", default=[], metavar="OID", help="user-initial-policy-set member; repeatable")
     p.add_argument("--explicit-policy", action="store_true", help="initial-explicit-policy = true")
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
             anchors=[_read(f, "trust anchor") for f in args.anchor],
             untrusted=[_read(f, "certificate") for f in args.untrusted],
             crls=[_read(f, "CRL") for f in args.crl],
+            ocsp_responses=[_read(f, "OCSP response") for f in args.ocsp],
         )
         result = verifier.verify(
             _read(args.certificate, "certificate"),

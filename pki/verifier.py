@@ -19,7 +19,8 @@ from .certificate import ANY_POLICY, Certificate, load_certificate, load_many
 from .crl import Crl, load_crls
 from .errors import BudgetExceeded, InputError, ValidationError
 from .algorithms import dsa_parameters
-from .revocation import CrlChecker, RevocationRequest, RevocationStatus
+from .ocsp import DEFAULT_CLOCK_SKEW, CombinedChecker, OcspChecker, OcspResponse, load_ocsp_responses
+from .revocation import CrlChecker, RevocationChecker, RevocationRequest, RevocationStatus
 from .signatures import SignatureVerifier
 from .validation import RevocationPolicy, ValidatedPath, ValidationParameters, validate_path
 
@@ -84,6 +85,8 @@ class Verifier:
         *,
         registry: AlgorithmRegistry | None = None,
         limits: Limits = DEFAULT_LIMITS,
+        ocsp_responses: Iterable["bytes | str | OcspResponse"] = (),
+        ocsp_clock_skew: dt.timedelta = DEFAULT_CLOCK_SKEW,
     ) -> None:
         anchor_certs = load_many(anchors, "trust anchor")
         if not anchor_certs:
@@ -98,6 +101,11 @@ class Verifier:
         self.registry = registry if registry is not None else default_registry()
         self.signatures = SignatureVerifier(self.registry)
         self._crl_checker = CrlChecker(self.crls, self.signatures) if self.crls else None
+        parsed_ocsp: list[OcspResponse] = []
+        for i, item in enumerate(ocsp_responses):
+            parsed_ocsp.extend([item] if isinstance(item, OcspResponse) else load_ocsp_responses(item, f"OCSP response {i + 1}"))
+        self.ocsp_responses = tuple(parsed_ocsp)
+        self._ocsp_checker = OcspChecker(self.ocsp_responses, self.signatures, clock_skew=ocsp_clock_skew) if parsed_ocsp else None
 
     def verify(
         self,
@@ -109,7 +117,11 @@ class Verifier:
         inhibit_any_policy: bool = False,
         revocation: str = "auto",
         intermediates: Iterable[bytes | str | Certificate] = (),
+        revocation_checker: RevocationChecker | None = None,
     ) -> VerificationResult:
+        """``revocation_checker``: an extra source of statuses for this call
+        (the service's fetching source), consulted after the OCSP responses
+        and CRLs the Verifier was built with."""
         target = load_certificate(leaf, "certificate")
         if revocation not in REVOCATION_MODES:
             raise InputError(f"revocation mode must be one of {', '.join(REVOCATION_MODES)}")
@@ -125,9 +137,12 @@ class Verifier:
         if revocation == "off":
             rev = RevocationPolicy()
         else:
-            checker = None
+            crl_checker = None
             if self._crl_checker is not None:
-                checker = self._crl_checker.with_signer_resolver(self._crl_signer_resolver(pool, params))
+                crl_checker = self._crl_checker.with_signer_resolver(self._crl_signer_resolver(pool, params))
+            ocsp_checker = self._ocsp_checker.with_fallback(crl_checker) if self._ocsp_checker is not None else None
+            parts = [c for c in (ocsp_checker, crl_checker, revocation_checker) if c is not None]
+            checker = None if not parts else parts[0] if len(parts) == 1 else CombinedChecker(*parts)
             rev = RevocationPolicy(checker=checker, required=checker is not None or revocation == "require")
         revocation_label = "not_checked" if rev.checker is None and not rev.required else "checked"
         return self._search(target, pool, params, rev, revocation_label)
