@@ -174,6 +174,9 @@ class AlgorithmRegistry:
     def __init__(self, schemes: dict[str, SignatureScheme] | None = None, key_cache_size: int = 4096) -> None:
         self._schemes = dict(DEFAULT_SCHEMES if schemes is None else schemes)
         self._key_loaders: dict[str, KeyLoader] = {}
+        # (recognise(spki) -> bool, load): for keys that share an algorithm
+        # OID with others (SM2 keys are id-ecPublicKey on the SM2 curve).
+        self._special_keys: list[tuple[Callable[[bytes], bool], KeyLoader]] = []
         self._keys: OrderedDict[tuple[bytes, bytes | None], object] = OrderedDict()
         self._key_cache_size = key_cache_size
         self._lock = threading.Lock()
@@ -184,6 +187,9 @@ class AlgorithmRegistry:
     def register_key_loader(self, key_oid: str, loader: KeyLoader) -> None:
         """For key types cryptography's SPKI loader does not know (SM2)."""
         self._key_loaders[key_oid] = loader
+
+    def register_special_key(self, recognise: Callable[[bytes], bool], loader: KeyLoader) -> None:
+        self._special_keys.append((recognise, loader))
 
     def supports(self, signature_algorithm_der: bytes) -> bool:
         try:
@@ -214,6 +220,9 @@ class AlgorithmRegistry:
 
     def _load_key(self, spki: bytes, inherited_params: bytes | None):
         key_oid, params, _ = derlib.spki_parts(spki)
+        for recognise, special in self._special_keys:
+            if recognise(spki):
+                return special(spki, inherited_params)
         loader = self._key_loaders.get(key_oid)
         if loader is not None:
             return loader(spki, inherited_params)
@@ -256,3 +265,23 @@ def dsa_parameters(spki: bytes) -> bytes | None:
     if key_oid == DSA_KEY and params is not None and params != b"\x05\x00":
         return params
     return None
+
+
+def with_national_algorithms(registry: AlgorithmRegistry) -> AlgorithmRegistry:
+    """Register SM2-with-SM3 (GM/T 0003, signer ID 1234567812345678) when the
+    system libcrypto provides it. Without it SM2 objects fail with
+    ``unsupported_algorithm``: the scheme is simply absent."""
+    from . import sm2
+
+    if not sm2.sm2_available():
+        return registry
+
+    def load(spki: bytes, _inherited: bytes | None):
+        return sm2.Sm2PublicKey(spki)
+
+    def verify(key, signature, message, _params) -> bool:
+        return key.verify(message, signature)
+
+    registry.register_special_key(sm2.is_sm2_public_key, load)
+    registry.register(sm2.SM2_SIGNATURE_OID, SignatureScheme("SM2-with-SM3", (sm2.Sm2PublicKey,), verify))
+    return registry

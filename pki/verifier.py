@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from . import errors as E
-from .algorithms import AlgorithmRegistry
+from .algorithms import AlgorithmRegistry, with_national_algorithms
 from .budget import DEFAULT_LIMITS, Budget, Limits
 from .building import BuildLog, CertificatePool, TrustStore, build_paths
 from .certificate import ANY_POLICY, Certificate, load_certificate, load_many
@@ -232,4 +232,4 @@ class Verifier:
 
 
 def default_registry() -> AlgorithmRegistry:
-    return AlgorithmRegistry()
+    return with_national_algorithms(AlgorithmRegistry())
