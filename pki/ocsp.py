@@ -156,10 +156,10 @@ def parse_ocsp_response(data: bytes) -> OcspResponse:
                     nonce = ext.value.nonce
                 elif ext.critical:
                     unhandled.append(ext.oid.dotted_string)
-            for single in resp.responses:
-                for ext in single.single_extensions:
-                    if ext.critical:
-                        unhandled.append(ext.oid.dotted_string)
+            for single in basic["tbs_response_data"]["responses"]:
+                for ext in single["single_extensions"] or ():
+                    if ext["critical"].native:
+                        unhandled.append(ext["extn_id"].dotted)
             return OcspResponse(
                 der=data,
                 sha256=digest,
