@@ -428,13 +428,13 @@ class BridgeAuthority:
             next_update=now + self.ocsp_validity,
             revocation_time=status.revoked_at if status.status == "revoked" else None,
             revocation_reason=reason,
-        ).responder_id(ocsp.OCSPResponderEncoding.HASH, self.certificate)
+        )
         try:
             nonce = request.extensions.get_extension_for_class(x509.OCSPNonce).value
             builder = builder.add_extension(nonce, critical=False)
         except x509.ExtensionNotFound:
             pass
-        return self._signer.sign_ocsp(builder).public_bytes(serialization.Encoding.DER)
+        return self._signer.sign_ocsp(builder, self.certificate).public_bytes(serialization.Encoding.DER)
 
 
 def bridge_subject(text: str) -> x509.Name:

@@ -71,6 +71,20 @@ def _throwaway_key(key_type: str):
     return _generate_private_key(key_type)
 
 
+@lru_cache(maxsize=None)
+def _throwaway_certificate(key_type: str) -> x509.Certificate:
+    import datetime
+
+    key = _throwaway_key(key_type)
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "throwaway")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hash_for(key_type))
+    )
+
+
 def _spki_der(public_key) -> bytes:
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -124,16 +138,31 @@ class Signer(ABC):
         )
         return x509.load_der_x509_crl(final.dump())
 
-    def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse:
-        draft = builder.sign(_throwaway_key(self.key_type), self.hash_algorithm)
+    def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder, responder: x509.Certificate) -> ocsp.OCSPResponse:
+        """Sign a response (``builder`` without a responder id) as ``responder``, identified by key hash."""
+        # cryptography refuses a responder certificate that does not match the
+        # signing key, so the draft names a throwaway certificate and the
+        # responderID is replaced (RFC 6960 4.2.1 byKey: SHA-1 of the key bits).
+        draft = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, _throwaway_certificate(self.key_type)).sign(
+            _throwaway_key(self.key_type), self.hash_algorithm
+        )
         parsed = asn1_ocsp.OCSPResponse.load(draft.public_bytes(serialization.Encoding.DER))
         basic = parsed["response_bytes"]["response"].parsed
-        tbs = basic["tbs_response_data"].dump()
+        tbs_fields = basic["tbs_response_data"]
+        key_hash = asn1_x509.Certificate.load(responder.public_bytes(serialization.Encoding.DER)).public_key.sha1
+        tbs = asn1_ocsp.ResponseData(
+            {
+                name: (asn1_ocsp.ResponderId(name="by_key", value=key_hash) if name == "responder_id" else tbs_fields[name])
+                for name, _spec, *_ in asn1_ocsp.ResponseData._fields
+                if not isinstance(tbs_fields[name], asn1_core.Void)
+            }
+        )
+        tbs_der = tbs.dump()
         final_basic = asn1_ocsp.BasicOCSPResponse(
             {
-                "tbs_response_data": asn1_ocsp.ResponseData.load(tbs),
+                "tbs_response_data": asn1_ocsp.ResponseData.load(tbs_der),
                 "signature_algorithm": basic["signature_algorithm"],
-                "signature": asn1_core.OctetBitString(self.sign(tbs)),
+                "signature": asn1_core.OctetBitString(self.sign(tbs_der)),
             }
         )
         final = asn1_ocsp.OCSPResponse(
@@ -226,8 +255,8 @@ class SoftwareSigner(Signer):
     def sign_crl(self, builder):
         return builder.sign(self.__key, self.hash_algorithm)
 
-    def sign_ocsp(self, builder):
-        return builder.sign(self.__key, self.hash_algorithm)
+    def sign_ocsp(self, builder, responder):
+        return builder.responder_id(ocsp.OCSPResponderEncoding.HASH, responder).sign(self.__key, self.hash_algorithm)
 
 
 # --------------------------------------------------------------------------- PKCS#11

@@ -221,6 +221,7 @@ def test_ocsp_responder_edge_cases(bridge):
     assert response.certificate_status == ocsp.OCSPCertStatus.GOOD
     assert response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == b"0123456789abcdef"
     assert response.next_update_utc > response.this_update_utc
+    assert response.responder_key_hash == x509.SubjectKeyIdentifier.from_public_key(bridge.certificate.public_key()).digest
     # A serial the bridge never issued.
     unknown = ocsp.OCSPRequestBuilder().add_certificate_by_hash(
         request.issuer_name_hash, request.issuer_key_hash, 12345, hashes.SHA1()
