@@ -61,6 +61,59 @@ class RevocationChecker(Protocol):
 CrlSignerResolver = Callable[[Crl, RevocationRequest], Iterable[tuple[bytes, "bytes | None"]]]
 
 
+@dataclass(frozen=True)
+class RevocationInfo:
+    """What a revocation source found for one certificate: parsed CRLs and
+    OCSP responses (with the nonce each request carried), the grace period
+    within which out-of-date ones may still be used (and reported stale), and
+    why anything could not be had."""
+
+    crls: tuple[Crl, ...] = ()
+    ocsp: tuple = ()  # (OcspResponse, nonce or None) pairs
+    grace: dt.timedelta = dt.timedelta(0)
+    errors: tuple[str, ...] = ()
+    sources_named: bool = True  # False: the certificate names no CRL DP or OCSP URL
+
+
+class RevocationInfoProvider(Protocol):
+    """Supplies CRLs and OCSP responses for a certificate (the service's
+    fetching, caching source). It may do I/O; nothing in pki/ does."""
+
+    def revocation_info(self, certificate: "Certificate", issuer: "Certificate", at: dt.datetime) -> RevocationInfo: ...
+
+
+class ProvidedChecker:
+    """Checks each certificate against what a RevocationInfoProvider
+    supplies for it, with the same pure CRL and OCSP processing."""
+
+    def __init__(self, provider: RevocationInfoProvider, signatures: "SignatureVerifier",
+                 resolve_signer: CrlSignerResolver | None = None, *, clock_skew: dt.timedelta | None = None) -> None:
+        self._provider = provider
+        self._signatures = signatures
+        self._resolve_signer = resolve_signer
+        self._clock_skew = clock_skew
+
+    def check(self, request: RevocationRequest) -> RevocationStatus:
+        from .ocsp import DEFAULT_CLOCK_SKEW, CombinedChecker, OcspChecker
+
+        info = self._provider.revocation_info(request.certificate, request.issuer, request.at)
+        crl = CrlChecker(info.crls, self._signatures, self._resolve_signer, grace=info.grace) if info.crls else None
+        ocsp = None
+        if info.ocsp:
+            ocsp = OcspChecker(info.ocsp, self._signatures, clock_skew=self._clock_skew or DEFAULT_CLOCK_SKEW,
+                               grace=info.grace, fallback=crl)
+        if ocsp is None and crl is None:
+            why = "; ".join(info.errors) if info.errors else (
+                "the certificate names no CRL distribution point or OCSP responder" if not info.sources_named
+                else "no CRL or OCSP response could be obtained")
+            return RevocationStatus("unknown", detail=why)
+        status = CombinedChecker(ocsp, crl).check(request)
+        if status.state in ("unknown", "stale") and info.errors:
+            detail = "; ".join(filter(None, [status.detail, *info.errors]))
+            return RevocationStatus(status.state, status.source, status.reason, status.revocation_time, detail)
+        return status
+
+
 class CrlChecker:
     """Status from CRLs per RFC 5280 6.3.3: complete and delta CRLs, scope by
     issuingDistributionPoint, distribution points and cRLIssuer (indirect
@@ -74,7 +127,18 @@ class CrlChecker:
     signer's certificate.
     """
 
-    def __init__(self, crls: Iterable[Crl], signatures: "SignatureVerifier", resolve_signer: CrlSignerResolver | None = None) -> None:
+    def __init__(
+        self,
+        crls: Iterable[Crl],
+        signatures: "SignatureVerifier",
+        resolve_signer: CrlSignerResolver | None = None,
+        *,
+        grace: dt.timedelta = dt.timedelta(0),
+    ) -> None:
+        """``grace``: a CRL past its nextUpdate by less than this is still
+        used (the service's cache when a CRL server is down); the status it
+        gives is then ``stale`` (revoked stays revoked)."""
+        self.grace = grace
         self._by_issuer: dict[NameKey, list[Crl]] = {}
         self._deltas: dict[NameKey, list[Crl]] = {}
         for crl in crls:
@@ -89,6 +153,7 @@ class CrlChecker:
         view._deltas = self._deltas
         view._signatures = self._signatures
         view._resolve_signer = resolve_signer
+        view.grace = self.grace
         return view
 
     def __bool__(self) -> bool:
@@ -100,6 +165,7 @@ class CrlChecker:
         deciders: list[str] = []
         problems: list[str] = []
         only_stale = True
+        used_stale = False
         tried: set[tuple[int, int]] = set()
         for dp_index, dp in enumerate(_distribution_points(cert)):
             issuers = dp.crl_issuers if dp.crl_issuers is not None else (cert.issuer_key,)
@@ -116,8 +182,9 @@ class CrlChecker:
                             problems.append(outcome.problem)
                         only_stale = only_stale and outcome.stale
                         continue
-                    entry, interim, label = outcome
+                    entry, interim, label, past_next_update = outcome
                     reasons_mask |= interim
+                    used_stale = used_stale or past_next_update
                     if entry is not None:
                         # 6.3.3 (i)-(k): found, and not removeFromCRL
                         return RevocationStatus("revoked", source=label, reason=entry.reason, revocation_time=entry.revocation_date)
@@ -125,6 +192,8 @@ class CrlChecker:
             if reasons_mask >= ALL_REASONS:
                 break
         if reasons_mask >= ALL_REASONS:
+            if used_stale:
+                return RevocationStatus("stale", source="; ".join(deciders), detail="decided by a CRL past its nextUpdate, within the grace period")
             return RevocationStatus("good", source="; ".join(deciders))
         if not problems and not deciders:
             return RevocationStatus("unknown", detail=f"no CRL covering certificates of {cert.issuer_text} was supplied")
@@ -137,7 +206,8 @@ class CrlChecker:
 
     def _use(self, crl: Crl, dp: "_DistributionPoint", request: RevocationRequest, reasons_mask: frozenset[str]):
         """6.3.3 (a)-(l) for one complete CRL and one distribution point:
-        (entry or None, interim reasons, label), or _Skip with the reason."""
+        (entry or None, interim reasons, label, used past nextUpdate), or
+        _Skip with the reason."""
         cert = request.certificate
         problem = _load_problem(crl)
         if problem:
@@ -178,10 +248,15 @@ class CrlChecker:
             return delta
         # (a) freshness: a current delta brings a stale complete CRL up to date
         stale = crl.next_update is not None and crl.next_update < request.at
+        past_next_update = False
         if delta is not None and delta.next_update is not None and delta.next_update < request.at:
-            return _Skip(f"{delta.label}: out of date (nextUpdate {delta.next_update:%Y-%m-%d %H:%M:%SZ})", stale=True)
+            if delta.next_update + self.grace < request.at:
+                return _Skip(f"{delta.label}: out of date (nextUpdate {delta.next_update:%Y-%m-%d %H:%M:%SZ})", stale=True)
+            past_next_update = True
         if stale and (delta is None or delta.next_update is None):
-            return _Skip(f"{crl.label}: out of date (nextUpdate {crl.next_update:%Y-%m-%d %H:%M:%SZ})", stale=True)
+            if crl.next_update + self.grace < request.at:
+                return _Skip(f"{crl.label}: out of date (nextUpdate {crl.next_update:%Y-%m-%d %H:%M:%SZ})", stale=True)
+            past_next_update = True
         # (f), (g) signer and signature; (h) the delta under the same key
         try:
             key, why = self._verified_key(crl, request)
@@ -200,7 +275,7 @@ class CrlChecker:
             entry = crl.lookup(cert.issuer_key, cert.serial)
         if entry is not None and entry.reason == "removeFromCRL":
             entry = None
-        return entry, interim, label
+        return entry, interim, label, past_next_update
 
     def _delta_for(self, crl: Crl, at: dt.datetime):
         """The newest delta CRL that updates ``crl`` (6.3.3 (c); 5.2.4):

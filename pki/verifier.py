@@ -20,7 +20,7 @@ from .crl import Crl, load_crls
 from .errors import BudgetExceeded, InputError, ValidationError
 from .algorithms import dsa_parameters
 from .ocsp import DEFAULT_CLOCK_SKEW, CombinedChecker, OcspChecker, OcspResponse, load_ocsp_responses
-from .revocation import CrlChecker, RevocationChecker, RevocationRequest, RevocationStatus
+from .revocation import CrlChecker, ProvidedChecker, RevocationInfoProvider, RevocationRequest, RevocationStatus
 from .signatures import SignatureVerifier
 from .validation import RevocationPolicy, ValidatedPath, ValidationParameters, validate_path
 
@@ -105,6 +105,7 @@ class Verifier:
         for i, item in enumerate(ocsp_responses):
             parsed_ocsp.extend([item] if isinstance(item, OcspResponse) else load_ocsp_responses(item, f"OCSP response {i + 1}"))
         self.ocsp_responses = tuple(parsed_ocsp)
+        self._ocsp_clock_skew = ocsp_clock_skew
         self._ocsp_checker = OcspChecker(self.ocsp_responses, self.signatures, clock_skew=ocsp_clock_skew) if parsed_ocsp else None
 
     def verify(
@@ -117,11 +118,12 @@ class Verifier:
         inhibit_any_policy: bool = False,
         revocation: str = "auto",
         intermediates: Iterable[bytes | str | Certificate] = (),
-        revocation_checker: RevocationChecker | None = None,
+        revocation_provider: RevocationInfoProvider | None = None,
     ) -> VerificationResult:
-        """``revocation_checker``: an extra source of statuses for this call
-        (the service's fetching source), consulted after the OCSP responses
-        and CRLs the Verifier was built with."""
+        """``revocation_provider``: supplies CRLs and OCSP responses per
+        certificate for this call (the service's fetching, caching source in
+        bridge/revocation_source.py); consulted after the OCSP responses and
+        CRLs the Verifier was built with, and processed the same way."""
         target = load_certificate(leaf, "certificate")
         if revocation not in REVOCATION_MODES:
             raise InputError(f"revocation mode must be one of {', '.join(REVOCATION_MODES)}")
@@ -137,12 +139,17 @@ class Verifier:
         if revocation == "off":
             rev = RevocationPolicy()
         else:
+            # CRL signers' own paths are checked with the same sources.
+            holder: list = []
+            resolve = self._crl_signer_resolver(pool, params, lambda: holder[0])
             crl_checker = None
             if self._crl_checker is not None:
-                crl_checker = self._crl_checker.with_signer_resolver(self._crl_signer_resolver(pool, params))
+                crl_checker = self._crl_checker.with_signer_resolver(resolve)
             ocsp_checker = self._ocsp_checker.with_fallback(crl_checker) if self._ocsp_checker is not None else None
-            parts = [c for c in (ocsp_checker, crl_checker, revocation_checker) if c is not None]
+            provided = ProvidedChecker(revocation_provider, self.signatures, resolve, clock_skew=self._ocsp_clock_skew) if revocation_provider is not None else None
+            parts = [c for c in (ocsp_checker, crl_checker, provided) if c is not None]
             checker = None if not parts else parts[0] if len(parts) == 1 else CombinedChecker(*parts)
+            holder.append(checker)
             rev = RevocationPolicy(checker=checker, required=checker is not None or revocation == "require")
         revocation_label = "not_checked" if rev.checker is None and not rev.required else "checked"
         return self._search(target, pool, params, rev, revocation_label)
@@ -175,7 +182,7 @@ class Verifier:
         return VerificationResult(False, (target,), None, revocation_label,
                                   ValidationError(E.NO_PATH, "no path to a trust anchor", 0, target.subject_text))
 
-    def _crl_signer_resolver(self, pool: CertificatePool, params: ValidationParameters):
+    def _crl_signer_resolver(self, pool: CertificatePool, params: ValidationParameters, signer_checker):
         """RFC 5280 6.3.3 (f): a CRL signed with a key other than the
         certificate issuer's counts only if the signer's certificate has
         cRLSign and its own path validates (revocation included) to the same
@@ -209,7 +216,7 @@ class Verifier:
                 try:
                     for path in build_paths(cand, anchors, pool, self.signatures, budget, BuildLog()):
                         try:
-                            validate_path(path, signer_params, self.signatures, budget, RevocationPolicy(self._crl_checker.with_signer_resolver(resolve), True))
+                            validate_path(path, signer_params, self.signatures, budget, RevocationPolicy(signer_checker(), True))
                         except ValidationError:
                             continue
                         yield cand.spki, dsa_parameters(cand.spki)
