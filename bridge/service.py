@@ -362,6 +362,11 @@ class BridgeCA:
             self.store.set_enrollment_status(enrollment_id, from_status=("pending",), to_status="rejected", actor=actor, reason=reason)
             return self._issuer_view(self.store.get_enrollment(enrollment_id))
 
+    def expire_due(self, *, at: datetime | None = None, actor: str = "bridgeca") -> list[str]:
+        """Move active enrollments whose cross-certificates have all run out to ``expired``; returns their ids."""
+        with _translated():
+            return self.store.expire_enrollments(actor=actor, now=at or _now())
+
     def issuer(self, enrollment_id: str) -> dict:
         with _translated():
             return self._issuer_view(self.store.get_enrollment(enrollment_id))

@@ -424,6 +424,24 @@ class Store:
                 raise Conflict("invalid_state", f"enrollment {enrollment_id} is not in state {'/'.join(from_status)}")
             self._audit(session, actor, f"enrollment.{to_status}", {"enrollment": enrollment_id, "reason": reason})
 
+    def expire_enrollments(self, *, actor: str, now: datetime) -> list[str]:
+        """Mark active enrollments expired once no cross-certificate of theirs is in force."""
+        expired: list[str] = []
+        with self._transaction() as session:
+            for record in session.exec(select(Enrollment).where(Enrollment.status == "active")).all():
+                in_force = [
+                    c for c in session.exec(
+                        select(CrossCertificate).where(CrossCertificate.enrollment_id == record.id, CrossCertificate.status == "issued")
+                    ).all()
+                    if c.not_after is not None and _aware(c.not_after) > now
+                ]
+                if not in_force:
+                    record.status, record.updated_at = "expired", now
+                    session.add(record)
+                    expired.append(record.id)
+                    self._audit(session, actor, "enrollment.expired", {"enrollment": record.id})
+        return expired
+
     # ------------------------------------------------------------------ cross-certificates
 
     def reserve_serial(self, *, actor: str, enrollment_id: str, serial: int, tbs_sha256: str, purpose: str) -> None:

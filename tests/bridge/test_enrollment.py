@@ -176,3 +176,17 @@ def test_reverse_certificate_checks(bridge):
     bridge.approve(enrolled["id"])
     assert [c.issuer for c in bridge.issued_to_bridge()] == [gd.root.subject]
 
+
+
+def test_enrollments_expire_when_their_cross_certificates_run_out(bridge):
+    import datetime as dt
+
+    from .members import make_root, name
+
+    _key, root = make_root(name("MO", "Macau", "Short Root"), days=60)
+    view = bridge.approve(_enroll(bridge, der(root), jurisdiction="MO")["id"])
+    assert bridge.expire_due() == []
+    later = root.not_valid_after_utc + dt.timedelta(seconds=1)
+    assert bridge.expire_due(at=later) == [view["id"]]
+    assert bridge.issuer(view["id"])["status"] == "expired"
+    assert bridge.store.audit_entries()[-1].action == "enrollment.expired"

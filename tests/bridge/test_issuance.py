@@ -286,3 +286,32 @@ def test_init_refuses_a_second_bridge_and_an_invalid_subject(tmp_path):
     assert not (tmp_path / "c" / "config.json").exists()
 
 
+
+
+def test_a_colliding_serial_is_redrawn_before_the_key_is_used(bridge, monkeypatch):
+    import bridge.service as service
+
+    first = make_member("GD")
+    taken = int(bridge.approve(bridge.enroll(name="GD", jurisdiction="GD", root_certificate=der(first.root), policy_mappings=first.mappings())["id"])["serial"], 16)
+    draws = iter([taken, taken, 0x1234567890ABCDEF1234])
+    monkeypatch.setattr(service, "new_serial", lambda: next(draws))
+    second = make_member("SZ")
+    view = bridge.approve(bridge.enroll(name="SZ", jurisdiction="SZ", root_certificate=der(second.root), policy_mappings=second.mappings())["id"])
+    assert int(view["serial"], 16) == 0x1234567890ABCDEF1234
+    # Key uses: one per issued certificate, plus the CRL at init: no signature for a colliding serial.
+    uses = [e for e in bridge.store.audit_entries() if e.action == "key.use"]
+    assert len(uses) == 3
+
+
+def test_migrations_are_applied_and_an_empty_database_is_refused(bridge, bridge_home, tmp_path, monkeypatch):
+    from bridge.store import Store, StoreError
+
+    assert bridge.store.schema_revision() == "0001"
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    with pytest.raises(StoreError) as info:
+        Store.open(empty)
+    assert "run 'bridgeca init'" in str(info.value)
+    monkeypatch.setenv("BRIDGECA_DATABASE_URL", empty)
+    with pytest.raises(BridgeError) as opened:
+        BridgeCA.open(bridge_home)
+    assert opened.value.code == "database_unavailable"

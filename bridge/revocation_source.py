@@ -1,0 +1,287 @@
+"""The service's revocation source: fetches CRLs (from CRL distribution
+point URLs) and OCSP responses (from the AIA OCSP URL), caches them by their
+nextUpdate, and hands the parsed objects to pki's pure checkers through
+``pki.revocation.RevocationInfoProvider``. All network I/O of revocation
+checking lives here; pki/ never does any.
+
+Hostile or broken servers cost bounded time and memory:
+- HTTP only (no TLS: CRLs and OCSP responses are signed objects; RFC 5280
+  4.2.1.13 and RFC 6960 A.1 use http), connect timeout and a total deadline
+  enforced by a watchdog that closes the socket, so a server that never
+  answers or drips bytes is cut off;
+- bodies are streamed and abandoned at a size cap (a declared
+  Content-Length above the cap is refused before reading);
+- at most ``max_redirects`` redirects, to http URLs only.
+When a fetch fails, a cached object is still served until its nextUpdate plus
+``grace``; the checker then reports the status as ``stale``.
+
+Usage::
+
+    source = RevocationSource()
+    verifier.verify(leaf, revocation_provider=source)
+"""
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import urljoin, urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp as x509_ocsp
+
+from pki.certificate import Certificate
+from pki.crl import Crl, parse_crl
+from pki.errors import InputError
+from pki.ocsp import OcspResponse, parse_ocsp_response
+from pki.revocation import RevocationInfo
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    connect_timeout: float = 3.0  # seconds to establish the TCP connection
+    total_timeout: float = 10.0  # seconds for the whole exchange, redirects included
+    max_crl_bytes: int = 32 * 1024 * 1024
+    max_ocsp_bytes: int = 256 * 1024
+    max_redirects: int = 3
+
+
+class FetchError(Exception):
+    """A fetch that did not produce a body (timeout, too large, HTTP error)."""
+
+
+def http_fetch(url: str, *, body: bytes | None = None, content_type: str | None = None,
+               max_bytes: int, limits: FetchLimits) -> bytes:
+    """GET (or POST ``body``) ``url`` over plain HTTP within ``limits``."""
+    deadline = time.monotonic() + limits.total_timeout
+    for _ in range(limits.max_redirects + 1):
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise FetchError(f"{url}: only http:// URLs are fetched")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchError(f"{url}: no answer within {limits.total_timeout:g} s")
+        conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=min(limits.connect_timeout, remaining))
+        watchdog = threading.Timer(remaining, _abort, (conn,))
+        watchdog.daemon = True
+        try:
+            try:
+                conn.connect()
+            except (socket.timeout, TimeoutError):
+                raise FetchError(f"{url}: could not connect within {limits.connect_timeout:g} s") from None
+            except OSError as exc:
+                raise FetchError(f"{url}: could not connect: {exc.strerror or exc}") from None
+            watchdog.start()
+            conn.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            target = parts.path or "/"
+            if parts.query:
+                target += "?" + parts.query
+            headers = {"Host": parts.netloc, "User-Agent": "bridgeca-revocation/1", "Connection": "close"}
+            if content_type:
+                headers["Content-Type"] = content_type
+            try:
+                conn.request("POST" if body is not None else "GET", target, body=body, headers=headers)
+                resp = conn.getresponse()
+                if resp.status in (301, 302, 303, 307, 308):
+                    location = resp.getheader("Location")
+                    if not location:
+                        raise FetchError(f"{url}: redirect without Location")
+                    url = urljoin(url, location)
+                    if resp.status == 303:
+                        body, content_type = None, None
+                    continue
+                if resp.status != 200:
+                    raise FetchError(f"{url}: HTTP {resp.status} {resp.reason}")
+                declared = resp.getheader("Content-Length")
+                if declared and declared.isdigit() and int(declared) > max_bytes:
+                    raise FetchError(f"{url}: response of {declared} bytes exceeds the limit of {max_bytes}")
+                chunks, size = [], 0
+                while True:
+                    chunk = resp.read(min(65536, max_bytes + 1 - size))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise FetchError(f"{url}: response exceeds the limit of {max_bytes} bytes")
+                    if time.monotonic() > deadline:
+                        raise FetchError(f"{url}: no complete answer within {limits.total_timeout:g} s")
+                return b"".join(chunks)
+            except FetchError:
+                raise
+            except (socket.timeout, TimeoutError):
+                raise FetchError(f"{url}: no complete answer within {limits.total_timeout:g} s") from None
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                if time.monotonic() >= deadline:
+                    raise FetchError(f"{url}: no complete answer within {limits.total_timeout:g} s") from None
+                raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from None
+        finally:
+            watchdog.cancel()
+            conn.close()
+    raise FetchError(f"{url}: more than {limits.max_redirects} redirects")
+
+
+def _abort(conn: http.client.HTTPConnection) -> None:
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+@dataclass
+class _Cached:
+    value: object  # Crl, or (OcspResponse, nonce)
+    fresh_until: dt.datetime  # refetch after this
+    usable_until: dt.datetime  # fresh_until + grace: never served after this
+
+
+@dataclass(frozen=True)
+class Fetched:
+    value: object | None
+    stale: bool = False  # served from the cache after a failed refresh
+    error: str | None = None
+
+
+Fetch = Callable[..., bytes]
+
+
+class RevocationSource:
+    """Fetching, caching RevocationInfoProvider for the service. Thread-safe;
+    one instance is shared by all requests."""
+
+    def __init__(
+        self,
+        limits: FetchLimits = FetchLimits(),
+        *,
+        grace: dt.timedelta = dt.timedelta(hours=12),
+        default_ttl: dt.timedelta = dt.timedelta(hours=1),
+        use_ocsp_nonce: bool = True,
+        fetch: Fetch = http_fetch,
+    ) -> None:
+        self.limits = limits
+        self.grace = grace
+        self.default_ttl = default_ttl  # for objects without nextUpdate
+        self.use_ocsp_nonce = use_ocsp_nonce
+        self._fetch = fetch
+        self._cache: dict[tuple, _Cached] = {}
+        self._lock = threading.Lock()
+
+    # -- RevocationInfoProvider ---------------------------------------------
+
+    def revocation_info(self, certificate: Certificate, issuer: Certificate, at: dt.datetime) -> RevocationInfo:
+        crls: list[Crl] = []
+        ocsp: list = []
+        errors: list[str] = []
+        for url in certificate.ocsp_urls:
+            got = self.ocsp(url, certificate, issuer, at)
+            if got.value is not None:
+                ocsp.append(got.value)
+                if got.stale and got.error:
+                    errors.append(f"served from cache: {got.error}")
+                break
+            errors.append(got.error or f"{url}: no response")
+        for url in _crl_urls(certificate):
+            got = self.crl(url, at)
+            if got.value is not None:
+                crls.append(got.value)
+                if got.stale and got.error:
+                    errors.append(f"served from cache: {got.error}")
+            else:
+                errors.append(got.error or f"{url}: no CRL")
+        named = bool(certificate.ocsp_urls) or bool(_crl_urls(certificate))
+        return RevocationInfo(crls=tuple(crls), ocsp=tuple(ocsp), grace=self.grace, errors=tuple(errors), sources_named=named)
+
+    # -- CRLs -----------------------------------------------------------------
+
+    def crl(self, url: str, now: dt.datetime | None = None) -> Fetched:
+        now = now or dt.datetime.now(dt.timezone.utc)
+        return self._cached_or_fetch(("crl", url), now, lambda: self._load_crl(url))
+
+    def _load_crl(self, url: str) -> tuple[Crl, dt.datetime | None]:
+        data = self._fetch(url, max_bytes=self.limits.max_crl_bytes, limits=self.limits)
+        try:
+            crl = _parse_crl_any(data)
+        except InputError as exc:
+            raise FetchError(f"{url}: malformed CRL: {exc}") from None
+        return crl, crl.next_update
+
+    # -- OCSP -----------------------------------------------------------------
+
+    def ocsp(self, url: str, certificate: Certificate, issuer: Certificate, now: dt.datetime | None = None) -> Fetched:
+        now = now or dt.datetime.now(dt.timezone.utc)
+        key = ("ocsp", url, certificate.issuer_key, certificate.serial, issuer.spki)
+        return self._cached_or_fetch(key, now, lambda: self._load_ocsp(url, certificate, issuer))
+
+    def _load_ocsp(self, url: str, certificate: Certificate, issuer: Certificate):
+        nonce = os.urandom(16) if self.use_ocsp_nonce else None
+        try:
+            request = build_ocsp_request(certificate, issuer, nonce)
+        except ValueError as exc:
+            raise FetchError(f"{url}: cannot build an OCSP request: {exc}") from None
+        data = self._fetch(url, body=request, content_type="application/ocsp-request",
+                           max_bytes=self.limits.max_ocsp_bytes, limits=self.limits)
+        try:
+            resp = parse_ocsp_response(data)
+        except InputError as exc:
+            raise FetchError(f"{url}: malformed OCSP response: {exc}") from None
+        if resp.status != "successful":
+            raise FetchError(f"{url}: OCSP responder answered {resp.status}")
+        next_updates = [s.next_update for s in resp.responses if s.serial == certificate.serial and s.next_update]
+        return (resp, nonce), (min(next_updates) if next_updates else None)
+
+    # -- cache ----------------------------------------------------------------
+
+    def _cached_or_fetch(self, key: tuple, now: dt.datetime, load) -> Fetched:
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None and now < cached.fresh_until:
+            return Fetched(cached.value)
+        try:
+            value, next_update = load()
+        except FetchError as exc:
+            if cached is not None and now < cached.usable_until:
+                return Fetched(cached.value, stale=True, error=str(exc))
+            return Fetched(None, error=str(exc))
+        fresh_until = next_update if next_update is not None else now + self.default_ttl
+        with self._lock:
+            self._cache[key] = _Cached(value, fresh_until, fresh_until + self.grace)
+        return Fetched(value)
+
+
+def _crl_urls(cert: Certificate) -> list[str]:
+    urls = []
+    for dp in cert.crl_distribution_points:
+        for g in dp.full_name or ():
+            if isinstance(g, x509.UniformResourceIdentifier) and g.value.startswith("http://"):
+                urls.append(g.value)
+                break  # one URL per distribution point
+    return urls
+
+
+def _parse_crl_any(data: bytes) -> Crl:
+    if data.lstrip().startswith(b"-----BEGIN"):
+        from pki.crl import load_crls
+
+        crls = load_crls(data)
+        if len(crls) != 1:
+            raise InputError("expected one CRL")
+        return crls[0]
+    return parse_crl(data)
+
+
+def build_ocsp_request(certificate: Certificate, issuer: Certificate, nonce: bytes | None) -> bytes:
+    """DER OCSPRequest for one certificate (SHA-1 CertID, RFC 5019)."""
+    b = x509_ocsp.OCSPRequestBuilder().add_certificate(
+        x509.load_der_x509_certificate(certificate.der), x509.load_der_x509_certificate(issuer.der), hashes.SHA1()
+    )
+    if nonce is not None:
+        b = b.add_extension(x509.OCSPNonce(nonce), critical=False)
+    return b.build().public_bytes(serialization.Encoding.DER)
