@@ -1,0 +1,327 @@
+"""The service's fetching, caching revocation source against real HTTP
+servers on 127.0.0.1: CRLs and OCSP responses made with cryptography's
+builders, a server that never answers, one that streams an endless body,
+redirects, malformed bodies, and the cache's grace period. Time is bounded by
+the client's own timeouts; nothing here asserts on durations."""
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+
+from bridge.revocation_source import FetchError, FetchLimits, RevocationSource, http_fetch
+from pki import Verifier
+from pki.algorithms import AlgorithmRegistry
+from pki.budget import Budget
+from pki.certificate import parse_certificate
+from pki.revocation import ProvidedChecker, RevocationRequest
+from pki.signatures import SignatureVerifier
+
+from .test_revocation import NOW, Ca, der
+
+FAST = FetchLimits(connect_timeout=1.0, total_timeout=1.5, max_crl_bytes=200_000, max_ocsp_bytes=20_000, max_redirects=2)
+
+
+class Server:
+    """A stdlib HTTP server on a free port; routes map a path to a function
+    (handler) -> None, replaceable while it runs."""
+
+    def __init__(self) -> None:
+        self.routes: dict = {}
+        routes = self.routes
+
+        class Handler(BaseHTTPRequestHandler):
+            def _dispatch(self):
+                route = routes.get(self.path.split("?")[0])
+                if route is None:
+                    self.send_error(404)
+                    return
+                try:
+                    route(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_POST = _dispatch
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def send(handler, body: bytes, content_type="application/octet-stream", status=200):
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def endless(handler):
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/pkix-crl")
+    handler.end_headers()
+    block = b"\x00" * 65536
+    while True:
+        handler.wfile.write(block)
+
+
+def error500(handler):
+    send(handler, b"down", "text/plain", 500)
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def silent():
+    """Accepts TCP connections (in the kernel's backlog) and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def cas():
+    root = Ca("Fetch Root")
+    sub = Ca("Fetch Sub", root)
+    return root, sub
+
+
+def leaf_for(sub: Ca, *, crl_url=None, ocsp_url=None):
+    dps = [x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)] if crl_url else None
+    aia = [x509.AccessDescription(x509.oid.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))] if ocsp_url else None
+    return sub.issue(dps=dps, aia=aia)
+
+
+def verifier(root, sub):
+    # The sub-CA's status comes from the root CRL given offline.
+    return Verifier([der(root.cert)], [der(sub.cert)], [root.crl()])
+
+
+def status_of(source, sub, leaf, at=NOW):
+    path = (parse_certificate(der(leaf)), parse_certificate(der(sub.cert)))
+    request = RevocationRequest(path, 0, path[1].spki, None, at, Budget())
+    return ProvidedChecker(source, SignatureVerifier(AlgorithmRegistry())).check(request)
+
+
+def ocsp_route(sub: Ca, status=ocsp.OCSPCertStatus.GOOD, *, echo_nonce=True, next_update=dt.timedelta(hours=6)):
+    def route(handler):
+        length = int(handler.headers.get("Content-Length", 0))
+        req = ocsp.load_der_ocsp_request(handler.rfile.read(length))
+        b = ocsp.OCSPResponseBuilder().add_response_by_hash(
+            issuer_name_hash=req.issuer_name_hash, issuer_key_hash=req.issuer_key_hash, serial_number=req.serial_number,
+            algorithm=req.hash_algorithm, cert_status=status, this_update=NOW - dt.timedelta(minutes=30),
+            next_update=NOW + next_update, revocation_time=NOW - dt.timedelta(days=1) if status == ocsp.OCSPCertStatus.REVOKED else None,
+            revocation_reason=None,
+        ).responder_id(ocsp.OCSPResponderEncoding.HASH, sub.cert)
+        if echo_nonce:
+            for ext in req.extensions:
+                if isinstance(ext.value, x509.OCSPNonce):
+                    b = b.add_extension(ext.value, critical=False)
+        send(handler, b.sign(sub.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER), "application/ocsp-response")
+    return route
+
+
+# -- CRLs ---------------------------------------------------------------------
+
+def test_crl_fetched_from_the_distribution_point(server, cas):
+    root, sub = cas
+    server.routes["/sub.crl"] = lambda h: send(h, sub.crl([]), "application/pkix-crl")
+    leaf = leaf_for(sub, crl_url=server.url + "/sub.crl")
+    r = verifier(root, sub).verify(der(leaf), at=NOW, revocation_provider=RevocationSource(FAST))
+    assert r.valid, r.to_dict()
+    assert r.to_dict()["path"][0]["revocation_source"] == "CRL number 1 of CN=Fetch Sub,O=Revocation Tests"
+
+
+def test_revoked_by_fetched_crl(server, cas):
+    root, sub = cas
+    leaf = leaf_for(sub, crl_url=server.url + "/sub.crl")
+    server.routes["/sub.crl"] = lambda h: send(h, sub.crl([leaf.serial_number]))
+    r = verifier(root, sub).verify(der(leaf), at=NOW, revocation_provider=RevocationSource(FAST))
+    assert r.error.code == "revoked"
+
+
+def test_server_that_never_answers(silent, cas):
+    root, sub = cas
+    leaf = leaf_for(sub, crl_url=silent + "/sub.crl")
+    r = verifier(root, sub).verify(der(leaf), at=NOW, revocation_provider=RevocationSource(FAST))
+    assert r.error.code == "revocation_unknown"
+    assert "no complete answer within 1.5 s" in r.error.message
+
+
+def test_endless_body_stops_at_the_cap(server, cas):
+    root, sub = cas
+    server.routes["/big.crl"] = endless
+    leaf = leaf_for(sub, crl_url=server.url + "/big.crl")
+    r = verifier(root, sub).verify(der(leaf), at=NOW, revocation_provider=RevocationSource(FAST))
+    assert r.error.code == "revocation_unknown"
+    assert "exceeds the limit of 200000 bytes" in r.error.message
+
+
+def test_declared_length_over_the_cap_is_refused(server):
+    server.routes["/huge"] = lambda h: send(h, b"x" * 300_000)
+    with pytest.raises(FetchError, match="300000 bytes exceeds the limit of 200000"):
+        http_fetch(server.url + "/huge", max_bytes=200_000, limits=FAST)
+
+
+def test_redirects_are_followed_and_limited(server, cas):
+    _, sub = cas
+    body = sub.crl([])
+    server.routes["/crl"] = lambda h: send(h, body)
+
+    def redirect(to):
+        def route(h):
+            h.send_response(302)
+            h.send_header("Location", to)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+        return route
+
+    server.routes["/moved"] = redirect("/crl")
+    assert http_fetch(server.url + "/moved", max_bytes=10**6, limits=FAST) == body
+    server.routes["/loop"] = redirect("/loop")
+    with pytest.raises(FetchError, match="more than 2 redirects"):
+        http_fetch(server.url + "/loop", max_bytes=10**6, limits=FAST)
+    server.routes["/elsewhere"] = redirect("https://example.invalid/crl")
+    with pytest.raises(FetchError, match="only http:// URLs"):
+        http_fetch(server.url + "/elsewhere", max_bytes=10**6, limits=FAST)
+
+
+def test_malformed_crl_is_unknown_with_reason(server, cas):
+    root, sub = cas
+    server.routes["/bad.crl"] = lambda h: send(h, b"\x30\x82\x01\x00 definitely not a CRL")
+    leaf = leaf_for(sub, crl_url=server.url + "/bad.crl")
+    r = verifier(root, sub).verify(der(leaf), at=NOW, revocation_provider=RevocationSource(FAST))
+    assert r.error.code == "revocation_unknown"
+    assert "malformed CRL" in r.error.message
+
+
+def test_http_error_is_unknown_with_reason(server, cas):
+    root, sub = cas
+    server.routes["/sub.crl"] = error500
+    leaf = leaf_for(sub, crl_url=server.url + "/sub.crl")
+    r = verifier(root, sub).verify(der(leaf), at=NOW, revocation_provider=RevocationSource(FAST))
+    assert r.error.code == "revocation_unknown"
+    assert "HTTP 500" in r.error.message
+
+
+def test_cache_serves_until_next_update_then_stale_within_grace(server, cas):
+    _, sub = cas
+    hits = []
+
+    def route(h):
+        hits.append(1)
+        send(h, sub.crl([], next_update=NOW + dt.timedelta(hours=1)))
+
+    server.routes["/sub.crl"] = route
+    leaf = leaf_for(sub, crl_url=server.url + "/sub.crl")
+    source = RevocationSource(FAST, grace=dt.timedelta(hours=6))
+    assert status_of(source, sub, leaf).state == "good"
+    assert status_of(source, sub, leaf, NOW + dt.timedelta(minutes=30)).state == "good"
+    assert len(hits) == 1  # the second check was served from the cache
+    server.routes["/sub.crl"] = error500  # the CRL server goes down
+    later = status_of(source, sub, leaf, NOW + dt.timedelta(hours=2))
+    assert later.state == "stale"
+    assert later.source == "CRL number 1 of CN=Fetch Sub,O=Revocation Tests"
+    assert "served from cache" in later.detail and "HTTP 500" in later.detail
+    too_late = status_of(source, sub, leaf, NOW + dt.timedelta(hours=8))
+    assert too_late.state == "unknown"
+    assert "HTTP 500" in too_late.detail
+
+
+def test_stale_cache_still_reports_a_revocation(server, cas):
+    _, sub = cas
+    leaf = leaf_for(sub, crl_url=server.url + "/sub.crl")
+    server.routes["/sub.crl"] = lambda h: send(h, sub.crl([leaf.serial_number], next_update=NOW + dt.timedelta(hours=1)))
+    source = RevocationSource(FAST, grace=dt.timedelta(hours=6))
+    assert status_of(source, sub, leaf).state == "revoked"
+    server.routes["/sub.crl"] = error500
+    assert status_of(source, sub, leaf, NOW + dt.timedelta(hours=2)).state == "revoked"
+
+
+def test_certificate_without_sources(cas):
+    _, sub = cas
+    status = status_of(RevocationSource(FAST), sub, sub.issue())
+    assert status.state == "unknown"
+    assert "names no CRL distribution point or OCSP responder" in status.detail
+
+
+# -- OCSP ---------------------------------------------------------------------
+
+def test_ocsp_good_with_nonce(server, cas):
+    root, sub = cas
+    server.routes["/ocsp"] = ocsp_route(sub)
+    leaf = leaf_for(sub, ocsp_url=server.url + "/ocsp")
+    r = verifier(root, sub).verify(der(leaf), at=NOW, revocation_provider=RevocationSource(FAST))
+    assert r.valid, r.to_dict()
+    assert r.to_dict()["path"][0]["revocation_source"].startswith("OCSP response from key")
+
+
+def test_ocsp_revoked(server, cas):
+    root, sub = cas
+    server.routes["/ocsp"] = ocsp_route(sub, ocsp.OCSPCertStatus.REVOKED)
+    leaf = leaf_for(sub, ocsp_url=server.url + "/ocsp")
+    r = verifier(root, sub).verify(der(leaf), at=NOW, revocation_provider=RevocationSource(FAST))
+    assert r.error.code == "revoked"
+
+
+def test_ocsp_without_echoed_nonce_is_refused(server, cas):
+    _, sub = cas
+    server.routes["/ocsp"] = ocsp_route(sub, echo_nonce=False)
+    leaf = leaf_for(sub, ocsp_url=server.url + "/ocsp")
+    status = status_of(RevocationSource(FAST), sub, leaf)
+    assert status.state == "unknown"
+    assert "nonce is not echoed" in status.detail
+    assert status_of(RevocationSource(FAST, use_ocsp_nonce=False), sub, leaf).state == "good"
+
+
+def test_malformed_ocsp_falls_back_to_the_crl(server, cas):
+    _, sub = cas
+    server.routes["/ocsp"] = lambda h: send(h, b"\x30\x05garbage", "application/ocsp-response")
+    server.routes["/sub.crl"] = lambda h: send(h, sub.crl([]))
+    leaf = leaf_for(sub, ocsp_url=server.url + "/ocsp", crl_url=server.url + "/sub.crl")
+    status = status_of(RevocationSource(FAST), sub, leaf)
+    assert status.state == "good"
+    assert status.source.startswith("CRL number 1")
+    server.routes["/sub.crl"] = error500
+    status = status_of(RevocationSource(FAST), sub, leaf)
+    assert status.state == "unknown"
+    assert "malformed OCSP response" in status.detail
+
+
+def test_ocsp_server_that_never_answers(silent, cas):
+    _, sub = cas
+    leaf = leaf_for(sub, ocsp_url=silent + "/ocsp")
+    status = status_of(RevocationSource(FAST), sub, leaf)
+    assert status.state == "unknown"
+    assert "no complete answer" in status.detail
+
+
+def test_ocsp_endless_body(server, cas):
+    _, sub = cas
+    server.routes["/ocsp"] = endless
+    leaf = leaf_for(sub, ocsp_url=server.url + "/ocsp")
+    status = status_of(RevocationSource(FAST), sub, leaf)
+    assert status.state == "unknown"
+    assert "exceeds the limit of 20000 bytes" in status.detail
