@@ -123,15 +123,23 @@ def builder_cms(data, cert, key, *, extra=(), options=(), hash_alg=None, rsa_pad
 
 def hand_cms(data, cert, key, *, attrs=("content_type", "message_digest", "signing_time"),
              signing_time=AT, content_type_attr="data", detached=False, extra=(), sid="issuer_serial") -> bytes:
-    """SignedData built field by field with asn1crypto, signed with ECDSA-SHA256."""
+    """SignedData built field by field with asn1crypto, signed with
+    ECDSA-SHA256, or Ed25519 with a SHA-512 message digest (RFC 8419)."""
     acert = asn1_x509.Certificate.load(der(cert))
+    digest = hashlib.sha512 if isinstance(key, ed25519.Ed25519PrivateKey) else hashlib.sha256
+    digest = (lambda d, h=digest: h(d).digest())
     values = {
         "content_type": lambda: {"type": "content_type", "values": [content_type_attr]},
-        "message_digest": lambda: {"type": "message_digest", "values": [hashlib.sha256(data).digest()]},
+        "message_digest": lambda: {"type": "message_digest", "values": [digest(data)]},
         "signing_time": lambda: {"type": "signing_time", "values": [asn1_cms.Time({"utc_time": signing_time})]},
     }
     signed_attrs = asn1_cms.CMSAttributes([values[a]() for a in attrs])
-    signature = key.sign(signed_attrs.dump(), ec.ECDSA(hashes.SHA256()))  # the SET OF encoding
+    if isinstance(key, ed25519.Ed25519PrivateKey):  # RFC 8419: SHA-512 digest, pure Ed25519
+        digest_name, sig_name = "sha512", "ed25519"
+        signature = key.sign(signed_attrs.dump())  # the SET OF encoding
+    else:
+        digest_name, sig_name = "sha256", "sha256_ecdsa"
+        signature = key.sign(signed_attrs.dump(), ec.ECDSA(hashes.SHA256()))
     if sid == "issuer_serial":
         identifier = asn1_cms.SignerIdentifier({"issuer_and_serial_number": {
             "issuer": acert.issuer, "serial_number": acert.serial_number}})
@@ -140,9 +148,9 @@ def hand_cms(data, cert, key, *, attrs=("content_type", "message_digest", "signi
     signer_info = asn1_cms.SignerInfo({
         "version": "v1" if sid == "issuer_serial" else "v3",
         "sid": identifier,
-        "digest_algorithm": {"algorithm": "sha256"},
+        "digest_algorithm": {"algorithm": digest_name},
         "signed_attrs": signed_attrs,
-        "signature_algorithm": {"algorithm": "sha256_ecdsa"},
+        "signature_algorithm": {"algorithm": sig_name},
         "signature": signature,
     })
     encap = {"content_type": "data"}
@@ -150,7 +158,7 @@ def hand_cms(data, cert, key, *, attrs=("content_type", "message_digest", "signi
         encap["content"] = data
     signed = asn1_cms.SignedData({
         "version": "v1",
-        "digest_algorithms": [{"algorithm": "sha256"}],
+        "digest_algorithms": [{"algorithm": digest_name}],
         "encap_content_info": encap,
         "certificates": [acert] + [asn1_x509.Certificate.load(der(c)) for c in extra],
         "signer_infos": [signer_info],
@@ -329,6 +337,14 @@ def test_hand_made_reference_is_valid(p):
     r = verify_cms(hand_cms(DATA, p.ec_leaf, p.ec_key, extra=[p.ca]), p.verifier)
     assert_valid(r, p.ec_leaf)
     assert r.signing_time == AT
+
+
+def test_ed25519_cms(p):
+    blob = hand_cms(DATA, p.ed_leaf, p.ed_key, extra=[p.ca], detached=True)
+    r = verify_cms(blob, p.verifier, content=DATA)
+    assert_valid(r, p.ed_leaf)
+    assert r.algorithm == "Ed25519"
+    assert_code(verify_cms(blob, p.verifier, content=DATA + b"."), "content_mismatch")
 
 
 def test_subject_key_identifier_signer(p):
@@ -589,3 +605,28 @@ def test_raw_key_usage_and_time(p):
 def test_repeated_signed_attribute_is_invalid(p):
     blob = hand_cms(DATA, p.ec_leaf, p.ec_key, extra=[p.ca], attrs=("content_type", "message_digest", "message_digest"))
     assert_code(verify_cms(blob, p.verifier), "signed_attributes_invalid")
+
+
+@needs_openssl
+def test_openssl_streamed_ber(p, tmp_path):
+    # -stream writes indefinite-length BER with the content in chunks.
+    big = DATA * 500
+    blob = openssl_sign(tmp_path, big, p.ec_leaf, p.ec_key, "-nodetach", "-stream", ca=p.ca)
+    assert blob[1] == 0x80  # indefinite length indeed
+    assert_valid(verify_cms(blob, p.verifier), p.ec_leaf)
+    assert_code(verify_cms(rebuild(blob, content=big[:-1]), p.verifier), "content_mismatch")
+
+
+@needs_openssl
+def test_openssl_two_signers(p, tmp_path):
+    (tmp_path / "rsa.pem").write_bytes(pem(p.rsa_leaf))
+    (tmp_path / "rsakey.pem").write_bytes(key_pem(p.rsa_key))
+    two = ["-nodetach", "-signer", str(tmp_path / "rsa.pem"), "-inkey", str(tmp_path / "rsakey.pem")]
+    blob = openssl_sign(tmp_path, DATA, p.ec_leaf, p.ec_key, *two, ca=p.ca)
+    assert len(asn1_cms.ContentInfo.load(blob)["content"]["signer_infos"]) == 2
+    assert_valid(verify_cms(blob, p.verifier), p.ec_leaf)  # the first signer is reported
+    # The second signer's certificate swapped out: the whole message fails, on it.
+    other, _ = p.leaf("Nobody")
+    r = verify_cms(rebuild(blob, certificates=[p.ec_leaf, other, p.ca]), p.verifier)
+    assert_code(r, "signer_not_found")
+    assert r.signer["serial"] == format(p.rsa_leaf.serial_number, "x")
