@@ -352,8 +352,9 @@ class Store:
     ) -> Enrollment:
         now = utcnow()
         with self._transaction() as session:
-            # Same key enrolled and not yet cut off: refuse (checked under the
-            # write lock on SQLite; on PostgreSQL the audit counter serialises).
+            # Same key enrolled and not yet cut off: refuse. The "enroll"
+            # counter's row lock serialises enrollments, so two submissions of
+            # one key cannot both pass this check.
             self._next_counter(session, "enroll")
             existing = session.exec(
                 select(Enrollment).where(

@@ -79,3 +79,37 @@ def test_concurrent_approvals_and_revocations(bridge, bridge_home):
         assert finding.intact, finding.message
     finally:
         second.close()
+
+
+def test_approving_one_enrollment_twice_at_once_issues_one_certificate(bridge, bridge_home):
+    from bridge.service import BridgeError
+
+    _key, root = make_root(name("HK", "Race", "Race Root"))
+    enrollment = bridge.enroll(
+        name="Race", jurisdiction="HK", root_certificate=der(root),
+        policy_mappings=[{"bridge_policy": BRIDGE_MEDIUM, "member_policy": "1.3.6.1.4.1.32473.77.99.1"}],
+    )["id"]
+    second = BridgeCA.open(bridge_home)
+    barrier = threading.Barrier(2)
+    outcomes: list = []
+
+    def work(ca) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(ca.approve(enrollment)["serial"])
+        except BridgeError as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=work, args=(ca,)) for ca in (bridge, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    second.close()
+    serials = [o for o in outcomes if isinstance(o, str)]
+    refusals = [o for o in outcomes if isinstance(o, BridgeError)]
+    assert len(serials) == 1 and len(refusals) == 1
+    assert refusals[0].status == 409
+    issued = bridge.store.cross_certificates(statuses=("issued",))
+    assert [c.serial for c in issued] == serials
+    assert [format(c.serial_number, "x") for c in bridge.issued_by_bridge()] == serials
