@@ -113,4 +113,8 @@ class BridgeSettings(BaseSettings):
 
     @property
     def ca_issuers_url(self) -> str:
-        return f"{self.base_url}/v1/ca/certificate"
+        # RFC 5280 4.2.2.1: caIssuers names certificates issued *to* the issuer
+        # (DER or certs-only CMS), here the reverse certificates that lead from
+        # each member root up to the bridge. /v1/ca/certificate serves PEM by
+        # default, which AIA clients do not expect.
+        return f"{self.base_url}/v1/ca/issued-to-bridge.p7c"

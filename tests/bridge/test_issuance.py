@@ -73,7 +73,7 @@ def test_cross_certificate_profile(tmp_path, key_type):
         assert ext[ExtensionOID.CRL_DISTRIBUTION_POINTS].value[0].full_name[0].value == "https://bridge.example/v1/crl"
         aia = {d.access_method: d.access_location.value for d in ext[ExtensionOID.AUTHORITY_INFORMATION_ACCESS].value}
         assert aia[x509.oid.AuthorityInformationAccessOID.OCSP] == "https://bridge.example/v1/ocsp"
-        assert aia[x509.oid.AuthorityInformationAccessOID.CA_ISSUERS] == "https://bridge.example/v1/ca/certificate"
+        assert aia[x509.oid.AuthorityInformationAccessOID.CA_ISSUERS] == "https://bridge.example/v1/ca/issued-to-bridge.p7c"
         assert cross.not_valid_after_utc <= min(gd.root.not_valid_after_utc, ca.certificate.not_valid_after_utc)
 
         crl_der = ca.current_crl()
