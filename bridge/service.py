@@ -291,8 +291,13 @@ class BridgeCA:
         excluded_subtrees: Sequence | None = None,
         path_length: int | None = None,
         actor: str = "issuer",
+        owner: int | None = None,
     ) -> dict:
-        """Check and record a member root; the enrollment starts ``pending``."""
+        """Check and record a member root; the enrollment starts ``pending``.
+
+        ``owner`` is the id of the API token that submits it (see principal());
+        issuer(id, owner=...) and issuers(owner=...) then show it only to that token.
+        """
         with _translated():
             checked = registration.check_enrollment(
                 EnrollmentRequest(name, jurisdiction, root_certificate if isinstance(root_certificate, bytes) else root_certificate.encode(),
@@ -315,6 +320,7 @@ class BridgeCA:
                 permitted_subtrees=[s.to_dict() for s in checked.permitted_subtrees],
                 excluded_subtrees=[s.to_dict() for s in checked.excluded_subtrees],
                 path_length=checked.path_length,
+                owner_token_id=owner,
             )
             return self._issuer_view(record)
 
@@ -367,13 +373,17 @@ class BridgeCA:
         with _translated():
             return self.store.expire_enrollments(actor=actor, now=at or _now())
 
-    def issuer(self, enrollment_id: str) -> dict:
+    def issuer(self, enrollment_id: str, owner: int | None = None) -> dict:
+        """One enrollment; with ``owner``, only if that token submitted it (else not_found, 404)."""
         with _translated():
-            return self._issuer_view(self.store.get_enrollment(enrollment_id))
+            record = self.store.get_enrollment(enrollment_id)
+            if owner is not None and record.owner_token_id != owner:
+                raise NotFound(f"no enrollment {enrollment_id}")
+            return self._issuer_view(record)
 
-    def issuers(self) -> list[dict]:
+    def issuers(self, owner: int | None = None) -> list[dict]:
         with _translated():
-            return [self._issuer_view(r) for r in self.store.list_enrollments()]
+            return [self._issuer_view(r) for r in self.store.list_enrollments(owner)]
 
     def _terms(self, record) -> MemberTerms:
         return MemberTerms(
@@ -498,6 +508,14 @@ class BridgeCA:
         with _translated():
             self.store.add_token(actor=actor, role=role, token_hash=hash_token(token))
         return token
+
+    def principal(self, token: str) -> tuple[int, str] | None:
+        """(token id, role) of an API token, or None when it is unknown or revoked."""
+        if not token or not token.startswith(TOKEN_PREFIX):
+            return None
+        with _translated():
+            row = self.store.find_token(hash_token(token))
+        return (int(row.id), row.role) if row is not None else None
 
     def authenticate(self, token: str) -> str | None:
         """The role of an API token, or None when it is unknown or revoked."""

@@ -94,6 +94,7 @@ class Enrollment(SQLModel, table=True):
     replaces_id: str | None = Field(default=None, max_length=32)
     created_at: datetime = Field(sa_type=TZDateTime)
     updated_at: datetime = Field(sa_type=TZDateTime)
+    owner_token_id: int | None = None  # the API token that submitted it (migration 0002)
 
 
 class CrossCertificate(SQLModel, table=True):
@@ -349,6 +350,7 @@ class Store:
         permitted_subtrees: list[dict],
         excluded_subtrees: list[dict],
         path_length: int | None,
+        owner_token_id: int | None = None,
     ) -> Enrollment:
         now = utcnow()
         with self._transaction() as session:
@@ -381,6 +383,7 @@ class Store:
                 excluded_subtrees=json.dumps(excluded_subtrees),
                 path_length=path_length,
                 replaces_id=previous.id if previous is not None else None,
+                owner_token_id=owner_token_id,
                 created_at=now,
                 updated_at=now,
             )
@@ -409,9 +412,12 @@ class Store:
             raise NotFound(f"no enrollment {enrollment_id}")
         return _fix_times(record)
 
-    def list_enrollments(self) -> list[Enrollment]:
+    def list_enrollments(self, owner_token_id: int | None = None) -> list[Enrollment]:
         with self._read() as session:
-            rows = session.exec(select(Enrollment).order_by(Enrollment.created_at, Enrollment.id)).all()
+            query = select(Enrollment)
+            if owner_token_id is not None:
+                query = query.where(Enrollment.owner_token_id == owner_token_id)
+            rows = session.exec(query.order_by(Enrollment.created_at, Enrollment.id)).all()
         return [_fix_times(r) for r in rows]
 
     def set_enrollment_status(self, enrollment_id: str, *, from_status: Sequence[str], to_status: str, actor: str, reason: str) -> None:

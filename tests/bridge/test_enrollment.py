@@ -190,3 +190,20 @@ def test_enrollments_expire_when_their_cross_certificates_run_out(bridge):
     assert bridge.expire_due(at=later) == [view["id"]]
     assert bridge.issuer(view["id"])["status"] == "expired"
     assert bridge.store.audit_entries()[-1].action == "enrollment.expired"
+
+
+def test_an_issuer_token_sees_only_its_own_enrollments(bridge):
+    gd_token, sz_token = bridge.create_token("issuer"), bridge.create_token("issuer")
+    gd_id, gd_role = bridge.principal(gd_token)
+    sz_id, _ = bridge.principal(sz_token)
+    assert gd_role == "issuer" and gd_id != sz_id
+    assert bridge.principal("bca_unknown") is None
+    gd, sz = make_member("GD"), make_member("SZ")
+    mine = bridge.enroll(name="GD", jurisdiction="GD", root_certificate=der(gd.root), policy_mappings=gd.mappings(), owner=gd_id)
+    bridge.enroll(name="SZ", jurisdiction="SZ", root_certificate=der(sz.root), policy_mappings=sz.mappings(), owner=sz_id)
+    assert [v["id"] for v in bridge.issuers(owner=gd_id)] == [mine["id"]]
+    assert len(bridge.issuers()) == 2
+    assert bridge.issuer(mine["id"], owner=gd_id)["name"] == "GD"
+    with pytest.raises(BridgeError) as hidden:
+        bridge.issuer(mine["id"], owner=sz_id)
+    assert hidden.value.status == 404
