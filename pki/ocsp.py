@@ -390,4 +390,7 @@ class CombinedChecker:
         for status in answers:
             if status.state == "stale":
                 return RevocationStatus("stale", source=status.source, detail=details)
+        if any(s.state == "not_checked" for s in answers):
+            # A certificate that names no source, and no supplied CRL covers it.
+            return RevocationStatus("not_checked", detail=details)
         return RevocationStatus("unknown", source=next((s.source for s in answers if s.source), None), detail=details)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RevocationStatus:
-    state: str  # "good" | "revoked" | "unknown" | "stale"
+    state: str  # "good" | "revoked" | "unknown" | "stale" | "not_checked" (no source applies)
     source: str | None = None  # which CRL or OCSP response decided
     reason: str | None = None
     revocation_time: dt.datetime | None = None
@@ -103,9 +103,9 @@ class ProvidedChecker:
             ocsp = OcspChecker(info.ocsp, self._signatures, clock_skew=self._clock_skew or DEFAULT_CLOCK_SKEW,
                                grace=info.grace, fallback=crl)
         if ocsp is None and crl is None:
-            why = "; ".join(info.errors) if info.errors else (
-                "the certificate names no CRL distribution point or OCSP responder" if not info.sources_named
-                else "no CRL or OCSP response could be obtained")
+            if not info.sources_named and not info.errors:
+                return RevocationStatus("not_checked", detail="the certificate names no CRL distribution point or OCSP responder")
+            why = "; ".join(info.errors) if info.errors else "no CRL or OCSP response could be obtained"
             return RevocationStatus("unknown", detail=why)
         status = CombinedChecker(ocsp, crl).check(request)
         if status.state in ("unknown", "stale") and info.errors:

@@ -44,6 +44,13 @@ class RevocationPolicy:
 
     checker: RevocationChecker | None = None
     required: bool = False
+    # A status served from a cache past its nextUpdate but within the
+    # source's grace period ("stale") passes, reported as such. Only the
+    # service's fetching source produces such statuses.
+    accept_stale: bool = False
+    # Whether a certificate that names no revocation source ("not_checked")
+    # fails the path (the service's ``require`` mode).
+    require_all: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,7 +165,12 @@ def _basic_certificate_processing(cert, issuer, i, n, index, path, params, state
             why = f" ({status.reason})" if status.reason else ""
             src = f", according to {status.source}" if status.source else ""
             raise _fail(E.REVOKED, f"revoked{when}{why}{src}", index, cert)
-        if status.state != "good" and revocation.required:
+        acceptable = (
+            status.state == "good"
+            or (status.state == "stale" and revocation.accept_stale)
+            or (status.state == "not_checked" and not revocation.require_all)
+        )
+        if not acceptable and revocation.required:
             raise _fail(E.REVOCATION_UNKNOWN, f"revocation status unknown: {status.detail or status.state}", index, cert)
     elif revocation.required:
         statuses[index] = RevocationStatus("unknown", detail="no CRL or OCSP response was supplied")

@@ -150,7 +150,13 @@ class Verifier:
             parts = [c for c in (ocsp_checker, crl_checker, provided) if c is not None]
             checker = None if not parts else parts[0] if len(parts) == 1 else CombinedChecker(*parts)
             holder.append(checker)
-            rev = RevocationPolicy(checker=checker, required=checker is not None or revocation == "require")
+            service = revocation_provider is not None
+            rev = RevocationPolicy(
+                checker=checker,
+                required=checker is not None or revocation == "require",
+                accept_stale=service,
+                require_all=not service or revocation == "require",
+            )
         revocation_label = "not_checked" if rev.checker is None and not rev.required else "checked"
         return self._search(target, pool, params, rev, revocation_label)
 
@@ -231,7 +237,7 @@ class Verifier:
         label = revocation_label
         if label == "checked":
             states = [s.state if s else None for s in validated.revocation[:-1]]
-            if any(s is None or s == "unknown" for s in states):
+            if any(s is None or s in ("unknown", "not_checked") for s in states):
                 label = "partial" if any(s == "good" for s in states) else "not_checked"
             elif any(s == "stale" for s in states):
                 label = "stale"

@@ -263,8 +263,23 @@ def test_stale_cache_still_reports_a_revocation(server, cas):
 def test_certificate_without_sources(cas):
     _, sub = cas
     status = status_of(RevocationSource(FAST), sub, sub.issue())
-    assert status.state == "unknown"
+    assert status.state == "not_checked"
     assert "names no CRL distribution point or OCSP responder" in status.detail
+
+
+def test_service_modes_for_a_certificate_without_sources(cas):
+    """INTERFACE.md: in the service's auto mode a certificate that names no
+    source is not checked (and the path is still valid); require fails it."""
+    root, sub = cas
+    leaf = sub.issue()
+    auto = verifier(root, sub).verify(der(leaf), at=NOW, revocation_provider=RevocationSource(FAST))
+    body = auto.to_dict()
+    assert auto.valid, body
+    assert body["path"][0]["revocation"] == "not_checked"
+    assert body["revocation"] in ("partial", "not_checked")
+    strict = verifier(root, sub).verify(der(leaf), at=NOW, revocation="require", revocation_provider=RevocationSource(FAST))
+    assert not strict.valid
+    assert strict.error.code == "revocation_unknown"
 
 
 # -- OCSP ---------------------------------------------------------------------
