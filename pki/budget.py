@@ -23,6 +23,9 @@ class Limits:
     name_constraint_checks: int = 1 << 20
     policy_nodes: int = 10_000
     candidate_paths: int = 1_000
+    # Candidate issuers considered while building, cached signatures included:
+    # a warm signature cache must not make a mesh search endless.
+    candidate_edges: int = 20_000
 
 
 DEFAULT_LIMITS = Limits()
@@ -31,7 +34,7 @@ DEFAULT_LIMITS = Limits()
 class Budget:
     """Counters for one verification call; not shared between threads."""
 
-    __slots__ = ("limits", "signature_checks", "name_constraint_checks", "policy_nodes", "candidate_paths", "crl_signers_in_progress")
+    __slots__ = ("limits", "signature_checks", "name_constraint_checks", "policy_nodes", "candidate_paths", "candidate_edges", "crl_signers_in_progress")
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
@@ -39,6 +42,7 @@ class Budget:
         self.name_constraint_checks = 0
         self.policy_nodes = 0
         self.candidate_paths = 0
+        self.candidate_edges = 0
         # Identities of CRL signers whose own paths are being validated, so a
         # CRL signer whose status depends on itself cannot recurse forever.
         self.crl_signers_in_progress: set = set()
@@ -57,6 +61,11 @@ class Budget:
         self.policy_nodes += n
         if self.policy_nodes > self.limits.policy_nodes:
             raise BudgetExceeded("policy graph nodes", self.limits.policy_nodes)
+
+    def charge_edge(self) -> None:
+        self.candidate_edges += 1
+        if self.candidate_edges > self.limits.candidate_edges:
+            raise BudgetExceeded("candidate issuers considered", self.limits.candidate_edges)
 
     def charge_candidate_path(self) -> None:
         self.candidate_paths += 1

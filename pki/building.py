@@ -19,6 +19,7 @@ from typing import Iterable, Iterator
 from . import errors as E
 from .algorithms import UnsupportedSignatureAlgorithm, DSA_KEY, dsa_parameters
 from .budget import Budget
+from .errors import BudgetExceeded
 from .certificate import Certificate
 from .errors import ValidationError
 from .names import NameKey
@@ -68,6 +69,9 @@ class TrustStore:
     def is_anchor(self, cert: Certificate) -> bool:
         return cert.identity in self._identities
 
+    def has_subject(self, subject: NameKey) -> bool:
+        return bool(self.pool.by_subject(subject))
+
     def anchor_for(self, cert: Certificate) -> Certificate | None:
         for a in self.pool.by_subject(cert.subject_key):
             if a.spki == cert.spki:
@@ -95,13 +99,16 @@ class BuildLog:
         self.failures.append(BuildFailure(len(path), error, path))
 
 
-def _rank(child: Certificate, candidate: Certificate, anchors: TrustStore) -> int:
+def _rank(child: Certificate, candidate: Certificate, anchors: TrustStore) -> tuple[int, int]:
+    """Trusted first, then AKI==SKI, then one side missing, then mismatch;
+    within each, candidates issued under an anchor's name first."""
     if anchors.is_anchor(candidate):
-        return 0
+        return (0, 0)
+    near_anchor = 0 if anchors.has_subject(candidate.issuer_key) else 1
     aki, ski = child.authority_key_id, candidate.subject_key_id
     if aki is not None and ski is not None:
-        return 1 if aki == ski else 3
-    return 2
+        return (1 if aki == ski else 3, near_anchor)
+    return (2, near_anchor)
 
 
 def build_paths(
@@ -112,10 +119,15 @@ def build_paths(
     budget: Budget,
     log: BuildLog,
 ) -> Iterator[tuple[Certificate, ...]]:
-    """Yield candidate paths (target first, trust anchor last), best first.
+    """Yield candidate paths (target first, trust anchor last), shortest and
+    best-ranked first.
 
-    Depth-first; a path is at most ``budget.limits.max_depth`` certificates
-    below the anchor. Each yielded path is charged to the budget.
+    Iterative deepening: depth-first with a depth limit raised from 1 to
+    ``budget.limits.max_depth``, so a short path is found before a mesh of
+    cross-certificates is explored in depth, whatever the order of the
+    input. Signatures checked in an earlier round are cache hits; every
+    candidate considered is charged to the budget, so a warm cache cannot
+    make the search endless. Each yielded path is charged too.
     """
     anchor = anchors.anchor_for(target)
     if anchor is not None:
@@ -125,52 +137,81 @@ def build_paths(
     max_depth = budget.limits.max_depth
     path: list[Certificate] = [target]
     on_path: set = {target.identity}
+    ranked: dict[bytes, list[Certificate]] = {}  # per child, computed once per call
 
-    def extend() -> Iterator[tuple[Certificate, ...]]:
+    def candidates_for(child: Certificate) -> list[Certificate]:
+        found = ranked.get(child.sha256)
+        if found is None:
+            unique: dict[tuple, Certificate] = {}
+            for cand in anchors.pool.by_subject(child.issuer_key):
+                unique.setdefault(("anchor",) + cand.identity, cand)
+            for cand in pool.by_subject(child.issuer_key):
+                if anchors.is_anchor(cand):
+                    continue  # the anchor itself stands for its name and key
+                unique.setdefault((cand.sha256,), cand)
+            found = sorted(unique.values(), key=lambda c: _rank(child, c, anchors))
+            ranked[child.sha256] = found
+        return found
+
+    def extend(limit: int) -> Iterator[tuple[Certificate, ...]]:
+        nonlocal cut
         child = path[-1]
         depth = len(path)
-        candidates: dict[tuple, Certificate] = {}
-        for cand in anchors.pool.by_subject(child.issuer_key):
-            candidates.setdefault(("anchor",) + cand.identity, cand)
-        for cand in pool.by_subject(child.issuer_key):
-            if anchors.is_anchor(cand):
-                continue  # the anchor itself stands for its name and key
-            candidates.setdefault((cand.sha256,), cand)
+        first_visit = depth == limit  # deeper rounds see this node again
+        candidates = candidates_for(child)
         if not candidates:
-            log.note(tuple(path), ValidationError(
-                E.NO_PATH,
-                f"no issuer found: {child.issuer_text} is neither a trust anchor nor among the intermediates",
-                depth - 1, child.subject_text))
+            if first_visit:
+                log.note(tuple(path), ValidationError(
+                    E.NO_PATH,
+                    f"no issuer found: {child.issuer_text} is neither a trust anchor nor among the intermediates",
+                    depth - 1, child.subject_text))
             return
-        ordered = sorted(candidates.values(), key=lambda c: _rank(child, c, anchors))
-        for cand in ordered:
+        for cand in candidates:
             is_anchor = anchors.is_anchor(cand)
             if not is_anchor and cand.identity in on_path:
                 continue
-            if not _signature_plausible(child, cand, signatures, budget, log, tuple(path) + (cand,)):
+            if not is_anchor and depth >= limit:
+                cut = True
+                if depth >= max_depth and first_visit:
+                    log.note(tuple(path), ValidationError(
+                        E.BUDGET_EXCEEDED,
+                        f"no path to a trust anchor within the maximum depth of {max_depth} certificates",
+                        depth - 1, child.subject_text))
+                continue
+            if is_anchor and not first_visit:
+                continue  # yielded in the round whose limit was this depth
+            budget.charge_edge()
+            # Log a bad signature once: in the first round that checks it.
+            first_check = first_visit if is_anchor else depth == limit - 1
+            if not _signature_plausible(child, cand, signatures, budget, log if first_check else None, tuple(path) + (cand,)):
                 continue
             if is_anchor:
                 budget.charge_candidate_path()
                 yield tuple(path) + (cand,)
                 continue
-            if depth >= max_depth:
-                log.note(tuple(path), ValidationError(
-                    E.BUDGET_EXCEEDED,
-                    f"no path to a trust anchor within the maximum depth of {max_depth} certificates",
-                    depth - 1, child.subject_text))
-                continue
             path.append(cand)
             on_path.add(cand.identity)
             try:
-                yield from extend()
+                yield from extend(limit)
             finally:
                 path.pop()
                 on_path.discard(cand.identity)
 
-    yield from extend()
+    for limit in range(1, max_depth + 1):
+        cut = False
+        try:
+            yield from extend(limit)
+        except BudgetExceeded as exc:
+            # Say where the search was when it ran out.
+            if exc.path is None:
+                exc.path = tuple(path)
+                exc.index = len(path) - 1
+            raise
+        if not cut:
+            return  # nothing was left unexplored: deeper rounds find nothing new
 
 
-def _signature_plausible(child, cand, signatures, budget, log, attempted) -> bool:
+def _signature_plausible(child, cand, signatures, budget, log: BuildLog | None, attempted) -> bool:
     """Check the child's signature under the candidate's key, when the key is
     complete (a DSA key that inherits parameters is checked in validation)."""
     if cand.public_key_oid == DSA_KEY and dsa_parameters(cand.spki) is None:
@@ -178,12 +219,14 @@ def _signature_plausible(child, cand, signatures, budget, log, attempted) -> boo
     try:
         ok = signatures.verify(cand.spki, None, child, budget)
     except UnsupportedSignatureAlgorithm as exc:
-        log.note(attempted, ValidationError(E.UNSUPPORTED_ALGORITHM, str(exc), len(attempted) - 2, child.subject_text))
+        if log is not None:
+            log.note(attempted, ValidationError(E.UNSUPPORTED_ALGORITHM, str(exc), len(attempted) - 2, child.subject_text))
         return False
     except E.InputError as exc:
-        log.note(attempted, ValidationError(E.SIGNATURE_INVALID, f"issuer key unusable: {exc}", len(attempted) - 2, child.subject_text))
+        if log is not None:
+            log.note(attempted, ValidationError(E.SIGNATURE_INVALID, f"issuer key unusable: {exc}", len(attempted) - 2, child.subject_text))
         return False
-    if not ok:
+    if not ok and log is not None:
         log.note(attempted, ValidationError(
             E.SIGNATURE_INVALID, f"signature does not verify with the key of {cand.subject_text}", len(attempted) - 2, child.subject_text))
     return ok

@@ -152,6 +152,8 @@ def parse_certificate(der: bytes) -> Certificate:
         warnings.simplefilter("ignore")
         try:
             cert = x509.load_der_x509_certificate(der)
+        except x509.InvalidVersion as exc:
+            raise InputError(f"not a parseable X.509 certificate: {exc}") from None
         except ValueError:
             # Retry with a placeholder key: the key is the registry's business.
             patched_tbs = tbs[:spki_start] + _PLACEHOLDER_SPKI + tbs[spki_end:]
@@ -160,7 +162,7 @@ def parse_certificate(der: bytes) -> Certificate:
             patched = derlib.sequence(patched_tbs, sig_alg, b"\x03" + derlib.encode_length(len(bits)) + bits)
             try:
                 cert = x509.load_der_x509_certificate(patched)
-            except ValueError as exc:
+            except (ValueError, x509.InvalidVersion) as exc:
                 raise InputError(f"not a parseable X.509 certificate: {exc}") from None
         return _from_cryptography(cert, der, tbs, sig_alg, signature, spki, public_key_oid)
 

@@ -112,7 +112,7 @@ def parse_crl(data: bytes) -> Crl:
         warnings.simplefilter("ignore")
         try:
             crl = x509.load_der_x509_crl(data)
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise InputError(f"not a parseable CRL: {exc}") from None
         try:
             issuer = crl.issuer

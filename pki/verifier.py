@@ -168,14 +168,20 @@ class Verifier:
             for path in build_paths(target, self.anchors, pool, self.signatures, budget, log):
                 try:
                     validated = validate_path(path, params, self.signatures, budget, rev)
+                except BudgetExceeded as exc:
+                    if exc.path is None:
+                        exc.path, exc.index = path, 0
+                    raise
                 except ValidationError as err:
                     if best is None or (err.index is not None and best[1].index is not None and err.index < best[1].index):
                         best = (path, err)
                     continue
                 return self._success(validated, revocation_label)
         except BudgetExceeded as exc:
-            path = best[0] if best else (target,)
-            return VerificationResult(False, path, None, revocation_label, ValidationError(E.BUDGET_EXCEEDED, str(exc), None, None))
+            path = exc.path or (target,)
+            index = exc.index if exc.index is not None else 0
+            return VerificationResult(False, path, None, revocation_label,
+                                      ValidationError(E.BUDGET_EXCEEDED, str(exc), index, path[index].subject_text))
         if best is not None:
             path, err = best
             return VerificationResult(False, path, None, revocation_label, err)

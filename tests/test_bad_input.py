@@ -142,11 +142,8 @@ def test_every_truncation_of_a_certificate_is_an_input_error(pki):
     assert {_classify(v, pem_data[:n]) for n in range(0, len(pem_data) - 1, 5)} == {"input_error"}
 
 
-# cryptography raises InvalidVersion (not a ValueError) for a version field
-# of 3; the flip of bit 0 of the version byte produces one. It is the
-# subject of test_unknown_certificate_version_is_an_input_error below and
-# tolerated here only until that is fixed.
-KNOWN_ESCAPES = ("InvalidVersion",)
+# Exception types allowed to escape pki: none.
+KNOWN_ESCAPES: tuple[str, ...] = ()
 
 
 def test_every_bit_flip_of_a_certificate_gets_an_answer(pki):
@@ -179,12 +176,6 @@ def test_every_truncation_of_a_crl_is_an_input_error(pki):
             Verifier(anchors=[anchor.pem], crls=[data[:n]])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pki/certificate.py parse_certificate catches only ValueError around "
-    "x509.load_der_x509_certificate; cryptography raises "
-    "cryptography.x509.InvalidVersion (an Exception, not a ValueError) for a "
-    "version field other than v1/v2/v3, so it escapes Verifier.verify / "
-    "Verifier() instead of becoming an InputError"))
 @pytest.mark.parametrize("role", ["leaf", "intermediate", "anchor"])
 def test_unknown_certificate_version_is_an_input_error(pki, role):
     anchor, issuing, leaf = pki
@@ -201,11 +192,6 @@ def test_unknown_certificate_version_is_an_input_error(pki, role):
             Verifier(anchors=[_with_version(anchor.der, anchor.key, 3)])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pki/crl.py parse_crl catches only ValueError around x509.load_der_x509_crl; "
-    "cryptography raises InvalidVersion (not a ValueError) for an explicit "
-    "version 0 (or > 1) in a CRL, so it escapes Verifier() instead of "
-    "becoming an InputError"))
 def test_unknown_crl_version_is_an_input_error(pki):
     anchor, issuing, _ = pki
     data = der(pb.crl(issuing))
@@ -424,10 +410,6 @@ def test_cli_not_a_ca_and_unknown_critical_exit_1(files, capsys):
     assert code == 1 and d["error"]["code"] == "unknown_critical_extension" and d["error"]["certificate"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "InvalidVersion from cryptography escapes pki (see "
-    "test_unknown_certificate_version_is_an_input_error); the CLI's last-resort "
-    "handler then exits 3 with 'internal error' instead of 2"))
 def test_cli_unknown_certificate_version_exits_2(pki, files, capsys):
     anchor, issuing, leaf = pki
     bad = files["_put"]("v4-leaf", _with_version(der(leaf), issuing.key, 3))
