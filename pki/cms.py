@@ -137,7 +137,8 @@ CMS_SIGNATURE_ALGORITHMS: Mapping[tuple[str, str], str] = MappingProxyType(
 _NULL_PARAMS = frozenset(_RSA_WITH.values())
 
 _CHAIN_OPTIONS = frozenset(
-    {"policies", "explicit_policy", "inhibit_policy_mapping", "inhibit_any_policy", "revocation", "intermediates"}
+    {"policies", "explicit_policy", "inhibit_policy_mapping", "inhibit_any_policy", "revocation", "intermediates",
+     "revocation_provider"}
 )
 
 

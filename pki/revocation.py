@@ -73,6 +73,9 @@ class RevocationInfo:
     grace: dt.timedelta = dt.timedelta(0)
     errors: tuple[str, ...] = ()
     sources_named: bool = True  # False: the certificate names no CRL DP or OCSP URL
+    # A status the provider decided from its own records (the bridge knows
+    # which reverse certificates it publishes); used as given.
+    decided: "RevocationStatus | None" = None
 
 
 class RevocationInfoProvider(Protocol):
@@ -97,6 +100,8 @@ class ProvidedChecker:
         from .ocsp import DEFAULT_CLOCK_SKEW, CombinedChecker, OcspChecker
 
         info = self._provider.revocation_info(request.certificate, request.issuer, request.at)
+        if info.decided is not None:
+            return info.decided
         crl = CrlChecker(info.crls, self._signatures, self._resolve_signer, grace=info.grace) if info.crls else None
         ocsp = None
         if info.ocsp:

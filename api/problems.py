@@ -1,0 +1,93 @@
+"""RFC 9457 problem details with a stable ``code`` member.
+
+Every error the service returns goes through here: domain errors
+(BridgeError, pki InputError), request validation errors and unexpected
+failures, so a client never sees a traceback or an HTML page.
+"""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("bridgeca.api")
+
+PROBLEM = "application/problem+json"
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class Problem(Exception):
+    def __init__(self, status: int, code: str, detail: str, **extra) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+
+
+def problem_response(status: int, code: str, detail: str, **extra) -> JSONResponse:
+    body = {"type": "about:blank", "title": _TITLES.get(status, "Error"), "status": status, "code": code, "detail": detail}
+    body.update(extra)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    from bridge.service import BridgeError
+    from pki.errors import InputError
+
+    @app.exception_handler(Problem)
+    async def _problem(_request: Request, exc: Problem):
+        return problem_response(exc.status, exc.code, exc.detail, **exc.extra)
+
+    @app.exception_handler(BridgeError)
+    async def _bridge(_request: Request, exc: BridgeError):
+        status = exc.status if exc.status < 500 or exc.status == 503 else 500
+        if status == 500:
+            log.error("bridge error %s: %s", exc.code, exc.message)
+        return problem_response(status, exc.code, exc.message)
+
+    from .limits import BodyTooLarge
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_request: Request, _exc: BodyTooLarge):
+        return problem_response(413, "body_too_large", "request body too large")
+
+    @app.exception_handler(InputError)
+    async def _input(_request: Request, exc: InputError):
+        return problem_response(400, "malformed_input", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError):
+        errors = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            errors.append({"field": loc or "body", "message": err.get("msg", "invalid")})
+        first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        return problem_response(400, "invalid_request", f"{first['field']}: {first['message']}", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}.get(exc.status_code, "http_error")
+        return problem_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception):  # pragma: no cover - last resort
+        log.exception("unexpected error")
+        return problem_response(500, "internal_error", "internal error; see the server log")

@@ -1,0 +1,139 @@
+"""Verification for relying platforms: the domain behind /v1/verify/*.
+
+Builds (and reuses) a ``pki.Verifier`` per trust anchor from the bridge's
+published state: its cross-certificates, the reverse certificates members
+issued to it, and its own CRL. Revocation follows INTERFACE.md's service
+rules: cross- and reverse certificates against the bridge's own records;
+other certificates through the CRL distribution points / OCSP URLs they
+name (fetched and cached by ``RevocationSource``); a certificate naming no
+source is not checked unless the caller asks for ``require``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from dataclasses import dataclass
+
+from pki import Verifier
+from pki.certificate import ANY_POLICY, Certificate, load_certificate
+from pki.cms import verify_cms, verify_raw_signature
+from pki.crl import Crl, parse_crl
+from pki.revocation import RevocationInfo, RevocationStatus
+
+from .revocation_source import RevocationSource
+from .service import BridgeCA, BridgeError
+
+# A cached Verifier is rebuilt after this long even without a local change,
+# so that another process's approvals and revocations are seen.
+# TODO(issue 6): replace by the revocation epoch.
+VERIFIER_TTL_SECONDS = 2.0
+
+
+class BridgeRevocationProvider:
+    """RevocationInfoProvider: the bridge's own records first, then the
+    fetching source for everything else."""
+
+    def __init__(self, bridge_spki: bytes, bridge_crl: Crl, published_reverse: frozenset[bytes], source: RevocationSource | None):
+        self._bridge_spki = bridge_spki
+        self._bridge_crl = bridge_crl
+        self._published_reverse = published_reverse
+        self._source = source
+
+    def revocation_info(self, certificate: Certificate, issuer: Certificate, at: dt.datetime) -> RevocationInfo:
+        if certificate.sha256 in self._published_reverse:
+            return RevocationInfo(decided=RevocationStatus("good", source="bridge records: reverse certificate of an active member"))
+        if issuer.spki == self._bridge_spki:
+            return RevocationInfo(crls=(self._bridge_crl,))
+        if self._source is not None:
+            return self._source.revocation_info(certificate, issuer, at)
+        named = bool(certificate.crl_distribution_points or certificate.ocsp_urls)
+        return RevocationInfo(sources_named=named, errors=("revocation fetching is disabled",) if named else ())
+
+
+@dataclass(frozen=True)
+class _Context:
+    verifier: Verifier
+    provider: BridgeRevocationProvider
+    built_at: float
+
+
+class VerificationService:
+    def __init__(self, ca: BridgeCA, source: RevocationSource | None = None) -> None:
+        self._ca = ca
+        self._source = source if source is not None else RevocationSource()
+        self._lock = threading.Lock()
+        self._contexts: dict[str, _Context] = {}
+
+    def invalidate(self) -> None:
+        """Forget built Verifiers (after an approval, revocation or upload)."""
+        with self._lock:
+            self._contexts.clear()
+
+    def _anchor(self, trust_anchor: str) -> bytes:
+        if trust_anchor == "bridge":
+            return self._ca.certificate_der()
+        view = self._ca.issuer(trust_anchor)  # BridgeError not_found (404)
+        if view["status"] != "active":
+            raise BridgeError("issuer_not_active", f"issuer {trust_anchor} is {view['status']}; only an active member's root can be the trust anchor", 422)
+        return view["root_certificate"].encode()
+
+    def _context(self, trust_anchor: str) -> _Context:
+        now = time.monotonic()
+        with self._lock:
+            ctx = self._contexts.get(trust_anchor)
+        if ctx is not None and now - ctx.built_at < VERIFIER_TTL_SECONDS:
+            return ctx
+        anchor = self._anchor(trust_anchor)
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        # Revoked cross-certificates stay in the pool, so that a path through
+        # one is reported as revoked (with the CRL that says so), not as
+        # "no path".
+        issued_by = [c.der for c in self._ca.store.cross_certificates(statuses=("issued", "revoked")) if c.der]
+        issued_to = [c.public_bytes(Encoding.DER) for c in self._ca.issued_to_bridge()]
+        crl_der = self._ca.current_crl()
+        verifier = Verifier(anchors=[anchor], untrusted=issued_by + issued_to, crls=[crl_der])
+        bridge = load_certificate(self._ca.certificate_der())
+        import hashlib
+
+        provider = BridgeRevocationProvider(
+            bridge.spki, parse_crl(crl_der), frozenset(hashlib.sha256(d).digest() for d in issued_to), self._source
+        )
+        ctx = _Context(verifier, provider, now)
+        with self._lock:
+            self._contexts[trust_anchor] = ctx
+        return ctx
+
+    @staticmethod
+    def _explicit(policies: list[str], require_explicit_policy: bool | None) -> bool:
+        if require_explicit_policy is not None:
+            return require_explicit_policy
+        return bool(policies) and set(policies) != {ANY_POLICY}
+
+    def _options(self, ctx: _Context, *, intermediates, policies, require_explicit_policy,
+                 inhibit_policy_mapping, inhibit_any_policy, revocation) -> dict:
+        return dict(
+            intermediates=list(intermediates or ()),
+            policies=list(policies) or None,
+            explicit_policy=self._explicit(list(policies or ()), require_explicit_policy),
+            inhibit_policy_mapping=inhibit_policy_mapping,
+            inhibit_any_policy=inhibit_any_policy,
+            revocation=revocation,
+            revocation_provider=ctx.provider if revocation != "off" else None,
+        )
+
+    def verify_chain(self, certificate: str, *, trust_anchor: str = "bridge", at=None, **options) -> dict:
+        ctx = self._context(trust_anchor)
+        result = ctx.verifier.verify(certificate, at=at, **self._options(ctx, **options))
+        return result.to_dict()
+
+    def verify_cms(self, cms: bytes, *, content: bytes | None = None, trust_anchor: str = "bridge", at=None, **options) -> dict:
+        ctx = self._context(trust_anchor)
+        return verify_cms(cms, ctx.verifier, content=content, at=at, **self._options(ctx, **options)).to_dict()
+
+    def verify_raw(self, certificate: str, signature: bytes, data: bytes, *, algorithm: str | None = None,
+                   trust_anchor: str = "bridge", at=None, **options) -> dict:
+        ctx = self._context(trust_anchor)
+        return verify_raw_signature(certificate, signature, data, ctx.verifier, algorithm=algorithm, at=at,
+                                    **self._options(ctx, **options)).to_dict()
