@@ -180,6 +180,7 @@ class AlgorithmRegistry:
         self._keys: OrderedDict[tuple[bytes, bytes | None], object] = OrderedDict()
         self._key_cache_size = key_cache_size
         self._lock = threading.Lock()
+        self._algorithms: dict[bytes, tuple[str, bytes | None]] = {}
 
     def register(self, oid: str, scheme: SignatureScheme) -> None:
         self._schemes[oid] = scheme
@@ -244,7 +245,12 @@ class AlgorithmRegistry:
         """True iff the signature verifies. UnsupportedSignatureAlgorithm for
         algorithms or keys the registry does not know, or a key of the wrong
         type for the algorithm."""
-        oid, params = derlib.algorithm_identifier(signature_algorithm_der)
+        parsed = self._algorithms.get(signature_algorithm_der)
+        if parsed is None:
+            parsed = derlib.algorithm_identifier(signature_algorithm_der)
+            if len(self._algorithms) < 1024:  # a handful in practice; bounded against junk
+                self._algorithms[signature_algorithm_der] = parsed
+        oid, params = parsed
         scheme = self._schemes.get(oid)
         if scheme is None:
             raise UnsupportedSignatureAlgorithm(f"unsupported signature algorithm {oid}")

@@ -65,14 +65,17 @@ class TrustStore:
     def __init__(self, anchors: Iterable[Certificate]) -> None:
         self.pool = CertificatePool(anchors)
         self._identities = {a.identity for subject in self.pool._by_subject.values() for a in subject}
+        self._keys = {a.spki for subject in self.pool._by_subject.values() for a in subject}
 
     def is_anchor(self, cert: Certificate) -> bool:
-        return cert.identity in self._identities
+        return cert.spki in self._keys and cert.identity in self._identities
 
     def has_subject(self, subject: NameKey) -> bool:
         return bool(self.pool.by_subject(subject))
 
     def anchor_for(self, cert: Certificate) -> Certificate | None:
+        if cert.spki not in self._keys:
+            return None
         for a in self.pool.by_subject(cert.subject_key):
             if a.spki == cert.spki:
                 return a
@@ -118,9 +121,15 @@ def build_paths(
     signatures: SignatureVerifier,
     budget: Budget,
     log: BuildLog,
+    shortcuts: "dict[bytes, tuple[tuple[Certificate, ...], ...]] | None" = None,
 ) -> Iterator[tuple[Certificate, ...]]:
     """Yield candidate paths (target first, trust anchor last), shortest and
     best-ranked first.
+
+    ``shortcuts`` maps a CA certificate (by SHA-256) to paths from it to an
+    anchor that validated before; they are tried first for a target that CA
+    issued, so a new leaf under known CAs costs one signature check and no
+    search. The full search follows only if none of them validates.
 
     Iterative deepening: depth-first with a depth limit raised from 1 to
     ``budget.limits.max_depth``, so a short path is found before a mesh of
@@ -136,7 +145,7 @@ def build_paths(
         return
     max_depth = budget.limits.max_depth
     path: list[Certificate] = [target]
-    on_path: set = {target.identity}
+    on_path: set = set()  # identities of the CA certificates on the path
     ranked: dict[bytes, list[Certificate]] = {}  # per child, computed once per call
 
     def candidates_for(child: Certificate) -> list[Certificate]:
@@ -168,7 +177,7 @@ def build_paths(
             return
         for cand in candidates:
             is_anchor = anchors.is_anchor(cand)
-            if not is_anchor and cand.identity in on_path:
+            if not is_anchor and (cand.identity in on_path or _same_identity(cand, target)):
                 continue
             if not is_anchor and depth >= limit:
                 cut = True
@@ -197,10 +206,32 @@ def build_paths(
                 path.pop()
                 on_path.discard(cand.identity)
 
+    tried: set[tuple[bytes, ...]] = set()
+    if shortcuts:
+        for cand in candidates_for(target):
+            continuations = shortcuts.get(cand.sha256)
+            if not continuations:
+                continue
+            budget.charge_edge()
+            if not _signature_plausible(target, cand, signatures, budget, None, (target, cand)):
+                continue
+            for continuation in continuations:
+                if any(_same_identity(c, target) for c in continuation[:-1]):
+                    continue
+                budget.charge_candidate_path()
+                candidate_path = (target,) + continuation
+                tried.add(tuple(c.sha256 for c in candidate_path))
+                yield candidate_path
+
+    def fresh(paths: Iterator[tuple[Certificate, ...]]) -> Iterator[tuple[Certificate, ...]]:
+        for p in paths:
+            if not tried or tuple(c.sha256 for c in p) not in tried:
+                yield p
+
     for limit in range(1, max_depth + 1):
         cut = False
         try:
-            yield from extend(limit)
+            yield from fresh(extend(limit))
         except BudgetExceeded as exc:
             # Say where the search was when it ran out.
             if exc.path is None:
@@ -209,6 +240,12 @@ def build_paths(
             raise
         if not cut:
             return  # nothing was left unexplored: deeper rounds find nothing new
+
+
+def _same_identity(a: Certificate, b: Certificate) -> bool:
+    # Key first: comparing keys is cheap, and the target's subject is then
+    # only worked out when it could matter.
+    return a.spki == b.spki and a.subject_key == b.subject_key
 
 
 def _signature_plausible(child, cand, signatures, budget, log: BuildLog | None, attempted) -> bool:

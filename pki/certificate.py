@@ -72,21 +72,42 @@ class KeyUsage:
     crl_sign: bool = False
 
 
+class NameCache:
+    """Comparison keys of names already seen, by their DER. A leaf's issuer
+    is nearly always a name seen before, so its key costs a lookup."""
+
+    def __init__(self, size: int = 65536) -> None:
+        self._keys: dict[bytes, NameKey] = {}
+        self._size = size
+
+    def knows(self, name_der: bytes) -> bool:
+        return name_der in self._keys
+
+    def key(self, name_der: bytes, name: "x509.Name | None", make) -> NameKey:
+        found = self._keys.get(name_der)
+        if found is None:
+            found = name_key(name if name is not None else make())
+            if len(self._keys) >= self._size:
+                self._keys.clear()  # crude but bounded; rebuilt from use
+            self._keys[name_der] = found
+        return found
+
+
 @dataclass(frozen=True, eq=False)
 class Certificate:
+    """One certificate, parsed once. Names and the public key are derived on
+    first use (a leaf's subject is often never needed) and then kept."""
+
     der: bytes
     sha256: bytes
     tbs: bytes
     signature_algorithm: bytes  # DER AlgorithmIdentifier
     signature: bytes
     spki: bytes
-    public_key_oid: str
+    subject_der: bytes
+    issuer_der: bytes
     version: int
     serial: int
-    subject: x509.Name
-    issuer: x509.Name
-    subject_key: NameKey
-    issuer_key: NameKey
     not_before: dt.datetime
     not_after: dt.datetime
     subject_key_id: bytes | None = None
@@ -110,7 +131,42 @@ class Certificate:
     ocsp_no_check: bool = False
     unhandled_critical: tuple[str, ...] = ()
     defect: str | None = None  # parses as DER but breaks RFC 5280 (duplicate extension, ...)
+    _x509: x509.Certificate | None = field(default=None, repr=False, compare=False)
+    _names: NameCache | None = field(default=None, repr=False, compare=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def _derived(self, what: str, make):
+        cache = self._cache
+        value = cache.get(what, cache)
+        if value is cache:
+            value = make()
+            cache[what] = value
+        return value
+
+    @property
+    def subject(self) -> x509.Name:
+        return self._derived("subject", lambda: self._x509.subject)
+
+    @property
+    def issuer(self) -> x509.Name:
+        return self._derived("issuer", lambda: self._x509.issuer)
+
+    @property
+    def subject_key(self) -> NameKey:
+        return self._derived("subject_key", lambda: self._name_key(self.subject_der, "subject"))
+
+    @property
+    def issuer_key(self) -> NameKey:
+        return self._derived("issuer_key", lambda: self._name_key(self.issuer_der, "issuer"))
+
+    def _name_key(self, der: bytes, which: str) -> NameKey:
+        if self._names is not None:
+            return self._names.key(der, None, lambda: getattr(self, which))
+        return name_key(getattr(self, which))
+
+    @property
+    def public_key_oid(self) -> str:
+        return self._derived("public_key_oid", lambda: derlib.spki_parts(self.spki)[0])
 
     @property
     def subject_text(self) -> str:
@@ -122,7 +178,7 @@ class Certificate:
 
     @property
     def is_self_issued(self) -> bool:
-        return self.subject_key == self.issuer_key
+        return self.subject_der == self.issuer_der or self.subject_key == self.issuer_key
 
     @property
     def identity(self) -> tuple[NameKey, bytes]:
@@ -142,12 +198,18 @@ class Certificate:
         return f"<Certificate subject={self.subject_text!r} serial={self.serial:x}>"
 
 
-def parse_certificate(der: bytes) -> Certificate:
+def parse_certificate(der: bytes, names: NameCache | None = None) -> Certificate:
     """Parse one DER certificate; InputError when it is not one."""
     der = bytes(der)
     tbs, sig_alg, signature = derlib.split_signed(der)
-    spki, spki_start, spki_end = derlib.certificate_spki(tbs)
-    public_key_oid, _, _ = derlib.spki_parts(spki)
+    fields = derlib.tbs_certificate_fields(tbs)
+    first = 1 if fields and fields[0][0] == 0xA0 else 0  # [0] version is optional
+    if len(fields) < first + 6 or fields[first + 5][0] != 0x30:
+        raise InputError("not a parseable X.509 certificate: TBSCertificate is incomplete")
+    issuer_der = tbs[fields[first + 2][1] : fields[first + 2][3]]
+    subject_der = tbs[fields[first + 4][1] : fields[first + 4][3]]
+    spki_start, spki_end = fields[first + 5][1], fields[first + 5][3]
+    spki = tbs[spki_start:spki_end]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -164,7 +226,7 @@ def parse_certificate(der: bytes) -> Certificate:
                 cert = x509.load_der_x509_certificate(patched)
             except (ValueError, x509.InvalidVersion) as exc:
                 raise InputError(f"not a parseable X.509 certificate: {exc}") from None
-        return _from_cryptography(cert, der, tbs, sig_alg, signature, spki, public_key_oid)
+        return _from_cryptography(cert, der, tbs, sig_alg, signature, spki, subject_der, issuer_der, names)
 
 
 def _reencode_sequence(tbs_with_new_body: bytes) -> bytes:
@@ -180,7 +242,7 @@ def _outer_header(data: bytes) -> tuple[int, int, int]:
     return data[0], header, len(data)
 
 
-def _from_cryptography(cert: x509.Certificate, der, tbs, sig_alg, signature, spki, public_key_oid) -> Certificate:
+def _from_cryptography(cert: x509.Certificate, der, tbs, sig_alg, signature, spki, subject_der, issuer_der, names) -> Certificate:
     fields: dict = {}
     defect = None
     unhandled: list[str] = []
@@ -204,92 +266,115 @@ def _from_cryptography(cert: x509.Certificate, der, tbs, sig_alg, signature, spk
     except Exception as exc:  # pragma: no cover - cryptography parsed it
         raise InputError(f"bad serial number: {exc}") from None
     try:
-        subject, issuer = cert.subject, cert.issuer
-        subject_key, issuer_key = name_key(subject), name_key(issuer)
         not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
     except ValueError as exc:
         raise InputError(f"not a parseable X.509 certificate: {exc}") from None
-    return Certificate(
+    result = Certificate(
         der=der,
         sha256=hashlib.sha256(der).digest(),
         tbs=tbs,
         signature_algorithm=sig_alg,
         signature=signature,
         spki=spki,
-        public_key_oid=public_key_oid,
+        subject_der=subject_der,
+        issuer_der=issuer_der,
         version=version,
         serial=serial,
-        subject=subject,
-        issuer=issuer,
-        subject_key=subject_key,
-        issuer_key=issuer_key,
         not_before=not_before,
         not_after=not_after,
         unhandled_critical=tuple(unhandled),
         defect=defect,
+        _x509=cert,
+        _names=names,
         **fields,
+    )
+    try:
+        # Fail now, not in the middle of a search: cryptography decodes names
+        # lazily. A name whose key is cached was decoded before.
+        result.issuer_key  # noqa: B018
+        if names is None or not names.knows(subject_der):
+            result.subject  # noqa: B018
+    except ValueError as exc:
+        raise InputError(f"not a parseable X.509 certificate: {exc}") from None
+    return result
+
+
+def _basic_constraints(v, f):
+    f["is_ca"] = v.ca
+    f["path_length"] = v.path_length
+
+
+def _key_usage(v, f):
+    f["key_usage"] = KeyUsage(
+        digital_signature=v.digital_signature,
+        content_commitment=v.content_commitment,
+        key_encipherment=v.key_encipherment,
+        data_encipherment=v.data_encipherment,
+        key_agreement=v.key_agreement,
+        key_cert_sign=v.key_cert_sign,
+        crl_sign=v.crl_sign,
     )
 
 
-def _extract_extension(oid: str, value, fields: dict) -> None:
-    if isinstance(value, x509.BasicConstraints):
-        fields["is_ca"] = value.ca
-        fields["path_length"] = value.path_length
-    elif isinstance(value, x509.KeyUsage):
-        agreement = value.key_agreement
-        fields["key_usage"] = KeyUsage(
-            digital_signature=value.digital_signature,
-            content_commitment=value.content_commitment,
-            key_encipherment=value.key_encipherment,
-            data_encipherment=value.data_encipherment,
-            key_agreement=agreement,
-            key_cert_sign=value.key_cert_sign,
-            crl_sign=value.crl_sign,
-        )
-    elif isinstance(value, x509.ExtendedKeyUsage):
-        fields["extended_key_usage"] = tuple(o.dotted_string for o in value)
-    elif isinstance(value, x509.CertificatePolicies):
-        infos = tuple(value)
-        oids = tuple(p.policy_identifier.dotted_string for p in infos)
-        if len(set(oids)) != len(oids):
-            raise ValueError("a policy appears twice in certificatePolicies")
-        fields["policies"] = oids
-        fields["policy_information"] = infos
-    elif isinstance(value, x509.PolicyConstraints):
-        fields["require_explicit_policy"] = value.require_explicit_policy
-        fields["inhibit_policy_mapping"] = value.inhibit_policy_mapping
-    elif isinstance(value, x509.InhibitAnyPolicy):
-        fields["inhibit_any_policy"] = value.skip_certs
-    elif isinstance(value, x509.NameConstraints):
-        fields["name_constraints"] = value
-    elif isinstance(value, x509.SubjectAlternativeName):
-        fields["subject_alt_names"] = tuple(value)
-    elif isinstance(value, x509.SubjectKeyIdentifier):
-        fields["subject_key_id"] = value.digest
-    elif isinstance(value, x509.AuthorityKeyIdentifier):
-        fields["authority_key_id"] = value.key_identifier
-    elif isinstance(value, x509.CRLDistributionPoints):
-        fields["crl_distribution_points"] = tuple(value)
-    elif isinstance(value, x509.FreshestCRL):
-        fields["freshest_crl"] = tuple(value)
-    elif isinstance(value, x509.AuthorityInformationAccess):
-        ocsp, ca_issuers = [], []
-        for desc in value:
-            if isinstance(desc.access_location, x509.UniformResourceIdentifier):
-                if desc.access_method.dotted_string == "1.3.6.1.5.5.7.48.1":
-                    ocsp.append(desc.access_location.value)
-                elif desc.access_method.dotted_string == "1.3.6.1.5.5.7.48.2":
-                    ca_issuers.append(desc.access_location.value)
-        fields["ocsp_urls"] = tuple(ocsp)
-        fields["ca_issuer_urls"] = tuple(ca_issuers)
-    elif isinstance(value, x509.OCSPNoCheck):
-        fields["ocsp_no_check"] = True
-    elif oid == POLICY_MAPPINGS_OID:
-        mappings = asn1_x509.PolicyMappings.load(value.value)
-        pairs = tuple(
+def _certificate_policies(v, f):
+    infos = tuple(v)
+    oids = tuple(p.policy_identifier.dotted_string for p in infos)
+    if len(set(oids)) != len(oids):
+        raise ValueError("a policy appears twice in certificatePolicies")
+    f["policies"] = oids
+    f["policy_information"] = infos
+
+
+def _policy_constraints(v, f):
+    f["require_explicit_policy"] = v.require_explicit_policy
+    f["inhibit_policy_mapping"] = v.inhibit_policy_mapping
+
+
+def _authority_information_access(v, f):
+    ocsp, ca_issuers = [], []
+    for desc in v:
+        if isinstance(desc.access_location, x509.UniformResourceIdentifier):
+            if desc.access_method.dotted_string == "1.3.6.1.5.5.7.48.1":
+                ocsp.append(desc.access_location.value)
+            elif desc.access_method.dotted_string == "1.3.6.1.5.5.7.48.2":
+                ca_issuers.append(desc.access_location.value)
+    f["ocsp_urls"] = tuple(ocsp)
+    f["ca_issuer_urls"] = tuple(ca_issuers)
+
+
+def _unrecognized(v, f):
+    if v.oid.dotted_string == POLICY_MAPPINGS_OID:
+        mappings = asn1_x509.PolicyMappings.load(v.value)
+        f["policy_mappings"] = tuple(
             (m["issuer_domain_policy"].dotted, m["subject_domain_policy"].dotted) for m in mappings
         )
-        fields["policy_mappings"] = pairs
+
+
+# Dispatch on the exact type: cryptography's extension classes are ABCs, and
+# a chain of isinstance checks costs more than the parse itself.
+_EXTRACTORS = {
+    x509.BasicConstraints: _basic_constraints,
+    x509.KeyUsage: _key_usage,
+    x509.ExtendedKeyUsage: lambda v, f: f.__setitem__("extended_key_usage", tuple(o.dotted_string for o in v)),
+    x509.CertificatePolicies: _certificate_policies,
+    x509.PolicyConstraints: _policy_constraints,
+    x509.InhibitAnyPolicy: lambda v, f: f.__setitem__("inhibit_any_policy", v.skip_certs),
+    x509.NameConstraints: lambda v, f: f.__setitem__("name_constraints", v),
+    x509.SubjectAlternativeName: lambda v, f: f.__setitem__("subject_alt_names", tuple(v)),
+    x509.SubjectKeyIdentifier: lambda v, f: f.__setitem__("subject_key_id", v.digest),
+    x509.AuthorityKeyIdentifier: lambda v, f: f.__setitem__("authority_key_id", v.key_identifier),
+    x509.CRLDistributionPoints: lambda v, f: f.__setitem__("crl_distribution_points", tuple(v)),
+    x509.FreshestCRL: lambda v, f: f.__setitem__("freshest_crl", tuple(v)),
+    x509.AuthorityInformationAccess: _authority_information_access,
+    x509.OCSPNoCheck: lambda v, f: f.__setitem__("ocsp_no_check", True),
+    x509.UnrecognizedExtension: _unrecognized,
+}
+
+
+def _extract_extension(oid: str, value, fields: dict) -> None:
+    extractor = _EXTRACTORS.get(type(value))
+    if extractor is not None:
+        extractor(value, fields)
 
 
 # --- reading inputs -------------------------------------------------------
@@ -328,7 +413,7 @@ def _looks_like_pkcs7(der: bytes) -> bool:
     return b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02" in der[:24]
 
 
-def load_certificates(data: bytes | str, what: str = "input") -> list[Certificate]:
+def load_certificates(data: bytes | str, what: str = "input", names: NameCache | None = None) -> list[Certificate]:
     """Certificates from PEM (one or several blocks), DER, or a PKCS#7
     certs-only bundle (DER or PEM)."""
     if isinstance(data, str):
@@ -355,7 +440,7 @@ def load_certificates(data: bytes | str, what: str = "input") -> list[Certificat
     out = []
     for i, d in enumerate(ders):
         try:
-            out.append(parse_certificate(d))
+            out.append(parse_certificate(d, names))
         except InputError as exc:
             label = what if len(ders) == 1 else f"{what} (certificate {i + 1})"
             raise InputError(f"{label}: {exc}") from None
@@ -364,20 +449,20 @@ def load_certificates(data: bytes | str, what: str = "input") -> list[Certificat
     return out
 
 
-def load_certificate(data: bytes | str | Certificate, what: str = "certificate") -> Certificate:
+def load_certificate(data: bytes | str | Certificate, what: str = "certificate", names: NameCache | None = None) -> Certificate:
     if isinstance(data, Certificate):
         return data
-    certs = load_certificates(data, what)
+    certs = load_certificates(data, what, names)
     if len(certs) != 1:
         raise InputError(f"{what}: expected one certificate, found {len(certs)}")
     return certs[0]
 
 
-def load_many(items: Iterable[bytes | str | Certificate], what: str) -> list[Certificate]:
+def load_many(items: Iterable[bytes | str | Certificate], what: str, names: NameCache | None = None) -> list[Certificate]:
     out: list[Certificate] = []
     for i, item in enumerate(items):
         if isinstance(item, Certificate):
             out.append(item)
         else:
-            out.extend(load_certificates(item, f"{what} {i + 1}"))
+            out.extend(load_certificates(item, f"{what} {i + 1}", names))
     return out

@@ -93,17 +93,103 @@ def _time(t: dt.datetime) -> str:
     return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class PrefixCache:
+    """Validated CA sub-paths: the 6.1 state after processing every
+    certificate of a path but the end entity, keyed by what it depends on
+    (the CA certificates, the policy inputs, the revocation configuration)
+    and usable for validation times inside the window where it holds.
+
+    Relying platforms verify many leaves under the same few CAs, so a new
+    leaf costs one certificate's processing. Bounded LRU; thread-safe.
+    """
+
+    # A CA chain whose revocation was checked is reused only this close to the
+    # time it was checked at: statuses come from CRLs and OCSP responses that
+    # age. Revocations are seen at once all the same, through the epoch that
+    # the owner of the cache folds into ``revocation_key``.
+    REVOCATION_WINDOW = dt.timedelta(seconds=60)
+
+    def __init__(self, size: int = 4096) -> None:
+        from collections import OrderedDict
+        import threading
+
+        self._entries: "OrderedDict[tuple, tuple]" = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple, at: dt.datetime):
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+        not_before, not_after, state, statuses = entry
+        if not (not_before <= at <= not_after):
+            return None
+        return state, statuses
+
+    def put(self, key: tuple, not_before: dt.datetime, not_after: dt.datetime, state: "_State", statuses: tuple) -> None:
+        with self._lock:
+            self._entries[key] = (not_before, not_after, state, statuses)
+            if len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+def _copy_state(state: "_State") -> "_State":
+    return _State(
+        valid_policy_tree=state.valid_policy_tree.copy(),
+        permitted_excluded=state.permitted_excluded,
+        explicit_policy=state.explicit_policy,
+        inhibit_any_policy=state.inhibit_any_policy,
+        policy_mapping=state.policy_mapping,
+        working_public_key=state.working_public_key,
+        working_public_key_algorithm=state.working_public_key_algorithm,
+        working_public_key_parameters=state.working_public_key_parameters,
+        working_issuer_name=state.working_issuer_name,
+        max_path_length=state.max_path_length,
+    )
+
+
 def validate_path(
     path: tuple[Certificate, ...],
     params: ValidationParameters,
     signatures: SignatureVerifier,
     budget: Budget,
     revocation: RevocationPolicy = RevocationPolicy(),
+    prefix_cache: PrefixCache | None = None,
+    revocation_key: object = None,
 ) -> ValidatedPath:
     """Validate ``path`` (leaf first, trust anchor last). Raises
-    ValidationError naming the failing certificate; BudgetExceeded escapes."""
+    ValidationError naming the failing certificate; BudgetExceeded escapes.
+
+    With ``prefix_cache``, the state after the CA certificates is reused
+    when the same CA chain was validated before under the same inputs;
+    ``revocation_key`` must identify everything revocation answers depend
+    on (mode, sources, epoch)."""
     anchor = path[-1]
     n = len(path) - 1
+    statuses: list[RevocationStatus | None] = [None] * len(path)
+    key = None
+    if prefix_cache is not None and n >= 2:
+        key = (
+            tuple(c.sha256 for c in path[1:]),
+            params.user_initial_policy_set,
+            params.initial_explicit_policy,
+            params.initial_policy_mapping_inhibit,
+            params.initial_any_policy_inhibit,
+            revocation_key if revocation.checker is not None or revocation.required else None,
+        )
+        hit = prefix_cache.get(key, params.at)
+        if hit is not None:
+            cached_state, cached_statuses = hit
+            state = _copy_state(cached_state)
+            statuses[1:] = cached_statuses
+            _basic_certificate_processing(path[0], path[1], n, n, 0, path, params, state, signatures, budget, revocation, statuses)
+            policies = _wrap_up(path[0], n, params, state)
+            return ValidatedPath(path=path, policies=policies, revocation=tuple(statuses))
     # 6.1.2 initialisation
     state = _State(
         valid_policy_tree=PolicyGraph(),
@@ -117,7 +203,6 @@ def validate_path(
         working_issuer_name=anchor.subject_key,
         max_path_length=n,
     )
-    statuses: list[RevocationStatus | None] = [None] * len(path)
     for i in range(1, n + 1):
         index = n - i
         cert = path[index]
@@ -125,6 +210,14 @@ def validate_path(
         _basic_certificate_processing(cert, issuer, i, n, index, path, params, state, signatures, budget, revocation, statuses)
         if i != n:
             _prepare_for_next(cert, i, index, state, budget)
+            if i == n - 1 and key is not None:
+                cas = path[1:-1]
+                not_before = max(c.not_before for c in cas)
+                not_after = min(c.not_after for c in cas)
+                if key[-1] is not None:
+                    not_before = max(not_before, params.at - PrefixCache.REVOCATION_WINDOW)
+                    not_after = min(not_after, params.at + PrefixCache.REVOCATION_WINDOW)
+                prefix_cache.put(key, not_before, not_after, _copy_state(state), tuple(statuses[1:]))
     policies = _wrap_up(path[0], n, params, state)
     return ValidatedPath(path=path, policies=policies, revocation=tuple(statuses))
 
@@ -179,7 +272,7 @@ def _basic_certificate_processing(cert, issuer, i, n, index, path, params, state
     if cert.issuer_key != state.working_issuer_name:
         raise _fail(E.NAME_CHAINING, f"issuer name {cert.issuer_text} does not match the subject of {issuer.subject_text}", index, cert)
     # (b), (c) name constraints; a self-issued intermediate is exempt
-    if not (cert.is_self_issued and i < n) and not state.permitted_excluded.is_unconstrained:
+    if not state.permitted_excluded.is_unconstrained and not (i < n and cert.is_self_issued):
         problem = state.permitted_excluded.check(cert.subject, list(cert.subject_alt_names) if cert.subject_alt_names is not None else None, budget)
         if problem:
             raise _fail(E.NAME_CONSTRAINTS, problem, index, cert)

@@ -8,6 +8,9 @@ SignatureVerifier's cache.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -15,14 +18,14 @@ from . import errors as E
 from .algorithms import AlgorithmRegistry, with_national_algorithms
 from .budget import DEFAULT_LIMITS, Budget, Limits
 from .building import BuildLog, CertificatePool, TrustStore, build_paths
-from .certificate import ANY_POLICY, Certificate, load_certificate, load_many
+from .certificate import ANY_POLICY, Certificate, NameCache, load_certificate, load_many
 from .crl import Crl, load_crls
 from .errors import BudgetExceeded, InputError, ValidationError
 from .algorithms import dsa_parameters
 from .ocsp import DEFAULT_CLOCK_SKEW, CombinedChecker, OcspChecker, OcspResponse, load_ocsp_responses
 from .revocation import CrlChecker, ProvidedChecker, RevocationInfoProvider, RevocationRequest, RevocationStatus
 from .signatures import SignatureVerifier
-from .validation import RevocationPolicy, ValidatedPath, ValidationParameters, validate_path
+from .validation import PrefixCache, RevocationPolicy, ValidatedPath, ValidationParameters, validate_path
 
 REVOCATION_MODES = ("auto", "require", "off")
 
@@ -53,6 +56,34 @@ class VerificationResult:
             "revocation": self.revocation,
             "error": self.error.to_dict() if self.error else None,
         }
+
+
+class ResultCache:
+    """Valid results by (input bytes, inputs), each usable while the
+    validation time stays inside the window where it holds. Bounded LRU."""
+
+    def __init__(self, size: int = 65536) -> None:
+        self._entries: OrderedDict[tuple, tuple] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple, at: dt.datetime) -> "VerificationResult | None":
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+        not_before, not_after, result = entry
+        return result if not_before <= at <= not_after else None
+
+    def put(self, key: tuple, not_before: dt.datetime, not_after: dt.datetime, result: "VerificationResult") -> None:
+        with self._lock:
+            self._entries[key] = (not_before, not_after, result)
+            if len(self._entries) > self._size:
+                self._entries.popitem(last=False)
 
 
 def parse_time(at: dt.datetime | str | None) -> dt.datetime:
@@ -88,11 +119,12 @@ class Verifier:
         ocsp_responses: Iterable["bytes | str | OcspResponse"] = (),
         ocsp_clock_skew: dt.timedelta = DEFAULT_CLOCK_SKEW,
     ) -> None:
-        anchor_certs = load_many(anchors, "trust anchor")
+        self._names = NameCache()
+        anchor_certs = load_many(anchors, "trust anchor", self._names)
         if not anchor_certs:
             raise InputError("at least one trust anchor is required")
         self.anchors = TrustStore(anchor_certs)
-        self.pool = CertificatePool(load_many(untrusted, "untrusted certificate"))
+        self.pool = CertificatePool(load_many(untrusted, "untrusted certificate", self._names))
         parsed_crls: list[Crl] = []
         for i, item in enumerate(crls):
             parsed_crls.extend([item] if isinstance(item, Crl) else load_crls(item, f"CRL {i + 1}"))
@@ -107,6 +139,30 @@ class Verifier:
         self.ocsp_responses = tuple(parsed_ocsp)
         self._ocsp_clock_skew = ocsp_clock_skew
         self._ocsp_checker = OcspChecker(self.ocsp_responses, self.signatures, clock_skew=ocsp_clock_skew) if parsed_ocsp else None
+        # What this Verifier has learnt, shared by its calls (see ARCHITECTURE.md):
+        # validated CA chains, and whole valid results for leaves seen again.
+        self._prefixes = PrefixCache()
+        self._results = ResultCache()
+        self._shortcuts: dict[bytes, tuple[tuple[Certificate, ...], ...]] = {}
+        self._shortcut_lock = threading.Lock()
+
+    # Continuations from a CA to an anchor that validated: a few per CA, a
+    # bounded number of CAs (the base pool's CAs are few; per-call
+    # intermediates could be many).
+    MAX_SHORTCUTS_PER_CA = 4
+    MAX_SHORTCUT_CAS = 10_000
+
+    def _remember_shortcut(self, path: tuple[Certificate, ...]) -> None:
+        if len(path) < 3:
+            return
+        continuation = path[1:]
+        with self._shortcut_lock:
+            known = self._shortcuts.get(continuation[0].sha256, ())
+            if any(len(k) == len(continuation) and all(a is b or a.sha256 == b.sha256 for a, b in zip(k, continuation)) for k in known):
+                return
+            if len(self._shortcuts) >= self.MAX_SHORTCUT_CAS and continuation[0].sha256 not in self._shortcuts:
+                self._shortcuts.clear()
+            self._shortcuts[continuation[0].sha256] = (known + (continuation,))[-self.MAX_SHORTCUTS_PER_CA:]
 
     def verify(
         self,
@@ -124,18 +180,28 @@ class Verifier:
         certificate for this call (the service's fetching, caching source in
         bridge/revocation_source.py); consulted after the OCSP responses and
         CRLs the Verifier was built with, and processed the same way."""
-        target = load_certificate(leaf, "certificate")
         if revocation not in REVOCATION_MODES:
             raise InputError(f"revocation mode must be one of {', '.join(REVOCATION_MODES)}")
         user_policies = frozenset(_check_oid(p) for p in policies) if policies else frozenset({ANY_POLICY})
+        when = parse_time(at)
+        intermediates = tuple(intermediates)
+        result_key = None
+        if not intermediates:
+            leaf_id = leaf.sha256 if isinstance(leaf, Certificate) else hashlib.sha256(leaf.encode() if isinstance(leaf, str) else bytes(leaf)).digest()
+            result_key = (leaf_id, user_policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy,
+                          revocation, id(revocation_provider) if revocation_provider is not None else None)
+            cached = self._results.get(result_key, when)
+            if cached is not None:
+                return cached
+        target = load_certificate(leaf, "certificate", self._names)
         params = ValidationParameters(
-            at=parse_time(at),
+            at=when,
             user_initial_policy_set=user_policies,
             initial_explicit_policy=explicit_policy,
             initial_policy_mapping_inhibit=inhibit_policy_mapping,
             initial_any_policy_inhibit=inhibit_any_policy,
         )
-        pool = self.pool.with_extra(load_many(intermediates, "intermediate"))
+        pool = self.pool.with_extra(load_many(intermediates, "intermediate", self._names))
         if revocation == "off":
             rev = RevocationPolicy()
         else:
@@ -158,16 +224,26 @@ class Verifier:
                 require_all=not service or revocation == "require",
             )
         revocation_label = "not_checked" if rev.checker is None and not rev.required else "checked"
-        return self._search(target, pool, params, rev, revocation_label)
+        revocation_key = (revocation, id(revocation_provider) if revocation_provider is not None else None)
+        result = self._search(target, pool, params, rev, revocation_label, revocation_key)
+        if result_key is not None and result.valid:
+            not_before = max(c.not_before for c in result.path[:-1])
+            not_after = min(c.not_after for c in result.path[:-1])
+            if revocation_label != "not_checked":
+                not_before = max(not_before, when - PrefixCache.REVOCATION_WINDOW)
+                not_after = min(not_after, when + PrefixCache.REVOCATION_WINDOW)
+            self._results.put(result_key, not_before, not_after, result)
+        return result
 
-    def _search(self, target, pool, params, rev, revocation_label) -> VerificationResult:
+    def _search(self, target, pool, params, rev, revocation_label, revocation_key=None) -> VerificationResult:
         budget = Budget(self.limits)
         log = BuildLog()
         best: tuple[tuple[Certificate, ...], ValidationError] | None = None
         try:
-            for path in build_paths(target, self.anchors, pool, self.signatures, budget, log):
+            for path in build_paths(target, self.anchors, pool, self.signatures, budget, log, self._shortcuts):
                 try:
-                    validated = validate_path(path, params, self.signatures, budget, rev)
+                    validated = validate_path(path, params, self.signatures, budget, rev,
+                                              prefix_cache=self._prefixes, revocation_key=revocation_key)
                 except BudgetExceeded as exc:
                     if exc.path is None:
                         exc.path, exc.index = path, 0
@@ -176,6 +252,7 @@ class Verifier:
                     if best is None or (err.index is not None and best[1].index is not None and err.index < best[1].index):
                         best = (path, err)
                     continue
+                self._remember_shortcut(path)
                 return self._success(validated, revocation_label)
         except BudgetExceeded as exc:
             path = exc.path or (target,)
