@@ -308,6 +308,15 @@ class Store:
         ).scalar_one()
         return int(value)
 
+    def _bump_epoch(self, session: Session) -> None:
+        """A trust change: caches built on an older epoch must not be used."""
+        self._next_counter(session, "epoch")
+
+    def epoch(self) -> int:
+        """The revocation epoch (one indexed read; polled by verifiers)."""
+        with self._read() as session:
+            return int(session.get(Counter, "epoch").value)
+
     def _audit(self, session: Session, actor: str, action: str, details: dict) -> AuditEntry:
         seq = self._next_counter(session, "audit")
         prev_hash = audit_chain.GENESIS_HASH
@@ -430,6 +439,7 @@ class Store:
             if updated != 1:
                 raise Conflict("invalid_state", f"enrollment {enrollment_id} is not in state {'/'.join(from_status)}")
             self._audit(session, actor, f"enrollment.{to_status}", {"enrollment": enrollment_id, "reason": reason})
+            self._bump_epoch(session)
 
     def expire_enrollments(self, *, actor: str, now: datetime) -> list[str]:
         """Mark active enrollments expired once no cross-certificate of theirs is in force."""
@@ -447,6 +457,7 @@ class Store:
                     session.add(record)
                     expired.append(record.id)
                     self._audit(session, actor, "enrollment.expired", {"enrollment": record.id})
+                    self._bump_epoch(session)
         return expired
 
     # ------------------------------------------------------------------ cross-certificates
@@ -502,6 +513,7 @@ class Store:
                 raise StoreError(f"serial {serial_hex} was not reserved")
             self._audit(session, actor, "certificate.issue", {"serial": serial_hex, "enrollment": enrollment_id, "not_after": not_after.isoformat()})
             self._audit(session, actor, "enrollment.approve", {"enrollment": enrollment_id, "serial": serial_hex})
+            self._bump_epoch(session)
 
     def cross_certificate(self, serial: int) -> CrossCertificate:
         with self._read() as session:
@@ -524,6 +536,7 @@ class Store:
         rows = session.exec(select(CrossCertificate).where(CrossCertificate.status == "revoked").order_by(CrossCertificate.id)).all()
         revoked = [RevokedEntry(int(r.serial, 16), _aware(r.revoked_at), r.revocation_reason or "unspecified") for r in rows]
         self._audit(session, actor, "key.use", {"purpose": "crl", "crl_number": number})
+        self._bump_epoch(session)
         der, this_update, next_update = build(number, revoked, now)
         session.add(Crl(number=number, der=der, this_update=this_update, next_update=next_update))
         session.flush()
@@ -587,6 +600,7 @@ class Store:
                 session.add(row)
                 session.flush()
                 self._audit(session, actor, "reverse.upload", {"enrollment": enrollment_id, "sha256": sha256})
+                self._bump_epoch(session)
             return row
         except IntegrityViolation as exc:
             if "sha256" in str(exc):

@@ -24,10 +24,13 @@ from pki.revocation import RevocationInfo, RevocationStatus
 from .revocation_source import RevocationSource
 from .service import BridgeCA, BridgeError
 
-# A cached Verifier is rebuilt after this long even without a local change,
-# so that another process's approvals and revocations are seen.
-# TODO(issue 6): replace by the revocation epoch.
-VERIFIER_TTL_SECONDS = 2.0
+# Every trust change increments the store's revocation epoch; a process reads
+# it at most this often, so a revocation made through any process is seen by
+# every other within this interval (plus one request).
+EPOCH_POLL_SECONDS = 0.25
+# A Verifier is rebuilt at least this often all the same, so the bridge CRL
+# it holds is renewed long before its nextUpdate.
+VERIFIER_MAX_AGE_SECONDS = 300.0
 
 
 class BridgeRevocationProvider:
@@ -56,6 +59,7 @@ class _Context:
     verifier: Verifier
     provider: BridgeRevocationProvider
     built_at: float
+    epoch: int
 
 
 class VerificationService:
@@ -64,11 +68,23 @@ class VerificationService:
         self._source = source if source is not None else RevocationSource()
         self._lock = threading.Lock()
         self._contexts: dict[str, _Context] = {}
+        self._epoch = -1
+        self._epoch_read_at = float("-inf")
+
+    def current_epoch(self) -> int:
+        now = time.monotonic()
+        if now - self._epoch_read_at >= EPOCH_POLL_SECONDS:
+            epoch = self._ca.store.epoch()
+            with self._lock:
+                self._epoch, self._epoch_read_at = epoch, now
+        return self._epoch
 
     def invalidate(self) -> None:
-        """Forget built Verifiers (after an approval, revocation or upload)."""
+        """Forget built Verifiers and re-read the epoch (after a change made
+        through this process)."""
         with self._lock:
             self._contexts.clear()
+            self._epoch_read_at = float("-inf")
 
     def _anchor(self, trust_anchor: str) -> bytes:
         if trust_anchor == "bridge":
@@ -79,10 +95,11 @@ class VerificationService:
         return view["root_certificate"].encode()
 
     def _context(self, trust_anchor: str) -> _Context:
+        epoch = self.current_epoch()
         now = time.monotonic()
         with self._lock:
             ctx = self._contexts.get(trust_anchor)
-        if ctx is not None and now - ctx.built_at < VERIFIER_TTL_SECONDS:
+        if ctx is not None and ctx.epoch == epoch and now - ctx.built_at < VERIFIER_MAX_AGE_SECONDS:
             return ctx
         anchor = self._anchor(trust_anchor)
         from cryptography.hazmat.primitives.serialization import Encoding
@@ -100,7 +117,7 @@ class VerificationService:
         provider = BridgeRevocationProvider(
             bridge.spki, parse_crl(crl_der), frozenset(hashlib.sha256(d).digest() for d in issued_to), self._source
         )
-        ctx = _Context(verifier, provider, now)
+        ctx = _Context(verifier, provider, now, epoch)
         with self._lock:
             self._contexts[trust_anchor] = ctx
         return ctx
