@@ -8,10 +8,14 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import re
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import unquote
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 
@@ -20,11 +24,17 @@ from bridge.verification import VerificationService
 
 from . import problems
 from .limits import BodyLimitMiddleware
-from .problems import Problem
+from .problems import PROBLEM, Problem
 from .schemas import (
+    ApprovedIssuerView,
     EnrollRequest,
+    Health,
+    IssuerView,
+    ProblemDetails,
     ReverseCertificateRequest,
+    ReverseCertificateView,
     RevokeRequest,
+    RevokeResult,
     SignatureResultModel,
     VerificationResultModel,
     VerifyChainRequest,
@@ -37,20 +47,102 @@ PKIX_CRL = "application/pkix-crl"
 PKCS7 = "application/pkcs7-mime"
 OCSP_REQUEST = "application/ocsp-request"
 OCSP_RESPONSE = "application/ocsp-response"
+PEM = "application/x-pem-file"
 DEFAULT_MAX_BODY = 1 << 20
 
 
 def _b64(value: str | None, field: str) -> bytes | None:
+    """Strict base64; whitespace (line breaks of ``base64 -w76``) is ignored."""
     if value is None:
         return None
     try:
-        return base64.b64decode(value, validate=True)
+        compact = "".join(value.split()).encode("ascii")
+        return base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):
         raise Problem(400, "invalid_base64", f"{field} is not valid base64") from None
 
 
+# Enrollment ids are the store's hex UUIDs; anything else is unknown, and is
+# answered as such without reaching the database (PostgreSQL refuses NUL).
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# RFC 5280 4.1.2.2: at most 20 octets; hexadecimal, with or without colons.
+_SERIAL = re.compile(r"^(?:[0-9A-Fa-f]{1,40}|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){0,19})$")
+
+
+def _issuer_id(issuer_id: str) -> str:
+    if not _ID.match(issuer_id):
+        raise Problem(404, "not_found", "no enrollment with that id")
+    return issuer_id
+
+
+def _trust_anchor(trust_anchor: str) -> str:
+    return trust_anchor if trust_anchor == "bridge" else _issuer_id(trust_anchor)
+
+
+def _serial(serial: str) -> str:
+    if not _SERIAL.match(serial):
+        raise Problem(400, "invalid_serial", "a serial number is 1 to 40 hexadecimal digits (20 octets), optionally colon-separated")
+    return serial
+
+
+def _json_body(request: Request) -> None:
+    """415 for a body that is not JSON (a form post, text/plain, no Content-Type)."""
+    has_body = request.headers.get("content-length", "0").strip() != "0" or "transfer-encoding" in request.headers
+    if not has_body:
+        return
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json" or (ctype.startswith("application/") and ctype.endswith("+json")):
+        return
+    raise Problem(415, "unsupported_media_type", "the request body must be application/json")
+
+
+# Declared after the principal in each handler, so authentication answers first.
+JsonBody = Annotated[None, Depends(_json_body)]
+
+
+class _Binary(Response):
+    """Base for the publication routes' binary responses."""
+
+
+class PkixCertResponse(_Binary):
+    media_type = PKIX_CERT
+
+
+class PkixCrlResponse(_Binary):
+    media_type = PKIX_CRL
+
+
+class Pkcs7Response(_Binary):
+    media_type = PKCS7
+
+
+class OcspResponse(_Binary):
+    media_type = OCSP_RESPONSE
+
+
+def _binary(media_type: str, description: str) -> dict:
+    return {200: {"description": description, "content": {media_type: {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+def _problems(*statuses: int) -> dict:
+    described = {
+        400: "malformed input (code: invalid_request, invalid_base64, malformed_input, invalid_serial, ...)",
+        401: "no token, or an unknown or revoked one (code: unauthorized)",
+        403: "the token's role may not use this route (code: forbidden)",
+        404: "unknown issuer or serial (code: not_found)",
+        409: "conflict with the current state (code: already_enrolled, already_revoked, invalid_state, ...)",
+        413: "request body over the limit (code: body_too_large)",
+        415: "the body is not of the route's media type (code: unsupported_media_type)",
+        422: "semantically invalid (code names the check that failed)",
+        503: "the signer or the database is unavailable",
+    }
+    return {status: {"model": ProblemDetails, "description": described[status]} for status in statuses}
+
+
 def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shutdown: bool = False) -> FastAPI:
-    limit = max_body_bytes or getattr(ca.settings, "max_body_bytes", DEFAULT_MAX_BODY)
+    if max_body_bytes is None:
+        max_body_bytes = getattr(ca.settings, "max_body_bytes", None) or DEFAULT_MAX_BODY
+    limit = max_body_bytes
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -62,46 +154,62 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
         title="bridgeca",
         version="1",
         summary="Bridge CA and certificate verification for the Guangdong cross-certification platform",
+        description=(
+            "Relying platforms verify certificate chains and signatures through the bridge; issuers enroll their "
+            "roots; administrators approve and revoke. Send `Authorization: Bearer TOKEN`. Errors are RFC 9457 "
+            "problem details (`application/problem+json`) with a stable `code`. A verification that runs and finds "
+            f"the certificate invalid is a 200 with `\"valid\": false`. Request bodies are limited to {limit} bytes."
+        ),
         lifespan=lifespan,
     )
     app.state.ca = ca
     app.state.verification = VerificationService(ca)
+    app.state.max_body_bytes = limit
     problems.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=limit)
 
     def verification(request: Request) -> VerificationService:
         return request.app.state.verification
 
+    common = _problems(401, 403, 413)
+    json_errors = _problems(400, 401, 403, 413, 415)
+
     # ------------------------------------------------------------------ health
 
-    @app.get("/v1/health", tags=["service"])
-    def health() -> dict:
-        return {"status": "ok"}
+    @app.get("/v1/health", tags=["service"], response_model=Health, summary="Liveness")
+    def health() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
 
     # ------------------------------------------------------------------ verification
 
-    @app.post("/v1/verify/chain", response_model=VerificationResultModel, response_model_exclude_none=False, tags=["verification"])
-    def verify_chain(body: VerifyChainRequest, request: Request, _who: PlatformOrAdmin) -> JSONResponse:
+    @app.post("/v1/verify/chain", response_model=VerificationResultModel, tags=["verification"],
+              summary="Validate a certificate chain (RFC 5280) through the bridge",
+              responses={**json_errors, **_problems(404, 422)})
+    def verify_chain(body: VerifyChainRequest, request: Request, _who: PlatformOrAdmin, _json: JsonBody) -> JSONResponse:
         result = verification(request).verify_chain(
-            body.certificate, intermediates=body.intermediates, trust_anchor=body.trust_anchor,
+            body.certificate, intermediates=body.intermediates, trust_anchor=_trust_anchor(body.trust_anchor),
             policies=body.policies, require_explicit_policy=body.require_explicit_policy,
             inhibit_policy_mapping=body.inhibit_policy_mapping, inhibit_any_policy=body.inhibit_any_policy,
             at=body.at, revocation=body.revocation,
         )
         return JSONResponse(result)
 
-    @app.post("/v1/verify/signature", response_model=SignatureResultModel, tags=["verification"])
-    def verify_signature(body: VerifySignatureRequest, request: Request, _who: PlatformOrAdmin) -> JSONResponse:
+    @app.post("/v1/verify/signature", response_model=SignatureResultModel, tags=["verification"],
+              summary="Verify a CMS SignedData or a raw signature, then the signer's chain",
+              responses={**json_errors, **_problems(404, 422)})
+    def verify_signature(body: VerifySignatureRequest, request: Request, _who: PlatformOrAdmin, _json: JsonBody) -> JSONResponse:
         options = dict(
-            intermediates=body.intermediates, trust_anchor=body.trust_anchor, policies=body.policies,
+            intermediates=body.intermediates, trust_anchor=_trust_anchor(body.trust_anchor), policies=body.policies,
             require_explicit_policy=body.require_explicit_policy, inhibit_policy_mapping=body.inhibit_policy_mapping,
             inhibit_any_policy=body.inhibit_any_policy, at=body.at, revocation=body.revocation,
         )
         if body.cms is not None:
-            if body.certificate is not None or body.signature is not None:
+            if body.certificate is not None or body.signature is not None or body.data is not None:
                 raise Problem(400, "invalid_request", "give either cms, or certificate + signature + data")
             result = verification(request).verify_cms(_b64(body.cms, "cms"), content=_b64(body.content, "content"), **options)
         elif body.certificate is not None and body.signature is not None and body.data is not None:
+            if body.content is not None:
+                raise Problem(400, "invalid_request", "content goes with cms; a raw signature signs data")
             result = verification(request).verify_raw(
                 body.certificate, _b64(body.signature, "signature"), _b64(body.data, "data"), algorithm=body.algorithm, **options
             )
@@ -111,8 +219,13 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
 
     # ------------------------------------------------------------------ issuers
 
-    @app.post("/v1/issuers", status_code=201, tags=["issuers"])
-    def enroll(body: EnrollRequest, request: Request, who: IssuerOrAdmin) -> JSONResponse:
+    def _owner(who) -> int | None:
+        return who.token_id if who.role == "issuer" else None
+
+    @app.post("/v1/issuers", status_code=201, response_model=IssuerView, tags=["issuers"],
+              summary="Enroll a member root (pending until an administrator approves)",
+              responses={**json_errors, **_problems(409, 422)})
+    def enroll(body: EnrollRequest, request: Request, who: IssuerOrAdmin, _json: JsonBody) -> JSONResponse:
         view = request.app.state.ca.enroll(
             name=body.name, jurisdiction=body.jurisdiction, root_certificate=body.root_certificate,
             policy_mappings=[m.model_dump() for m in body.policy_mappings],
@@ -122,83 +235,139 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
         )
         return JSONResponse(view, status_code=201)
 
-    def _owner(who) -> int | None:
-        return who.token_id if who.role == "issuer" else None
+    @app.get("/v1/issuers", response_model=list[IssuerView], tags=["issuers"],
+             summary="List enrollments (an issuer token sees only its own)", responses=_problems(401))
+    def list_issuers(request: Request, who: AnyUser) -> JSONResponse:
+        return JSONResponse(request.app.state.ca.issuers(owner=_owner(who)))
 
-    @app.get("/v1/issuers", tags=["issuers"])
-    def list_issuers(request: Request, who: AnyUser) -> list[dict]:
-        return request.app.state.ca.issuers(owner=_owner(who))
+    @app.get("/v1/issuers/{issuer_id}", response_model=IssuerView, tags=["issuers"],
+             summary="One enrollment, with its cross-certificates", responses=_problems(401, 404))
+    def show_issuer(issuer_id: str, request: Request, who: AnyUser) -> JSONResponse:
+        return JSONResponse(request.app.state.ca.issuer(_issuer_id(issuer_id), owner=_owner(who)))
 
-    @app.get("/v1/issuers/{issuer_id}", tags=["issuers"])
-    def show_issuer(issuer_id: str, request: Request, who: AnyUser) -> dict:
-        return request.app.state.ca.issuer(issuer_id, owner=_owner(who))
-
-    @app.post("/v1/issuers/{issuer_id}/approve", tags=["issuers"])
-    def approve(issuer_id: str, request: Request, who: Admin) -> dict:
-        view = request.app.state.ca.approve(issuer_id, actor=who.actor)
+    @app.post("/v1/issuers/{issuer_id}/approve", response_model=ApprovedIssuerView, tags=["issuers"],
+              summary="Issue the cross-certificate (bridge → member root)",
+              responses={**common, **_problems(404, 409, 422, 503)})
+    def approve(issuer_id: str, request: Request, who: Admin) -> JSONResponse:
+        view = request.app.state.ca.approve(_issuer_id(issuer_id), actor=who.actor)
         request.app.state.verification.invalidate()
-        return view
+        return JSONResponse(view)
 
-    @app.post("/v1/issuers/{issuer_id}/reverse-certificate", status_code=201, tags=["issuers"])
-    def reverse_certificate(issuer_id: str, body: ReverseCertificateRequest, request: Request, who: IssuerOrAdmin) -> JSONResponse:
+    @app.post("/v1/issuers/{issuer_id}/reverse-certificate", status_code=201, response_model=ReverseCertificateView,
+              tags=["issuers"], summary="Publish the certificate the member root issued to the bridge",
+              responses={**json_errors, **_problems(404, 409, 422)})
+    def reverse_certificate(issuer_id: str, body: ReverseCertificateRequest, request: Request, who: IssuerOrAdmin,
+                            _json: JsonBody) -> JSONResponse:
         ca = request.app.state.ca
-        ca.issuer(issuer_id, owner=_owner(who))  # 404 for another issuer's enrollment
+        ca.issuer(_issuer_id(issuer_id), owner=_owner(who))  # 404 for another issuer's enrollment
         view = ca.upload_reverse(issuer_id, body.certificate, actor=who.actor)
         request.app.state.verification.invalidate()
         return JSONResponse(view, status_code=201)
 
-    @app.post("/v1/cross-certificates/{serial}/revoke", tags=["issuers"])
-    def revoke(serial: str, request: Request, who: Admin, body: RevokeRequest | None = None) -> dict:
+    @app.post("/v1/cross-certificates/{serial}/revoke", response_model=RevokeResult, tags=["issuers"],
+              summary="Revoke a cross-certificate; the next CRL and OCSP answers list it",
+              responses={**json_errors, **_problems(404, 409, 422, 503)})
+    def revoke(serial: str, request: Request, who: Admin, _json: JsonBody, body: RevokeRequest | None = None) -> JSONResponse:
         reason = body.reason if body is not None else "unspecified"
-        result = request.app.state.ca.revoke(serial, reason, actor=who.actor)
+        result = request.app.state.ca.revoke(_serial(serial), reason, actor=who.actor)
         request.app.state.verification.invalidate()
-        return result
+        return JSONResponse(result)
 
     # ------------------------------------------------------------------ publication
 
-    def _cache_control(request: Request, max_age: int) -> dict:
-        return {"Cache-Control": f"public, max-age={max(0, max_age)}"}
-
-    @app.get("/v1/ca/certificate", tags=["publication"], responses={200: {"content": {PKIX_CERT: {}, "application/x-pem-file": {}}}})
+    @app.get("/v1/ca/certificate", tags=["publication"], response_class=PkixCertResponse,
+             summary="The bridge certificate: PEM, or DER with Accept: application/pkix-cert",
+             responses={200: {"description": "the bridge certificate", "content": {
+                 PEM: {"schema": {"type": "string"}}, PKIX_CERT: {"schema": {"type": "string", "format": "binary"}}}}})
     def ca_certificate(request: Request) -> Response:
         ca = request.app.state.ca
-        if PKIX_CERT in request.headers.get("accept", ""):
-            return Response(ca.certificate_der(), media_type=PKIX_CERT)
-        return PlainTextResponse(ca.certificate_pem(), media_type="application/x-pem-file")
+        headers = {"Vary": "Accept", "Cache-Control": "public, max-age=3600"}
+        if PKIX_CERT in request.headers.get("accept", "").lower():
+            return Response(ca.certificate_der(), media_type=PKIX_CERT, headers=headers)
+        return PlainTextResponse(ca.certificate_pem(), media_type=PEM, headers=headers)
 
-    @app.get("/v1/crl", tags=["publication"], responses={200: {"content": {PKIX_CRL: {}}}})
+    @app.get("/v1/crl", tags=["publication"], response_class=PkixCrlResponse, summary="The bridge's current CRL (DER)",
+             responses=_binary(PKIX_CRL, "the current CRL, DER; Cache-Control max-age runs no later than its nextUpdate"))
     def crl(request: Request) -> Response:
-        ca = request.app.state.ca
-        der = ca.current_crl()
-        return Response(der, media_type=PKIX_CRL, headers=_cache_control(request, _seconds_to_next_update(der)))
+        der = request.app.state.ca.current_crl()
+        return Response(der, media_type=PKIX_CRL, headers={"Cache-Control": f"public, max-age={max(0, _seconds_to_next_update(der))}"})
 
-    @app.get("/v1/ca/issued-by-bridge.p7c", tags=["publication"], responses={200: {"content": {PKCS7: {}}}})
+    @app.get("/v1/ca/issued-by-bridge.p7c", tags=["publication"], response_class=Pkcs7Response,
+             summary="Certs-only CMS bundle of the cross-certificates the bridge issued",
+             responses=_binary(PKCS7, "certs-only CMS SignedData (RFC 5652), DER"))
     def issued_by(request: Request) -> Response:
         return Response(request.app.state.ca.issued_by_bridge_p7c(), media_type=PKCS7, headers={"Cache-Control": "public, max-age=300"})
 
-    @app.get("/v1/ca/issued-to-bridge.p7c", tags=["publication"], responses={200: {"content": {PKCS7: {}}}})
+    @app.get("/v1/ca/issued-to-bridge.p7c", tags=["publication"], response_class=Pkcs7Response,
+             summary="Certs-only CMS bundle of the certificates members issued to the bridge",
+             responses=_binary(PKCS7, "certs-only CMS SignedData (RFC 5652), DER"))
     def issued_to(request: Request) -> Response:
         return Response(request.app.state.ca.issued_to_bridge_p7c(), media_type=PKCS7, headers={"Cache-Control": "public, max-age=300"})
 
     async def _ocsp(request: Request, der: bytes) -> Response:
         response = await run_in_threadpool(request.app.state.ca.ocsp_response, der)
-        return Response(response, media_type=OCSP_RESPONSE, headers={"Cache-Control": "max-age=60"})
+        return Response(response, media_type=OCSP_RESPONSE, headers={"Cache-Control": _ocsp_cache_control(response)})
 
-    @app.post("/v1/ocsp", tags=["publication"], responses={200: {"content": {OCSP_RESPONSE: {}}}})
+    ocsp_doc = _binary(OCSP_RESPONSE, "an RFC 6960 OCSPResponse, DER (malformedRequest for a request that does not parse)")
+
+    @app.post("/v1/ocsp", tags=["publication"], response_class=OcspResponse, summary="OCSP responder (RFC 6960), POST",
+              responses={**ocsp_doc, **_problems(413, 415)},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  OCSP_REQUEST: {"schema": {"type": "string", "format": "binary"}}}}})
     async def ocsp_post(request: Request) -> Response:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != OCSP_REQUEST:
             raise Problem(415, "unsupported_media_type", f"OCSP requests are {OCSP_REQUEST}")
         return await _ocsp(request, await request.body())
 
-    @app.get("/v1/ocsp/{encoded:path}", tags=["publication"], responses={200: {"content": {OCSP_RESPONSE: {}}}})
+    @app.get("/v1/ocsp/{encoded:path}", tags=["publication"], response_class=OcspResponse,
+             summary="OCSP responder (RFC 6960 appendix A.1), GET with the url-encoded base64 request",
+             responses={**ocsp_doc, **_problems(400)})
     async def ocsp_get(encoded: str, request: Request) -> Response:
-        from urllib.parse import unquote
-
         der = _b64(unquote(encoded), "OCSP request")
         return await _ocsp(request, der)
 
+    app.openapi = lambda: _openapi(app)
     return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's schema, with error responses under application/problem+json
+    and without its default 422 HTTPValidationError (validation is a 400 here)."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, summary=app.summary, description=app.description, routes=app.routes)
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in list(operation.get("responses", {}).items()):
+                content = response.get("content", {})
+                if "HTTPValidationError" in str(content):
+                    del operation["responses"][status]
+                elif status[0] in "45":
+                    problem = next((v for v in content.values() if "ProblemDetails" in str(v)), None)
+                    if problem is not None:
+                        response["content"] = {PROBLEM: problem}
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(name, None)
+    app.openapi_schema = schema
+    return schema
+
+
+def _ocsp_cache_control(response_der: bytes) -> str:
+    """max-age no later than the response's nextUpdate (RFC 5019 6.2); error responses are not cached."""
+    from cryptography.x509 import ocsp
+
+    try:
+        response = ocsp.load_der_ocsp_response(response_der)
+        if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+            return "no-store"
+        next_update = response.next_update_utc
+    except ValueError:
+        return "no-store"
+    if next_update is None:
+        return "no-cache"
+    seconds = int((next_update - dt.datetime.now(dt.timezone.utc)).total_seconds())
+    return f"public, max-age={max(0, seconds)}"
 
 
 def _seconds_to_next_update(crl_der: bytes) -> int:

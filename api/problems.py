@@ -32,6 +32,17 @@ _TITLES = {
 }
 
 
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+
 class Problem(Exception):
     def __init__(self, status: int, code: str, detail: str, **extra) -> None:
         super().__init__(detail)
@@ -41,11 +52,13 @@ class Problem(Exception):
         self.extra = extra
 
 
-def problem_response(status: int, code: str, detail: str, **extra) -> JSONResponse:
+def problem_response(status: int, code: str, detail: str, *, headers: dict | None = None, **extra) -> JSONResponse:
     body = {"type": "about:blank", "title": _TITLES.get(status, "Error"), "status": status, "code": code, "detail": detail}
     body.update(extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    headers = dict(headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers or None)
 
 
 def install(app: FastAPI) -> None:
@@ -77,6 +90,9 @@ def install(app: FastAPI) -> None:
     async def _validation(_request: Request, exc: RequestValidationError):
         errors = []
         for err in exc.errors():
+            if err.get("type") == "json_invalid":  # loc is ("body", offset): say what it is
+                errors.append({"field": "body", "message": f"not valid JSON ({err.get('ctx', {}).get('error', 'decode error')})"})
+                continue
             loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             errors.append({"field": loc or "body", "message": err.get("msg", "invalid")})
         first = errors[0] if errors else {"field": "body", "message": "invalid"}
@@ -84,8 +100,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException):
-        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}.get(exc.status_code, "http_error")
-        return problem_response(exc.status_code, code, str(exc.detail))
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        # Keep the exception's headers: Allow on a 405, for one.
+        return problem_response(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception):  # pragma: no cover - last resort

@@ -1,35 +1,76 @@
-"""Request and response bodies of the HTTP API (the public contract's JSON)."""
+"""Request and response bodies of the HTTP API (the public contract's JSON).
+
+Request models are strict (a JSON string where a string is due, a JSON
+boolean where a boolean is due, no unknown members) and refuse text that
+cannot be UTF-8 (lone surrogates from ``\\ud800`` escapes), so that malformed
+input is a 400 here rather than an exception deeper down.
+
+Response models describe what the handlers return, for OpenAPI; they allow
+extra members, because the contract lets the service add optional fields.
+tests/api checks every real response against its model.
+"""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 RevocationMode = Literal["auto", "require", "off"]
 
+PEM_EXAMPLE = "-----BEGIN CERTIFICATE-----\nMIIB...\n-----END CERTIFICATE-----\n"
+BRIDGE_POLICY_EXAMPLE = "1.3.6.1.4.1.32473.77.1.1"
+MEMBER_POLICY_EXAMPLE = "1.3.6.1.4.1.32473.77.30.1"
 
-class ChainOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
+def _check_text(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item)
+    return value
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        return _check_text(value)
+
+
+class ResponseModel(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# --------------------------------------------------------------------------- verification requests
+
+
+class ChainOptions(RequestModel):
     intermediates: list[str] = Field(default_factory=list, description="PEM certificates that may help build the path", max_length=256)
-    trust_anchor: str = Field("bridge", description='"bridge" (default) or the id of an enrolled issuer whose root is the anchor')
+    trust_anchor: str = Field("bridge", description='"bridge" (default) or the id of an enrolled issuer whose root is the anchor', max_length=200)
     policies: list[str] = Field(default_factory=list, description="acceptable policy OIDs (user-initial-policy-set)", max_length=64)
     require_explicit_policy: bool | None = Field(None, description="default: true when policies are given and are not just anyPolicy")
     inhibit_policy_mapping: bool = False
     inhibit_any_policy: bool = False
-    at: str | None = Field(None, description='validation time, ISO 8601; default now ("signing-time" for signatures)')
-    revocation: RevocationMode = "auto"
+    at: str | None = Field(None, description='validation time, ISO 8601; default now ("signing-time" for signatures)', max_length=64)
+    revocation: RevocationMode = Field("auto", description="auto (default), require or off; see INTERFACE.md")
 
 
 class VerifyChainRequest(ChainOptions):
     certificate: str = Field(..., description="the end-entity certificate, PEM")
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
-                {"certificate": "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----",
-                 "trust_anchor": "bridge", "policies": ["1.3.6.1.4.1.99999.1.1"]}
+                {"certificate": PEM_EXAMPLE, "intermediates": [PEM_EXAMPLE],
+                 "trust_anchor": "bridge", "policies": [BRIDGE_POLICY_EXAMPLE]},
+                {"certificate": PEM_EXAMPLE, "trust_anchor": "3f1c0e9b5d3a4e4f9a54c1a1b0d2e7f8",
+                 "policies": [MEMBER_POLICY_EXAMPLE], "revocation": "require", "at": "2026-01-15T00:00:00Z"},
             ]
         },
     )
@@ -41,60 +82,94 @@ class VerifySignatureRequest(ChainOptions):
     certificate: str | None = Field(None, description="signer certificate (PEM), for a raw signature")
     signature: str | None = Field(None, description="base64 raw signature")
     data: str | None = Field(None, description="base64 signed data, for a raw signature")
-    algorithm: str | None = Field(None, description="signature algorithm name or OID, for a raw signature")
+    algorithm: str | None = Field(None, description="signature algorithm name or OID, for a raw signature", max_length=200)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"cms": "MIAGCSqGSIb3DQEHAqCAMIACAQEx...", "content": "Q29udHJhY3Qgbm8uIDQy", "at": "signing-time"},
+                {"certificate": PEM_EXAMPLE, "signature": "MEUCIQD...", "data": "Q29udHJhY3Qgbm8uIDQy",
+                 "algorithm": "ecdsa-with-SHA256", "policies": [BRIDGE_POLICY_EXAMPLE]},
+            ]
+        },
+    )
 
 
-class PathEntry(BaseModel):
+# --------------------------------------------------------------------------- verification results
+
+
+class PathEntry(ResponseModel):
     subject: str
     issuer: str
     serial: str
     sha256: str
-    revocation: str | None = None
+    revocation: str | None = Field(None, description="good, revoked, unknown, stale or not_checked (absent for the anchor)")
     revocation_source: str | None = None
 
 
-class ErrorInfo(BaseModel):
-    code: str
+class ErrorInfo(ResponseModel):
+    code: str = Field(..., description="stable snake_case identifier, e.g. revoked, policy_required, no_path")
     message: str
-    certificate: int | None = None
+    certificate: int | None = Field(None, description="index in path of the certificate that failed")
 
 
-class VerificationResultModel(BaseModel):
+class VerificationResultModel(ResponseModel):
     valid: bool
     path: list[PathEntry]
     policies: list[str]
-    revocation: str
+    revocation: str = Field(..., description="checked, partial, stale or not_checked")
     error: ErrorInfo | None = None
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"valid": False,
+                 "path": [{"subject": "CN=signer.hk.example,O=Hong Kong Example Org,C=HK", "issuer": "CN=Hong Kong Issuing CA 1,O=Hong Kong Certification Authority,C=HK",
+                           "serial": "1f3a", "sha256": "eef2...", "revocation": "not_checked"}],
+                 "policies": [], "revocation": "partial",
+                 "error": {"code": "revoked", "message": "revoked on 2026-11-23T22:51:58Z (keyCompromise), according to CRL number 2 of the bridge", "certificate": 2}}
+            ]
+        }
+    )
 
-class SignatureResultModel(BaseModel):
+
+class SignerModel(ResponseModel):
+    subject: str | None = None
+    issuer: str | None = None
+    serial: str | None = None
+    sha256: str | None = None
+
+
+class SignatureResultModel(ResponseModel):
     valid: bool
-    signer: dict | None = None
+    signer: SignerModel | None = Field(None, description="the signer's certificate (or its identifier when it was not found)")
     signing_time: str | None = None
     chain: VerificationResultModel | None = None
     error: ErrorInfo | None = None
+    algorithm: str | None = Field(None, description="the signature scheme used")
+    content_type: str | None = Field(None, description="eContentType (CMS only), dotted OID")
 
 
-class Subtree(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# --------------------------------------------------------------------------- issuers
+
+
+class Subtree(RequestModel):
     type: Literal["directoryName", "dNSName", "rfc822Name", "uniformResourceIdentifier", "iPAddress"]
-    value: str
+    value: str = Field(..., max_length=1000)
 
 
-class PolicyMapping(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    bridge_policy: str
-    member_policy: str
+class PolicyMapping(RequestModel):
+    bridge_policy: str = Field(..., max_length=200, description="becomes issuerDomainPolicy of the cross-certificate")
+    member_policy: str = Field(..., max_length=200, description="becomes subjectDomainPolicy of the cross-certificate")
 
 
-class EnrollRequest(BaseModel):
+class EnrollRequest(RequestModel):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
-                {"name": "Hong Kong Demo e-Cert CA", "jurisdiction": "HK",
-                 "root_certificate": "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----",
-                 "policy_mappings": [{"bridge_policy": "1.3.6.1.4.1.99999.1.1", "member_policy": "1.3.6.1.4.1.99999.40.1"}]}
+                {"name": "Hong Kong Demo e-Cert CA", "jurisdiction": "HK", "root_certificate": PEM_EXAMPLE,
+                 "policy_mappings": [{"bridge_policy": BRIDGE_POLICY_EXAMPLE, "member_policy": MEMBER_POLICY_EXAMPLE}],
+                 "permitted_subtrees": [{"type": "directoryName", "value": "C=HK"}], "path_length": 1}
             ]
         },
     )
@@ -102,16 +177,105 @@ class EnrollRequest(BaseModel):
     jurisdiction: str = Field(..., min_length=2, max_length=16)
     root_certificate: str
     policy_mappings: list[PolicyMapping] = Field(default_factory=list, max_length=64)
-    permitted_subtrees: list[Subtree] | None = None
-    excluded_subtrees: list[Subtree] | None = None
+    permitted_subtrees: list[Subtree] | None = Field(None, max_length=256)
+    excluded_subtrees: list[Subtree] | None = Field(None, max_length=256)
     path_length: int | None = Field(None, ge=0, le=16)
 
 
-class ReverseCertificateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    certificate: str
+class ReverseCertificateRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"certificate": PEM_EXAMPLE}]})
+    certificate: str = Field(..., description="the certificate the member root issued to the bridge (subject and key the bridge's), PEM")
 
 
-class RevokeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str = "unspecified"
+RevocationReason = Literal[
+    "unspecified", "keyCompromise", "cACompromise", "affiliationChanged", "superseded", "cessationOfOperation", "privilegeWithdrawn",
+]
+
+
+class RevokeRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "keyCompromise"}]})
+    reason: str = Field("unspecified", max_length=64, description="RFC 5280 reason name: " + ", ".join(RevocationReason.__args__))
+
+
+class PolicyMappingView(ResponseModel):
+    bridge_policy: str
+    member_policy: str
+
+
+class SubtreeView(ResponseModel):
+    type: str
+    value: str
+
+
+class CrossCertificateView(ResponseModel):
+    serial: str = Field(..., description="hexadecimal")
+    status: str = Field(..., description="issued or revoked")
+    not_before: str | None = None
+    not_after: str | None = None
+    revoked_at: str | None = None
+    revocation_reason: str | None = None
+    certificate: str = Field(..., description="PEM")
+
+
+class IssuerView(ResponseModel):
+    id: str
+    name: str
+    jurisdiction: str
+    status: str = Field(..., description="pending, active, rejected, expired, ...")
+    root_subject: str
+    root_certificate: str = Field(..., description="PEM")
+    policy_mappings: list[PolicyMappingView]
+    permitted_subtrees: list[SubtreeView]
+    excluded_subtrees: list[SubtreeView]
+    path_length: int | None = None
+    replaces: str | None = None
+    created_at: str
+    cross_certificates: list[CrossCertificateView]
+
+
+class ApprovedIssuerView(IssuerView):
+    cross_certificate: str = Field(..., description="the new cross-certificate (bridge → member root), PEM")
+    serial: str = Field(..., description="its serial number, hexadecimal")
+
+
+class ReverseCertificateView(ResponseModel):
+    id: str = Field(..., description="the enrollment")
+    sha256: str = Field(..., description="SHA-256 of the certificate's DER, hex")
+    certificate: str = Field(..., description="PEM")
+
+
+class RevokeResult(ResponseModel):
+    serial: str
+    status: Literal["revoked"]
+    reason: str
+    crl_number: int = Field(..., description="the CRL that first lists it")
+
+
+class Health(ResponseModel):
+    status: Literal["ok"]
+
+
+# --------------------------------------------------------------------------- problems
+
+
+class FieldError(ResponseModel):
+    field: str
+    message: str
+
+
+class ProblemDetails(ResponseModel):
+    """RFC 9457 problem details, with a stable ``code``."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    code: str = Field(..., description="stable snake_case identifier of the failure")
+    detail: str
+    errors: list[FieldError] | None = Field(None, description="for invalid_request: each field that failed")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"type": "about:blank", "title": "Forbidden", "status": 403, "code": "forbidden",
+                          "detail": "this route needs the admin role; the token is platform"}]
+        }
+    )
