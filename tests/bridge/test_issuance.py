@@ -306,7 +306,7 @@ def test_a_colliding_serial_is_redrawn_before_the_key_is_used(bridge, monkeypatc
 def test_migrations_are_applied_and_an_empty_database_is_refused(bridge, bridge_home, tmp_path, monkeypatch):
     from bridge.store import Store, StoreError
 
-    assert bridge.store.schema_revision() == "0002"
+    assert bridge.store.schema_revision() == "0003"
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
     with pytest.raises(StoreError) as info:
         Store.open(empty)
@@ -315,3 +315,22 @@ def test_migrations_are_applied_and_an_empty_database_is_refused(bridge, bridge_
     with pytest.raises(BridgeError) as opened:
         BridgeCA.open(bridge_home)
     assert opened.value.code == "database_unavailable"
+
+
+def test_every_trust_change_moves_the_revocation_epoch(bridge):
+    """Verifiers in every process compare this number with the one their
+    caches were built at (bridge/verification.py)."""
+    start = bridge.store.epoch()
+    member = make_member("MO")
+    enrollment = bridge.enroll(name="MO", jurisdiction="MO", root_certificate=der(member.root), policy_mappings=member.mappings())
+    assert bridge.store.epoch() == start  # a pending enrollment changes no trust
+    serial = bridge.approve(enrollment["id"])["serial"]
+    approved = bridge.store.epoch()
+    assert approved > start
+    bridge.create_token("platform")
+    assert bridge.store.epoch() == approved  # tokens are not trust
+    bridge.upload_reverse(enrollment["id"], der(member.reverse_certificate(bridge.certificate)))
+    uploaded = bridge.store.epoch()
+    assert uploaded > approved
+    bridge.revoke(serial, "keyCompromise")
+    assert bridge.store.epoch() > uploaded
