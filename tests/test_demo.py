@@ -6,7 +6,6 @@ commands the demo printed, checking the answers README.md shows.
 """
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
