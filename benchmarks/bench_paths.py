@@ -169,26 +169,28 @@ def test_raw_three_signature_checks(benchmark, chain):
 def interleaved(ops: dict[str, tuple], blocks: int, per_block: int) -> dict[str, list[float]]:
     """Run each op ``per_block`` times, op after op, ``blocks`` times; return
     the per-call time of every block, per op. ``ops[name] = (fn, next_arg)``
-    where ``next_arg()`` gives the argument of the next call (outside the
-    timed part). Interleaving puts each op under the same background load."""
+    or ``(fn, next_arg, calls_per_block)``, where ``next_arg()`` gives the
+    argument of the next call (made outside the timed part). Interleaving
+    puts each op under the same background load."""
     out: dict[str, list[float]] = {name: [] for name in ops}
     for _ in range(blocks):
-        for name, (fn, next_arg) in ops.items():
-            args = [next_arg() for _ in range(per_block)]
+        for name, (fn, next_arg, *count) in ops.items():
+            calls = count[0] if count else per_block
+            args = [next_arg() for _ in range(calls)]
             start = time.perf_counter()
             for a in args:
                 fn(a)
-            out[name].append((time.perf_counter() - start) / per_block)
+            out[name].append((time.perf_counter() - start) / calls)
     return out
 
 
-def report(times: dict[str, list[float]], reference: str, pairs: dict[str, str] | None = None) -> None:
+def report(times: dict[str, list[float]], reference: str, pairs: tuple[tuple[str, str], ...] = ()) -> None:
     ref_min, ref_med = min(times[reference]), statistics.median(times[reference])
     print(f"{'operation':<42} {'min us':>9} {'median us':>10} {'x ref (min)':>12} {'x ref (median)':>15}")
     for name, values in times.items():
         lo, med = min(values), statistics.median(values)
         print(f"{name:<42} {lo * 1e6:>9.1f} {med * 1e6:>10.1f} {lo / ref_min:>12.2f} {med / ref_med:>15.2f}")
-    for name, against in (pairs or {}).items():
+    for name, against in pairs:
         print(f"{name} / {against}: min {min(times[name]) / min(times[against]):.2f}, "
               f"median {statistics.median(times[name]) / statistics.median(times[against]):.2f}")
 
