@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-KEY_TYPES = ("ec-p256", "ec-p384", "rsa-3072")
+KEY_TYPES = ("ec-p256", "ec-p384", "rsa-3072", "sm2")
 ROLES = ("admin", "issuer", "platform")
 
 
@@ -32,6 +32,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             pkcs11_module=args.pkcs11_module,
             pkcs11_token_label=args.pkcs11_token,
             pkcs11_key_label=args.pkcs11_key_label,
+            second_key_type=args.second_key_type,
         )
     except BridgeError as exc:
         return _fail(exc)
@@ -40,6 +41,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"bridge CA created in {ca.settings.home}")
         print(f"subject: {cert.subject.rfc4514_string()}")
         print(f"key: {ca.settings.key_type} ({ca.settings.signer})")
+        if ca.settings.second_key_type:
+            print(f"second key: {ca.settings.second_key_type} (software), certificate {ca.settings.second_cert_path}, "
+                  f"link certificates {ca.settings.links_path}")
         print(f"database: {ca.store.safe_url}")
         print(f"certificate: {ca.settings.cert_path}")
     return 0
@@ -81,7 +85,11 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     init = subparsers.add_parser("init", help="create a bridge CA (key, self-signed certificate, database) in a home directory")
     init.add_argument("--home", required=True, help="directory for the bridge (created if missing)")
-    init.add_argument("--key-type", choices=KEY_TYPES, default=None, help="bridge key type (default ec-p256)")
+    init.add_argument("--key-type", choices=KEY_TYPES, default=None,
+                      help="bridge key type (default ec-p256; sm2 signs SM2-with-SM3, software signer only)")
+    init.add_argument("--second-key-type", choices=KEY_TYPES, default=None,
+                      help="make a dual-key bridge: a second key under the same name (one of the two keys sm2, the other "
+                           "ECDSA/RSA); SM2 member roots are cross-certified by the SM2 key, the others by the other key")
     init.add_argument("--subject", default=None, help="bridge subject, RFC 4514 (default: the Guangdong bridge's)")
     init.add_argument("--base-url", default=None, help="public URL of this service (CRL, OCSP, AIA point under it)")
     init.add_argument("--signer", choices=("software", "pkcs11"), default=None, help="where the key lives (default software)")

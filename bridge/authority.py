@@ -11,7 +11,17 @@ The to-be-signed bytes are built with cryptography's CertificateBuilder
 signature AlgorithmIdentifier inside), then the member root's subject and
 SubjectPublicKeyInfo are put in byte for byte with asn1crypto (cryptography
 re-encodes names and keys, which is usually but not always identical), and
-the signer signs the result. The same path serves software and PKCS#11 keys.
+the signer signs the result. The same path serves software, PKCS#11 and SM2
+keys (the signer sets its own signature algorithm in the to-be-signed bytes).
+
+A dual-key bridge holds two keys under one name, one SM2 and one ECDSA or
+RSA: each has a self-signed certificate, and two link certificates (each key
+certifying the other) join them. A member root is cross-certified by the key
+of its own family (SM2 roots by the SM2 key, the others by the ECDSA/RSA key),
+so a path inside one family never needs the other algorithm, and a path
+between families crosses one link certificate; path building finds whichever
+completes. Every CRL is signed by each key (same number, same entries), and
+the OCSP responder answers with the key the request's issuerKeyHash names.
 """
 from __future__ import annotations
 
@@ -25,16 +35,20 @@ from asn1crypto import cms as asn1_cms
 from asn1crypto import core as asn1_core
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from .registration import PolicyMapping, Subtree, REVOCATION_REASONS
-from .signer import Signer, _throwaway_key
+from pki.der import spki_parts
+from pki.sm2 import is_sm2_public_key
+
+from .signer import SM2, Signer, _throwaway_key, certificate_spki, key_identifier, signed_object_verifies
 
 POLICY_MAPPINGS_OID = x509.ObjectIdentifier("2.5.29.33")
+ANY_POLICY_OID = x509.ObjectIdentifier("2.5.29.32.0")
 SERIAL_BITS = 127  # >= 64 bits of entropy (CA/B BR 7.1), positive, fits 20 octets
 
 
@@ -90,6 +104,8 @@ class PreparedCertificate:
     signature_algorithm: asn1_x509.SignedDigestAlgorithm = field(repr=False)
     not_before: datetime
     not_after: datetime
+    # The subjectKeyIdentifier of the bridge key that is to sign it.
+    issuer_key_id: bytes = field(default=b"", repr=False)
 
     @property
     def tbs_sha256(self) -> str:
@@ -141,16 +157,43 @@ def _ski_of(certificate: x509.Certificate) -> x509.SubjectKeyIdentifier:
     try:
         return certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     except x509.ExtensionNotFound:
-        return x509.SubjectKeyIdentifier.from_public_key(certificate.public_key())
+        # From the key bits, so that keys cryptography cannot load (SM2) work too.
+        return x509.SubjectKeyIdentifier(key_identifier(certificate_spki(certificate)))
 
 
-def _key_hash_material(public_key) -> bytes:
+def _builder_public_key(spki: bytes, signer: Signer):
+    """(key for a CertificateBuilder, SPKI to put in afterwards or None).
+
+    cryptography cannot hold SM2 keys: the builder then gets a placeholder
+    and the real SubjectPublicKeyInfo replaces it in the to-be-signed bytes.
+    """
+    try:
+        return serialization.load_der_public_key(spki), None
+    except (ValueError, UnsupportedAlgorithm):
+        return _throwaway_key(signer.draft_key_type).public_key(), spki
+
+
+def _key_hash(algorithm_name: str, spki: bytes) -> bytes:
     # RFC 6960 4.1.1: issuerKeyHash is the hash of the subjectPublicKey BIT STRING value.
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    if isinstance(public_key, rsa.RSAPublicKey):
-        return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.new(algorithm_name, spki_parts(spki)[2]).digest()
+
+
+@dataclass(frozen=True)
+class BridgeKey:
+    """One signing key of the bridge with its self-signed certificate."""
+
+    signer: Signer = field(repr=False)
+    certificate: x509.Certificate = field(repr=False)
+    spki: bytes = field(repr=False)
+    key_id: bytes
+
+    @property
+    def is_sm2(self) -> bool:
+        return self.signer.key_type == SM2
+
+    @property
+    def key_type(self) -> str:
+        return self.signer.key_type
 
 
 def certs_only_p7c(certificates: Sequence[x509.Certificate]) -> bytes:
@@ -173,22 +216,80 @@ def certs_only_p7c(certificates: Sequence[x509.Certificate]) -> bytes:
 
 
 class BridgeAuthority:
-    def __init__(self, signer: Signer, certificate: x509.Certificate, profile: CrossCertificateProfile, *, crl_hours: float, ocsp_hours: float):
-        signer.check_matches(certificate)  # at load, as boulder's issuer does
+    def __init__(self, signer: Signer, certificate: x509.Certificate, profile: CrossCertificateProfile, *, crl_hours: float, ocsp_hours: float,
+                 second: tuple[Signer, x509.Certificate] | None = None, links: Sequence[x509.Certificate] = ()):
+        """``second``: the other key of a dual-key bridge and its self-signed
+        certificate; ``links``: the certificates its two keys issued each other."""
+        keys = [(signer, certificate)] + ([second] if second is not None else [])
+        self.keys: tuple[BridgeKey, ...] = ()
+        for key_signer, key_certificate in keys:
+            key_signer.check_matches(key_certificate)  # at load, as boulder's issuer does
+            if key_certificate.subject != certificate.subject:
+                raise ProfileViolation("the bridge's keys must share one name")
+            self.keys += (BridgeKey(key_signer, key_certificate, certificate_spki(key_certificate), _ski_of(key_certificate).digest),)
+        if len(self.keys) == 2 and self.keys[0].is_sm2 == self.keys[1].is_sm2:
+            raise ProfileViolation("a dual-key bridge holds one SM2 key and one ECDSA or RSA key")
         self._signer = signer
         self.certificate = certificate
+        self.links = tuple(links)
+        self._check_links()
         self.profile = profile
         self.crl_validity = timedelta(hours=crl_hours)
         self.ocsp_validity = timedelta(hours=ocsp_hours)
         self._ski = _ski_of(certificate)
+
+    def _check_links(self) -> None:
+        if len(self.keys) == 1:
+            if self.links:
+                raise ProfileViolation("link certificates without a second bridge key")
+            return
+        wanted = {(a.key_id, b.spki) for a in self.keys for b in self.keys if a is not b}
+        found = set()
+        for link in self.links:
+            for key in self.keys:
+                if signed_object_verifies(link.public_bytes(serialization.Encoding.DER), key.spki):
+                    found.add((key.key_id, certificate_spki(link)))
+        if not wanted <= found:
+            raise ProfileViolation("the link certificates between the bridge's two keys are missing or do not verify")
+
+    # -- the keys ---------------------------------------------------------------
+
+    @property
+    def primary(self) -> BridgeKey:
+        return self.keys[0]
+
+    def key_for(self, root: x509.Certificate) -> BridgeKey:
+        """The key that cross-certifies ``root``: an SM2 root gets the SM2 key
+        when the bridge has one, every other root the ECDSA/RSA key."""
+        sm2_root = is_sm2_public_key(certificate_spki(root))
+        for key in self.keys:
+            if key.is_sm2 == sm2_root:
+                return key
+        return self.primary
+
+    def _key(self, key_id: bytes) -> BridgeKey:
+        for key in self.keys:
+            if key.key_id == key_id or (not key_id and key is self.primary):
+                return key
+        raise ProfileViolation("the prepared certificate names no key of this bridge")
+
+    @property
+    def certificates(self) -> tuple[x509.Certificate, ...]:
+        """The bridge's self-signed certificates, the primary first."""
+        return tuple(key.certificate for key in self.keys)
+
+    @property
+    def spkis(self) -> tuple[bytes, ...]:
+        return tuple(key.spki for key in self.keys)
 
     # -- the bridge's own certificate -------------------------------------------
 
     @staticmethod
     def create_self_signed(signer: Signer, subject: x509.Name, validity_days: int, now: datetime | None = None) -> x509.Certificate:
         now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
-        public_key = signer.public_key()
-        ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
+        spki = signer.public_key_spki()
+        public_key, spki_override = _builder_public_key(spki, signer)
+        ski = x509.SubjectKeyIdentifier(key_identifier(spki))
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
@@ -207,27 +308,68 @@ class BridgeAuthority:
             )
             .add_extension(ski, critical=False)
         )
-        return signer.sign_certificate(builder)
+        return signer.sign_certificate(builder, subject_public_key_info=spki_override)
+
+    @staticmethod
+    def create_link_certificate(issuer: Signer, issuer_certificate: x509.Certificate, subject_certificate: x509.Certificate,
+                                now: datetime | None = None) -> x509.Certificate:
+        """One key of a dual-key bridge certifying the other (same name).
+
+        A self-issued CA certificate, like a key-rollover link: it does not
+        count towards path lengths (RFC 5280 6.1.4 (l)). It asserts anyPolicy,
+        which a self-issued intermediate passes on even under
+        inhibitAnyPolicy (6.1.3 (d)(2)), so the bridge policies mapped by the
+        certificate before it reach the cross-certificate after it.
+        """
+        now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+        spki = certificate_spki(subject_certificate)
+        public_key, spki_override = _builder_public_key(spki, issuer)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject_certificate.subject)
+            .issuer_name(issuer_certificate.subject)
+            .public_key(public_key)
+            .serial_number(new_serial())
+            .not_valid_before(now)
+            .not_valid_after(min(issuer_certificate.not_valid_after_utc, subject_certificate.not_valid_after_utc))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+                    key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(_ski_of(subject_certificate), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier(_ski_of(issuer_certificate).digest, None, None), critical=False)
+            .add_extension(x509.CertificatePolicies([x509.PolicyInformation(ANY_POLICY_OID, None)]), critical=False)
+        )
+        link = issuer.sign_certificate(builder, subject_public_key_info=spki_override)
+        if not signed_object_verifies(link.public_bytes(serialization.Encoding.DER), certificate_spki(issuer_certificate)):
+            raise ProfileViolation("the link certificate does not verify with the issuing bridge key")
+        return link
 
     # -- cross-certificates -------------------------------------------------------
 
     def prepare_cross_certificate(self, terms: MemberTerms, serial: int, now: datetime) -> PreparedCertificate:
         now = now.replace(microsecond=0)
         root = terms.root
+        key = self.key_for(root)
         publication = self.profile.publication
         not_after = min(
             now + timedelta(days=self.profile.validity.max_days),
-            self.certificate.not_valid_after_utc,
+            key.certificate.not_valid_after_utc,
             root.not_valid_after_utc,
         )
         path_length = terms.path_length if terms.path_length is not None else self.profile.default_path_length
         bridge_policies = list(dict.fromkeys(m.bridge_policy for m in terms.policy_mappings))
 
+        raw_subject, raw_spki = _raw_subject_and_spki(root)
         builder = (
             x509.CertificateBuilder()
             .subject_name(root.subject)
-            .issuer_name(self.certificate.subject)
-            .public_key(root.public_key())
+            .issuer_name(key.certificate.subject)
+            .public_key(_builder_public_key(raw_spki, key.signer)[0])  # replaced below
             .serial_number(serial)
             .not_valid_before(now)
             .not_valid_after(not_after)
@@ -240,7 +382,7 @@ class BridgeAuthority:
                 critical=True,
             )
             .add_extension(_ski_of(root), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier(self._ski.digest, None, None), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier(key.key_id, None, None), critical=False)
             .add_extension(
                 x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier(oid), None) for oid in bridge_policies]),
                 critical=False,
@@ -279,21 +421,11 @@ class BridgeAuthority:
         if constraints.inhibit_any_policy is not None:
             builder = builder.add_extension(x509.InhibitAnyPolicy(constraints.inhibit_any_policy), critical=True)
 
-        draft = builder.sign(_throwaway_key(self._signer.key_type), self._signer.hash_algorithm)
-        draft_parsed = asn1_x509.Certificate.load(draft.public_bytes(serialization.Encoding.DER))
-        raw_subject, raw_spki = _raw_subject_and_spki(root)
-        draft_tbs = draft_parsed["tbs_certificate"]
         # Copy the member root's subject and key byte for byte into the TBS.
-        fields = {
-            name: draft_tbs[name]
-            for name, _spec, *_ in asn1_x509.TbsCertificate._fields
-            if not isinstance(draft_tbs[name], asn1_core.Void)
-        }
-        fields["subject"] = asn1_x509.Name.load(raw_subject)
-        fields["subject_public_key_info"] = asn1_x509.PublicKeyInfo.load(raw_spki)
-        tbs_der = asn1_x509.TbsCertificate(fields).dump()
-
-        prepared = PreparedCertificate(serial, tbs_der, draft_parsed["signature_algorithm"], now, not_after)
+        tbs_der = key.signer.draft_tbs_certificate(
+            builder, subject_public_key_info=raw_spki, replacements={"subject": asn1_x509.Name.load(raw_subject)}
+        )
+        prepared = PreparedCertificate(serial, tbs_der, key.signer.signature_algorithm(), now, not_after, key.key_id)
         self.check_cross_certificate(prepared, terms)
         return prepared
 
@@ -312,6 +444,7 @@ class BridgeAuthority:
         # Any signature will do for parsing: the checks read only the TBS.
         cert = self._assemble(prepared, b"\x00")
         root = terms.root
+        key = self._key(prepared.issuer_key_id)
         problems: list[str] = []
 
         def need(condition: bool, text: str) -> None:
@@ -325,12 +458,14 @@ class BridgeAuthority:
         root_subject, root_spki = _raw_subject_and_spki(root)
         need(raw_subject == root_subject, "subject is not the member root's, byte for byte")
         need(raw_spki == root_spki, "public key is not the member root's, byte for byte")
-        need(cert.issuer == self.certificate.subject, "issuer is not the bridge")
+        need(cert.issuer == key.certificate.subject, "issuer is not the bridge")
         need(cert.not_valid_before_utc <= cert.not_valid_after_utc, "validity period is inverted")
-        need(cert.not_valid_after_utc <= self.certificate.not_valid_after_utc, "validity extends beyond the bridge certificate")
+        need(cert.not_valid_after_utc <= key.certificate.not_valid_after_utc, "validity extends beyond the bridge certificate")
         need(cert.not_valid_after_utc <= root.not_valid_after_utc, "validity extends beyond the member root")
-        need(cert.signature_hash_algorithm is not None and cert.signature_hash_algorithm.name == self._signer.hash_algorithm.name,
+        tbs_algorithm = asn1_x509.TbsCertificate.load(prepared.tbs_der)["signature"].dump()
+        need(tbs_algorithm == key.signer.signature_algorithm_der == prepared.signature_algorithm.dump(),
              "signature algorithm does not match the bridge key")
+        need(key is self.key_for(root), "the member root is not cross-certified by the key of its algorithm family")
 
         extensions = {ext.oid: ext for ext in cert.extensions}
         expected_length = terms.path_length if terms.path_length is not None else self.profile.default_path_length
@@ -342,7 +477,7 @@ class BridgeAuthority:
              and not usage.value.digital_signature, "keyUsage is not critical keyCertSign + cRLSign")
         ski, aki = extensions.get(ExtensionOID.SUBJECT_KEY_IDENTIFIER), extensions.get(ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
         need(ski is not None and ski.value == _ski_of(root), "subjectKeyIdentifier is not the member root's")
-        need(aki is not None and aki.value.key_identifier == self._ski.digest, "authorityKeyIdentifier is not the bridge's")
+        need(aki is not None and aki.value.key_identifier == key.key_id, "authorityKeyIdentifier is not the signing bridge key's")
         policies = extensions.get(ExtensionOID.CERTIFICATE_POLICIES)
         bridge_policies = {m.bridge_policy for m in terms.policy_mappings}
         need(policies is not None and {p.policy_identifier.dotted_string for p in policies.value} == bridge_policies,
@@ -367,8 +502,11 @@ class BridgeAuthority:
             raise ProfileViolation("cross-certificate profile violated: " + "; ".join(problems))
 
     def sign_prepared(self, prepared: PreparedCertificate) -> x509.Certificate:
-        certificate = self._assemble(prepared, self._signer.sign(prepared.tbs_der))
-        certificate.verify_directly_issued_by(self.certificate)  # a faulty token must not go unnoticed
+        key = self._key(prepared.issuer_key_id)
+        certificate = self._assemble(prepared, key.signer.sign(prepared.tbs_der))
+        # A faulty token must not go unnoticed.
+        if not signed_object_verifies(certificate.public_bytes(serialization.Encoding.DER), key.spki):
+            raise ProfileViolation("the signed cross-certificate does not verify with the bridge key")
         return certificate
 
     # -- CRLs -----------------------------------------------------------------------
@@ -392,9 +530,24 @@ class BridgeAuthority:
                 revoked_builder = revoked_builder.add_extension(x509.CRLReason(REVOCATION_REASONS[entry.reason]), critical=False)
             builder = builder.add_revoked_certificate(revoked_builder.build())
         crl = self._signer.sign_crl(builder)
-        if not crl.is_signature_valid(self.certificate.public_key()):
+        der = crl.public_bytes(serialization.Encoding.DER)
+        if not signed_object_verifies(der, self.primary.spki):
             raise ProfileViolation("the signed CRL does not verify with the bridge certificate")
-        return crl.public_bytes(serialization.Encoding.DER), this_update, next_update
+        return der, this_update, next_update
+
+    def companion_crls(self, crl_der: bytes) -> list[bytes]:
+        """For a dual-key bridge: ``crl_der`` (signed by the primary key) signed
+        by each other key too, with that key's authorityKeyIdentifier, so
+        certificates issued by either key have a CRL signed by their issuer's
+        own key (RFC 5280 5.2.1: a CA with several concurrent keys). Same
+        number, dates and entries: it is the same CRL."""
+        companions = []
+        for key in self.keys[1:]:
+            der = key.signer.resign_crl(crl_der, key.key_id)
+            if not signed_object_verifies(der, key.spki):
+                raise ProfileViolation("the companion CRL does not verify with the bridge's second key")
+            companions.append(der)
+        return companions
 
     # -- OCSP ---------------------------------------------------------------------------
 
@@ -407,8 +560,9 @@ class BridgeAuthority:
         except Exception:
             return ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST).public_bytes(serialization.Encoding.DER)
         name_hash = hashlib.new(algorithm.name, self.certificate.subject.public_bytes()).digest()
-        key_hash = hashlib.new(algorithm.name, _key_hash_material(self.certificate.public_key())).digest()
-        if request.issuer_name_hash != name_hash or request.issuer_key_hash != key_hash:
+        # Each key answers for what it issued, and signs the answer itself.
+        key = next((k for k in self.keys if request.issuer_key_hash == _key_hash(algorithm.name, k.spki)), None)
+        if request.issuer_name_hash != name_hash or key is None:
             # Not one of ours: this responder is authoritative only for the bridge.
             return ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(serialization.Encoding.DER)
 
@@ -434,7 +588,7 @@ class BridgeAuthority:
             builder = builder.add_extension(nonce, critical=False)
         except x509.ExtensionNotFound:
             pass
-        return self._signer.sign_ocsp(builder, self.certificate).public_bytes(serialization.Encoding.DER)
+        return key.signer.sign_ocsp(builder, key.certificate).public_bytes(serialization.Encoding.DER)
 
 
 def bridge_subject(text: str) -> x509.Name:

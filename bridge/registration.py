@@ -14,9 +14,14 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from asn1crypto import core as asn1_core
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+from pki import sm2 as pki_sm2
 
 ANY_POLICY = "2.5.29.32.0"
 JURISDICTIONS = ("GD", "SZ", "HK", "MO")
@@ -116,12 +121,81 @@ def load_certificate(data: bytes | str, what: str = "certificate") -> x509.Certi
         raise EnrollmentError("malformed_certificate", f"the {what} cannot be parsed: {exc}") from exc
 
 
+def raw_spki(certificate: x509.Certificate) -> bytes:
+    """The SubjectPublicKeyInfo exactly as the certificate encodes it."""
+    return asn1_x509.TbsCertificate.load(certificate.tbs_certificate_bytes)["subject_public_key_info"].dump()
+
+
+class _AlgorithmIdentifier(asn1_core.Sequence):
+    _fields = [("algorithm", asn1_core.ObjectIdentifier), ("parameters", asn1_core.Any, {"optional": True})]
+
+
+class _SubjectPublicKeyInfo(asn1_core.Sequence):
+    _fields = [("algorithm", _AlgorithmIdentifier), ("subject_public_key", asn1_core.BitString)]
+
+
+def canonical_sm2_spki(spki: bytes) -> bytes:
+    """An SM2 key in its standard encoding (id-ecPublicKey with the
+    sm2p256v1 curve, GM/T 0015), whichever of the encodings real
+    certificates carry it in, so the same key is recognised in both."""
+    parsed = _SubjectPublicKeyInfo.load(spki)
+    return _SubjectPublicKeyInfo(
+        {
+            "algorithm": _AlgorithmIdentifier(
+                {"algorithm": pki_sm2.EC_PUBLIC_KEY_OID, "parameters": asn1_core.ObjectIdentifier(pki_sm2.SM2_CURVE_OID)}
+            ),
+            "subject_public_key": parsed["subject_public_key"],
+        }
+    ).dump(force=True)
+
+
 def spki_der(certificate: x509.Certificate) -> bytes:
-    return certificate.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    """The certificate's key as SubjectPublicKeyInfo DER in a canonical
+    encoding: cryptography's for the keys it knows, the standard SM2 encoding
+    for SM2 keys. EnrollmentError for keys of any other type."""
+    try:
+        return certificate.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    except (UnsupportedAlgorithm, ValueError):
+        spki = raw_spki(certificate)
+        if pki_sm2.is_sm2_public_key(spki):
+            return canonical_sm2_spki(spki)
+        raise EnrollmentError("unsupported_key", "the certificate's public key is of a type that is not accepted") from None
 
 
 def spki_sha256(certificate: x509.Certificate) -> str:
     return hashlib.sha256(spki_der(certificate)).hexdigest()
+
+
+def is_sm2_certificate_key(certificate: x509.Certificate) -> bool:
+    return pki_sm2.is_sm2_public_key(raw_spki(certificate))
+
+
+def signed_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """The certificate's signature verifies with the issuer's key, by the
+    verifier's own algorithm registry (so SM2-with-SM3 too, where the system
+    libcrypto has it)."""
+    from .signer import signed_object_verifies
+
+    return signed_object_verifies(certificate.public_bytes(serialization.Encoding.DER), raw_spki(issuer))
+
+
+def check_certificate_key(certificate: x509.Certificate, what: str = "root") -> None:
+    """check_key for a certificate's key, SM2 keys (either encoding) included."""
+    if is_sm2_certificate_key(certificate):
+        if not pki_sm2.sm2_available():
+            raise EnrollmentError(
+                "unsupported_key", f"the {what} key is SM2, and this system's libcrypto cannot verify SM2 signatures"
+            )
+        try:
+            pki_sm2.Sm2PublicKey(raw_spki(certificate))
+        except Exception as exc:  # InputError: not a point on the curve, trailing bytes, ...
+            raise EnrollmentError("unsupported_key", f"the {what} SM2 key cannot be loaded: {exc}") from None
+        return
+    try:
+        public_key = certificate.public_key()
+    except (UnsupportedAlgorithm, ValueError) as exc:
+        raise EnrollmentError("unsupported_key", f"the {what} key is of a type that is not accepted: {exc}") from None
+    check_key(public_key, what)
 
 
 def check_key(public_key, what: str = "root") -> None:
@@ -231,14 +305,15 @@ def check_enrollment(
     root = load_certificate(request.root_certificate, "root certificate")
     if root.subject != root.issuer:
         raise EnrollmentError("not_self_signed", "the root certificate is not self-issued: its issuer differs from its subject")
-    check_key(root.public_key())
-    algorithm = root.signature_hash_algorithm
+    check_certificate_key(root)
+    try:
+        algorithm = root.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        algorithm = None  # SM2-with-SM3 (cryptography knows no such signature): SM3 is not weak
     if algorithm is not None and algorithm.name in WEAK_HASHES:
         raise EnrollmentError("weak_signature_algorithm", f"the root certificate is signed with {algorithm.name}")
-    try:
-        root.verify_directly_issued_by(root)
-    except Exception as exc:  # InvalidSignature, or an unsupported algorithm
-        raise EnrollmentError("signature_invalid", "the root certificate's self-signature does not verify with its own key") from exc
+    if not signed_by(root, root):
+        raise EnrollmentError("signature_invalid", "the root certificate's self-signature does not verify with its own key")
 
     try:
         basic = root.extensions.get_extension_for_class(x509.BasicConstraints).value
@@ -288,17 +363,22 @@ def revocation_reason(name: str) -> x509.ReasonFlags:
         ) from None
 
 
-def check_reverse_certificate(reverse: x509.Certificate, member_root: x509.Certificate, bridge: x509.Certificate, now: datetime) -> None:
-    """A reverse certificate: issued by the member root to the bridge's name and key."""
+def check_reverse_certificate(reverse: x509.Certificate, member_root: x509.Certificate, bridge: x509.Certificate, now: datetime,
+                              other_bridge_keys: tuple[x509.Certificate, ...] = ()) -> None:
+    """A reverse certificate: issued by the member root to the bridge's name
+    and key (either key of a dual-key bridge: ``other_bridge_keys`` holds the
+    second key's certificate)."""
     if reverse.issuer != member_root.subject:
         raise EnrollmentError("name_chaining", "the reverse certificate's issuer is not the member root's subject")
-    try:
-        reverse.verify_directly_issued_by(member_root)
-    except Exception as exc:
-        raise EnrollmentError("signature_invalid", "the reverse certificate is not signed by the member root's key") from exc
+    if not signed_by(reverse, member_root):
+        raise EnrollmentError("signature_invalid", "the reverse certificate is not signed by the member root's key")
     if reverse.subject != bridge.subject:
         raise EnrollmentError("subject_mismatch", "the reverse certificate's subject is not the bridge's")
-    if spki_der(reverse) != spki_der(bridge):
+    try:
+        reverse_key = spki_der(reverse)
+    except EnrollmentError:
+        raise EnrollmentError("key_mismatch", "the reverse certificate's public key is not the bridge's") from None
+    if reverse_key not in {spki_der(c) for c in (bridge, *other_bridge_keys)}:
         raise EnrollmentError("key_mismatch", "the reverse certificate's public key is not the bridge's")
     try:
         basic = reverse.extensions.get_extension_for_class(x509.BasicConstraints).value

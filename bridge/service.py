@@ -4,12 +4,24 @@ It wires the three roles together and owns none of their work: registration
 decides, the authority signs, the store persists. Every failure leaves as a
 ``BridgeError`` with a stable ``code`` and the HTTP status it maps to, so
 routers stay thin.
+
+Dual-key bridges (``second_key_type``): one SM2 key and one ECDSA or RSA key
+under the same name, rather than two bridges with two names. Each key has a
+self-signed certificate and the two keys certify each other (link
+certificates, as in a key rollover), so the bridge stays one CA: one name for
+members' reverse certificates and policy mappings, one serial space, one CRL
+(signed by each key), one OCSP responder, one audit log. SM2 member roots are
+cross-certified by the SM2 key and the others by the ECDSA/RSA key; paths
+inside a family use one algorithm, paths across families pass one link
+certificate, and path building takes whichever completes. See
+bridge/authority.py.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import secrets
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
@@ -103,6 +115,30 @@ def parse_serial(serial: int | str) -> int:
         raise BridgeError("invalid_serial", f"serial {serial!r} is not hexadecimal", 400) from None
 
 
+def _settings_problem(exc: Exception) -> str:
+    """One line saying what is wrong with the settings (pydantic's own first line only counts the errors)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            return "; ".join(f"{'.'.join(map(str, e.get('loc', ()))) or 'settings'}: {e['msg']}" for e in errors())
+        except Exception:
+            pass
+    return str(exc).splitlines()[0]
+
+
+def _open_second_key(settings: BridgeSettings) -> tuple[tuple[Signer, x509.Certificate] | None, list[x509.Certificate]]:
+    """The second key of a dual-key bridge (a software key), its certificate and the link certificates."""
+    if settings.second_key_type is None:
+        return None, []
+    try:
+        certificate = x509.load_pem_x509_certificate(settings.second_cert_path.read_bytes())
+        links = x509.load_pem_x509_certificates(settings.links_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise BridgeError("not_initialised", f"cannot read the second bridge key's certificates: {exc}", 400) from exc
+    passphrase = settings.key_passphrase.get_secret_value() if settings.key_passphrase else None
+    return (SoftwareSigner.load(settings.second_key_path, passphrase), certificate), links
+
+
 def _open_signer(settings: BridgeSettings) -> Signer:
     if settings.signer == "pkcs11":
         pin = settings.pkcs11_pin or settings.key_passphrase
@@ -125,11 +161,16 @@ def _profile(settings: BridgeSettings) -> CrossCertificateProfile:
 
 
 class BridgeCA:
-    def __init__(self, settings: BridgeSettings, store: Store, authority: BridgeAuthority, signer: Signer):
+    def __init__(self, settings: BridgeSettings, store: Store, authority: BridgeAuthority, signer: Signer,
+                 second_signer: Signer | None = None):
         self.settings = settings
         self.store = store
         self.authority = authority
         self._signer = signer
+        self._second_signer = second_signer
+        # CRL number -> the same CRL signed by the other key(s) of a dual-key bridge.
+        self._companion_crls: dict[int, list[bytes]] = {}
+        self._companion_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -146,8 +187,14 @@ class BridgeCA:
         pkcs11_token_label: str | None = None,
         pkcs11_key_label: str | None = None,
         actor: str = "bridgeca-init",
+        second_key_type: str | None = None,
     ) -> "BridgeCA":
         """Create the bridge: database, key, self-signed certificate, first CRL, config.
+
+        ``key_type`` may be ``sm2`` (software signer only). ``second_key_type``
+        makes a dual-key bridge (one SM2 and one ECDSA/RSA key, see above):
+        the second key is a software key in the home, encrypted with the same
+        passphrase.
 
         config.json is written last: a home without it is not a bridge, and a
         failed init removes the key and certificate files it wrote.
@@ -160,18 +207,20 @@ class BridgeCA:
             settings = BridgeSettings.load(
                 home, key_type=key_type, subject=subject, base_url=base_url, signer=signer,
                 pkcs11_module=pkcs11_module, pkcs11_token_label=pkcs11_token_label, pkcs11_key_label=pkcs11_key_label,
+                second_key_type=second_key_type,
             )
             name = bridge_subject(settings.subject)
         except (ValueError, OSError) as exc:
-            raise BridgeError("invalid_settings", str(exc).splitlines()[0], 400) from exc
+            raise BridgeError("invalid_settings", _settings_problem(exc), 400) from exc
 
-        if settings.signer == "software" and not settings.key_passphrase:
+        if (settings.signer == "software" or settings.second_key_type) and not settings.key_passphrase:
             raise _translate(SignerError("BRIDGECA_KEY_PASSPHRASE is not set: it encrypts the bridge key"))
         written: list[Path] = []
         if settings.database_url is None and not (settings.home / DATABASE_FILE).exists():
             written.append(settings.home / DATABASE_FILE)  # ours to remove if init fails
         store = None
         signer_obj: Signer | None = None
+        second_signer: Signer | None = None
         try:
             with _translated():
                 store = Store.open(settings.database_url_resolved, create=True)
@@ -194,9 +243,28 @@ class BridgeCA:
                 certificate = BridgeAuthority.create_self_signed(signer_obj, name, settings.bridge_validity_days)
                 settings.cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
                 written.append(settings.cert_path)
+                second, links = None, []
+                if settings.second_key_type:
+                    for path in (settings.second_key_path, settings.second_cert_path, settings.links_path):
+                        if path.exists():
+                            raise BridgeError("already_initialised", f"{path} already exists", 409)
+                    written.append(settings.second_key_path)
+                    second_signer = SoftwareSigner.generate(
+                        settings.second_key_path, settings.second_key_type, settings.key_passphrase.get_secret_value()
+                    )
+                    second_certificate = BridgeAuthority.create_self_signed(second_signer, name, settings.bridge_validity_days)
+                    links = [
+                        BridgeAuthority.create_link_certificate(signer_obj, certificate, second_certificate),
+                        BridgeAuthority.create_link_certificate(second_signer, second_certificate, certificate),
+                    ]
+                    written += [settings.second_cert_path, settings.links_path]
+                    settings.second_cert_path.write_bytes(second_certificate.public_bytes(serialization.Encoding.PEM))
+                    settings.links_path.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in links))
+                    second = (second_signer, second_certificate)
                 authority = BridgeAuthority(
                     signer_obj, certificate, _profile(settings),
                     crl_hours=settings.crl_next_update_hours, ocsp_hours=settings.ocsp_next_update_hours,
+                    second=second, links=links,
                 )
                 store.append_audit(
                     actor,
@@ -208,9 +276,21 @@ class BridgeCA:
                         "certificate_sha256": hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest(),
                     },
                 )
+                if second is not None:
+                    store.append_audit(
+                        actor,
+                        "bridge.second_key",
+                        {
+                            "key_type": settings.second_key_type,
+                            "certificate_sha256": hashlib.sha256(second[1].public_bytes(serialization.Encoding.DER)).hexdigest(),
+                            "link_sha256": [hashlib.sha256(c.public_bytes(serialization.Encoding.DER)).hexdigest() for c in links],
+                        },
+                    )
                 store.issue_crl(actor=actor, build_crl=authority.build_crl)
                 settings.save()
         except BaseException:
+            if second_signer is not None:
+                second_signer.close()
             if signer_obj is not None:
                 signer_obj.close()
             if store is not None:
@@ -218,7 +298,7 @@ class BridgeCA:
             for path in written:
                 path.unlink(missing_ok=True)
             raise
-        return cls(settings, store, authority, signer_obj)
+        return cls(settings, store, authority, signer_obj, second_signer)
 
     @classmethod
     def open(cls, home: Path | str, **overrides) -> "BridgeCA":
@@ -228,23 +308,28 @@ class BridgeCA:
         try:
             settings = BridgeSettings.load(home, **overrides)
         except ValueError as exc:
-            raise BridgeError("invalid_settings", str(exc).splitlines()[0], 400) from exc
+            raise BridgeError("invalid_settings", _settings_problem(exc), 400) from exc
         with _translated():
             try:
                 certificate = x509.load_pem_x509_certificate(settings.cert_path.read_bytes())
             except (OSError, ValueError) as exc:
                 raise BridgeError("not_initialised", f"cannot read the bridge certificate {settings.cert_path}: {exc}", 400) from exc
             signer = _open_signer(settings)
+            second = None
             try:
+                second, links = _open_second_key(settings)
                 authority = BridgeAuthority(
                     signer, certificate, _profile(settings),
                     crl_hours=settings.crl_next_update_hours, ocsp_hours=settings.ocsp_next_update_hours,
+                    second=second, links=links,
                 )
                 store = Store.open(settings.database_url_resolved)
             except BaseException:
                 signer.close()
+                if second is not None:
+                    second[0].close()
                 raise
-        return cls(settings, store, authority, signer)
+        return cls(settings, store, authority, signer, second[0] if second else None)
 
     @classmethod
     def open_store_only(cls, home: Path | str) -> Store:
@@ -258,6 +343,8 @@ class BridgeCA:
 
     def close(self) -> None:
         self._signer.close()
+        if self._second_signer is not None:
+            self._second_signer.close()
         self.store.close()
 
     def __enter__(self):
@@ -277,6 +364,14 @@ class BridgeCA:
 
     def certificate_der(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    def bridge_certificates(self) -> list[x509.Certificate]:
+        """The self-signed certificate of each bridge key, the primary (``certificate``) first."""
+        return list(self.authority.certificates)
+
+    def link_certificates(self) -> list[x509.Certificate]:
+        """For a dual-key bridge, the certificates its two keys issued each other; else none."""
+        return list(self.authority.links)
 
     # ------------------------------------------------------------------ enrollment
 
@@ -305,9 +400,7 @@ class BridgeCA:
                 now=_now(),
                 min_remaining=timedelta(days=self.settings.min_member_root_validity_days),
             )
-            if checked.spki_sha256 == hashlib.sha256(
-                self.certificate.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-            ).hexdigest():
+            if checked.spki_sha256 in {registration.spki_sha256(c) for c in self.authority.certificates}:
                 raise EnrollmentError("already_enrolled", "this is the bridge's own key")
             record = self.store.add_enrollment(
                 actor=actor,
@@ -433,7 +526,7 @@ class BridgeCA:
                 raise EnrollmentError("invalid_state", f"enrollment {enrollment_id} is {record.status}")
             reverse = registration.load_certificate(certificate if isinstance(certificate, bytes) else certificate.encode(), "reverse certificate")
             root = x509.load_der_x509_certificate(record.root_der)
-            registration.check_reverse_certificate(reverse, root, self.certificate, _now())
+            registration.check_reverse_certificate(reverse, root, self.certificate, _now(), self.authority.certificates[1:])
             der = reverse.public_bytes(serialization.Encoding.DER)
             self.store.add_reverse_certificate(
                 actor=actor, enrollment_id=enrollment_id, der=der, sha256=hashlib.sha256(der).hexdigest(),
@@ -460,6 +553,29 @@ class BridgeCA:
                 latest = self.store.issue_crl(actor=actor, build_crl=self.authority.build_crl)
             return latest.der
 
+    def current_crls(self, *, actor: str = "bridgeca") -> list[bytes]:
+        """The current CRL signed by each bridge key (DER), the primary's first.
+
+        A single-key bridge has one. A dual-key bridge's other key signs the
+        same CRL (number, dates, entries) so that certificates it issued have
+        a CRL from their own issuer key; that signature is made once per CRL
+        number in this process and recorded in the audit log.
+        """
+        crl = self.current_crl(actor=actor)
+        if len(self.authority.keys) == 1:
+            return [crl]
+        from cryptography.x509 import load_der_x509_crl
+
+        number = load_der_x509_crl(crl).extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        with self._companion_lock:
+            companions = self._companion_crls.get(number)
+            if companions is None:
+                with _translated():
+                    self.store.append_audit(actor, "key.use", {"purpose": "crl", "crl_number": number, "key": "second"})
+                    companions = self.authority.companion_crls(crl)
+                self._companion_crls = {number: companions}
+        return [crl, *companions]
+
     def ocsp_response(self, request_der: bytes) -> bytes:
         with _translated():
             return self.authority.ocsp_response(request_der, self._status_of)
@@ -476,22 +592,25 @@ class BridgeCA:
         return CertificateStatus("unknown")  # reserved: never handed out
 
     def issued_by_bridge(self) -> list[x509.Certificate]:
+        """Cross-certificates in force, then (dual-key bridge) the link certificates."""
         now = _now()
         with _translated():
             return [
                 x509.load_der_x509_certificate(c.der)
                 for c in self.store.cross_certificates(statuses=("issued",))
                 if c.not_after is None or c.not_after > now
-            ]
+            ] + self.link_certificates()
 
     def issued_to_bridge(self) -> list[x509.Certificate]:
+        """Reverse certificates of active members, then (dual-key bridge) the
+        link certificates, which the bridge's keys issued to each other."""
         now = _now()
         with _translated():
             return [
                 x509.load_der_x509_certificate(r.der)
                 for r in self.store.reverse_certificates()
                 if r.not_after > now
-            ]
+            ] + self.link_certificates()
 
     def issued_by_bridge_p7c(self) -> bytes:
         return certs_only_p7c(self.issued_by_bridge())

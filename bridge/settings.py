@@ -11,15 +11,20 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_FILE = "config.json"
 DATABASE_FILE = "bridge.db"
 KEY_FILE = "bridge-key.p8"
 CERT_FILE = "bridge-cert.pem"
+# The second key of a dual-key bridge (see second_key_type), its self-signed
+# certificate, and the two link certificates between the bridge's keys.
+SECOND_KEY_FILE = "bridge-second-key.p8"
+SECOND_CERT_FILE = "bridge-second-cert.pem"
+LINKS_FILE = "bridge-links.pem"
 
-KeyType = Literal["ec-p256", "ec-p384", "rsa-3072"]
+KeyType = Literal["ec-p256", "ec-p384", "rsa-3072", "sm2"]
 SignerKind = Literal["software", "pkcs11"]
 
 
@@ -32,6 +37,10 @@ class BridgeSettings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
 
     key_type: KeyType = "ec-p256"
+    # A dual-key bridge: one SM2 key and one ECDSA/RSA key under the same
+    # name (see bridge/service.py, "Dual-key bridges"). The second key is
+    # always a software key (no PKCS#11 token here does SM2).
+    second_key_type: KeyType | None = None
     subject: str = "CN=Guangdong Provincial Bridge CA,O=Guangdong Cross-Certification Platform,C=CN"
     signer: SignerKind = "software"
     pkcs11_module: str | None = None
@@ -61,6 +70,15 @@ class BridgeSettings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("base_url must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_keys(self) -> "BridgeSettings":
+        if self.signer == "pkcs11" and self.key_type == "sm2":
+            raise ValueError("an SM2 bridge key cannot live on a PKCS#11 token (no SM2 mechanism); use signer software")
+        if self.second_key_type is not None and (self.second_key_type == "sm2") == (self.key_type == "sm2"):
+            raise ValueError("a dual-key bridge holds one SM2 key and one ECDSA or RSA key: "
+                             f"key_type {self.key_type} and second_key_type {self.second_key_type} do not make such a pair")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -102,6 +120,18 @@ class BridgeSettings(BaseSettings):
     @property
     def cert_path(self) -> Path:
         return self.home / CERT_FILE
+
+    @property
+    def second_key_path(self) -> Path:
+        return self.home / SECOND_KEY_FILE
+
+    @property
+    def second_cert_path(self) -> Path:
+        return self.home / SECOND_CERT_FILE
+
+    @property
+    def links_path(self) -> Path:
+        return self.home / LINKS_FILE
 
     @property
     def crl_url(self) -> str:
