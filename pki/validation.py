@@ -9,6 +9,7 @@ anchor side, so certificate i (1..n) is ``path[n - i]``.
 from __future__ import annotations
 
 import datetime as dt
+import dataclasses
 from dataclasses import dataclass, field
 
 from . import errors as E
@@ -169,9 +170,18 @@ def validate_path(
     when the same CA chain was validated before under the same inputs;
     ``revocation_key`` must identify everything revocation answers depend
     on (mode, sources, epoch)."""
+    statuses: list[RevocationStatus | None] = [None] * len(path)
+    try:
+        return _validate_path(path, params, signatures, budget, revocation, prefix_cache, revocation_key, statuses)
+    except ValidationError as err:
+        # Keep what revocation checking found before the failure (a revoked
+        # certificate's entry says "revoked", not "not_checked").
+        raise dataclasses.replace(err, statuses=tuple(statuses)) from None
+
+
+def _validate_path(path, params, signatures, budget, revocation, prefix_cache, revocation_key, statuses) -> ValidatedPath:
     anchor = path[-1]
     n = len(path) - 1
-    statuses: list[RevocationStatus | None] = [None] * len(path)
     key = None
     if prefix_cache is not None and n >= 2:
         key = (

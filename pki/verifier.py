@@ -261,7 +261,7 @@ class Verifier:
                                       ValidationError(E.BUDGET_EXCEEDED, str(exc), index, path[index].subject_text))
         if best is not None:
             path, err = best
-            return VerificationResult(False, path, None, revocation_label, err)
+            return VerificationResult(False, path, None, revocation_label, err, err.statuses)
         if log.failures:
             deepest = max(log.failures, key=lambda f: f.depth)
             # Prefer a concrete defect (bad signature) over a plain dead end.
