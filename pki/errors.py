@@ -47,9 +47,6 @@ class ValidationError(Exception):
     message: str
     index: int | None = None
     subject: str | None = None
-    # Revocation statuses gathered on the path before it failed (per index),
-    # so an invalid result still says what was found, e.g. "revoked".
-    statuses: tuple = ()
     # Revocation statuses found on the path before it failed (per path index),
     # so that a result can report them: set by validate_path.
     statuses: tuple = field(default=(), compare=False, repr=False)
