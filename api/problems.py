@@ -43,6 +43,11 @@ _HTTP_CODES = {
 }
 
 
+# Bridge codes that mean the input could not be read at all (the domain
+# reports them as 422 along with its semantic checks).
+_UNREADABLE = frozenset({"malformed_certificate"})
+
+
 class Problem(Exception):
     def __init__(self, status: int, code: str, detail: str, **extra) -> None:
         super().__init__(detail)
@@ -72,6 +77,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(BridgeError)
     async def _bridge(_request: Request, exc: BridgeError):
         status = exc.status if exc.status < 500 or exc.status == 503 else 500
+        if exc.code in _UNREADABLE:
+            status = 400  # INTERFACE.md: 400 malformed input, 422 semantically invalid
         if status == 500:
             log.error("bridge error %s: %s", exc.code, exc.message)
         return problem_response(status, exc.code, exc.message)

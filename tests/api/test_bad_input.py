@@ -1,0 +1,380 @@
+"""The bad-input sweep: every route of the application (``app.routes``, so a
+route added without an entry here fails ``test_every_route_is_swept``) gets
+malformed requests — invalid PEM and base64, wrong JSON types, unknown and
+extra members, bodies that are not JSON, wrong content types, oversized
+bodies (declared and chunked), unknown ids and serials, malformed serials,
+absent and revoked tokens, wrong methods — and must answer the expected 4xx
+as ``application/problem+json`` with the expected ``code``; never a 500.
+
+One deliberate exception, asserted as such: an OCSP request that is valid
+base64/HTTP but not a DER OCSPRequest gets an RFC 6960 ``malformedRequest``
+OCSP response (200, application/ocsp-response), which is what OCSP clients
+understand (RFC 6960 2.3)."""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+
+import pytest
+from cryptography.x509 import ocsp
+from starlette.routing import Route
+
+from tests.bridge.members import make_member, pem
+
+from .conftest import PROBLEM, assert_problem
+
+LIMIT = 1 << 20  # the default body limit (create_app without max_body_bytes)
+BAD_PEM = "-----BEGIN CERTIFICATE-----\nTm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
+BROKEN_PEM = "-----BEGIN CERTIFICATE-----\n!!!! not base64 !!!!\n-----END CERTIFICATE-----\n"
+UNKNOWN_ID = "0123456789abcdef0123456789abcdef"
+UNKNOWN_SERIAL = "7e" * 16
+
+
+@dataclass
+class Case:
+    label: str
+    status: int
+    code: str | None
+    method: str | None = None  # default: the route's
+    path: str | None = None  # default: the route's, filled in
+    json: object = field(default_factory=lambda: _UNSET)
+    content: bytes | None = None
+    headers: dict = field(default_factory=dict)
+    role: str | None = "default"  # "default": the route's usual role; None: no token
+    problem: bool = True
+
+
+_UNSET = object()
+
+
+class Sweeper:
+    """Builds the cases of each route from a base request that would succeed (or get a domain answer)."""
+
+    def __init__(self, fed):
+        self.fed = fed
+        hk = fed.members["HK"]
+        self.hk = hk
+        self.fresh = make_member("SZ")  # never enrolled: the enroll base body is valid
+        fed.tokens["sweep-revoked"] = fed.ca.create_token("admin")
+        fed.revoke_token("sweep-revoked")
+        self.pending = fed.enroll(make_member("MO"))["id"]
+
+    # ---- base bodies
+    def chain(self):
+        return self.fed.chain_body("HK")
+
+    def signature(self):
+        return {"certificate": pem(self.hk.leaf).decode(), "signature": "AAAA", "data": "AAAA"}
+
+    def enroll(self):
+        return {"name": "Sweep CA", "jurisdiction": "SZ", "root_certificate": pem(self.fresh.root).decode(),
+                "policy_mappings": self.fresh.mappings()}
+
+    def reverse(self):
+        return {"certificate": pem(self.hk.reverse_certificate(self.fed.ca.certificate)).decode()}
+
+    def revoke(self):
+        return {"reason": "keyCompromise"}
+
+
+def auth_cases() -> list[Case]:
+    return [
+        Case("no token", 401, "unauthorized", role=None),
+        Case("revoked token", 401, "unauthorized", role="sweep-revoked"),
+        Case("unknown token", 401, "unauthorized", role=None, headers={"Authorization": "Bearer bca_" + "x" * 43}),
+    ]
+
+
+def json_cases(base: dict, *, body_required: bool = True) -> list[Case]:
+    """Generic malformed-body cases for a JSON route, mutating a base body."""
+    first = next(iter(base))
+    cases = [
+        Case("not JSON", 400, "invalid_request", content=b"{certificate: nope", headers={"Content-Type": "application/json"}),
+        Case("truncated JSON", 400, "invalid_request", content=json.dumps(base).encode()[:-3], headers={"Content-Type": "application/json"}),
+        Case("JSON array", 400, "invalid_request", json=[base]),
+        Case("JSON string", 400, "invalid_request", json="hello"),
+        Case("JSON number", 400, "invalid_request", json=42),
+        Case("extra member", 400, "invalid_request", json={**base, "surprise": True}),
+        Case("wrong type: number", 400, "invalid_request", json={**base, first: 12345}),
+        Case("wrong type: object", 400, "invalid_request", json={**base, first: {"x": 1}}),
+        Case("wrong type: list", 400, "invalid_request", json={**base, first: [1, 2]}),
+        Case("lone surrogate", 400, "invalid_request",
+             content=json.dumps({**base, first: "\ud800"}).encode(), headers={"Content-Type": "application/json"}),
+        Case("text/plain", 415, "unsupported_media_type", content=json.dumps(base).encode(), headers={"Content-Type": "text/plain"}),
+        Case("form", 415, "unsupported_media_type", content=b"a=b", headers={"Content-Type": "application/x-www-form-urlencoded"}),
+        Case("no content type", 415, "unsupported_media_type", content=json.dumps(base).encode()),
+        Case("multipart", 415, "unsupported_media_type", content=b"--x--", headers={"Content-Type": "multipart/form-data; boundary=x"}),
+        Case("invalid UTF-8", 400, "invalid_request", content=b'{"' + first.encode() + b'": "\xff\xfe"}',
+             headers={"Content-Type": "application/json"}),
+    ]
+    if body_required:
+        cases += [Case("empty body", 400, "invalid_request", content=b"", headers={"Content-Type": "application/json"}),
+                  Case("empty object", 400, "invalid_request", json={}),
+                  Case("JSON null", 400, "invalid_request", json=None)]
+    return cases + size_cases()
+
+
+def size_cases() -> list[Case]:
+    big = b"[" + b"0," * (LIMIT // 2) + b"0]"
+    return [
+        Case("oversized, Content-Length", 413, "body_too_large", content=big, headers={"Content-Type": "application/json"}),
+        Case("oversized, chunked", 413, "body_too_large", content=_chunks(big), headers={"Content-Type": "application/json"}),
+        Case("bad Content-Length", 400, "invalid_request", content=b"{}", headers={"Content-Type": "application/json", "Content-Length": "-1"}),
+    ]
+
+
+class _chunks:
+    """A re-iterable streamed body: httpx sends it chunked, without Content-Length."""
+
+    def __init__(self, data: bytes, size: int = 64 * 1024):
+        self.data, self.size = data, size
+
+    def __iter__(self):
+        for i in range(0, len(self.data), self.size):
+            yield self.data[i:i + self.size]
+
+
+def wrong_method(method: str) -> list[Case]:
+    return [Case(f"{method} not allowed", 405, "method_not_allowed", method=method, role=None)]
+
+
+def sweep_table(s: Sweeper) -> dict[tuple[str, str], dict]:
+    """(method, route path) -> {"role", "path" (filled), "cases"}."""
+    chain, sig, enroll, reverse, revoke = s.chain(), s.signature(), s.enroll(), s.reverse(), s.revoke()
+    hk_id = s.fed.ids["HK"]
+    ocsp_junk = Case("DER that is not an OCSPRequest", 200, None, content=b"\x30\x03\x02\x01\x01",
+                     headers={"Content-Type": "application/ocsp-request"}, problem=False)
+    return {
+        ("GET", "/v1/health"): {"role": None, "cases": wrong_method("DELETE")},
+        ("POST", "/v1/verify/chain"): {"role": "platform", "json": chain, "cases": auth_cases() + json_cases(chain) + [
+            Case("certificate: PEM of garbage", 400, "malformed_input", json={**chain, "certificate": BAD_PEM}),
+            Case("certificate: PEM with invalid base64", 400, "malformed_input", json={**chain, "certificate": BROKEN_PEM}),
+            Case("certificate: not PEM at all", 400, "malformed_input", json={**chain, "certificate": "hello"}),
+            Case("certificate: empty", 400, None, json={**chain, "certificate": ""}),
+            Case("intermediates: garbage", 400, "malformed_input", json={**chain, "intermediates": [BAD_PEM]}),
+            Case("intermediates: a string", 400, "invalid_request", json={**chain, "intermediates": "x"}),
+            Case("intermediates: numbers", 400, "invalid_request", json={**chain, "intermediates": [1]}),
+            Case("policies: not an OID", 400, "malformed_input", json={**chain, "policies": ["not-an-oid"]}),
+            Case("policies: numbers", 400, "invalid_request", json={**chain, "policies": [2.5]}),
+            Case("require_explicit_policy: string", 400, "invalid_request", json={**chain, "require_explicit_policy": "yes"}),
+            Case("inhibit_any_policy: number", 400, "invalid_request", json={**chain, "inhibit_any_policy": 1}),
+            Case("revocation: unknown mode", 400, "invalid_request", json={**chain, "revocation": "sometimes"}),
+            Case("at: not a time", 400, "malformed_input", json={**chain, "at": "yesterday"}),
+            Case("at: a number", 400, "invalid_request", json={**chain, "at": 1700000000}),
+            Case("trust_anchor: unknown issuer", 404, "not_found", json={**chain, "trust_anchor": UNKNOWN_ID}),
+            Case("trust_anchor: path-like", 404, "not_found", json={**chain, "trust_anchor": "../../etc/passwd"}),
+            Case("trust_anchor: NUL", 404, "not_found", json={**chain, "trust_anchor": "a\x00b"}),
+            Case("trust_anchor: pending issuer", 422, "issuer_not_active", json={**chain, "trust_anchor": s.pending}),
+            Case("missing certificate", 400, "invalid_request", json={k: v for k, v in chain.items() if k != "certificate"}),
+        ]},
+        ("POST", "/v1/verify/signature"): {"role": "platform", "json": sig, "cases": auth_cases() + json_cases(sig) + [
+            Case("cms: invalid base64", 400, "invalid_base64", json={"cms": "@@@@"}),
+            Case("cms: not CMS", 400, "malformed_input", json={"cms": base64.b64encode(b"hello world").decode()}),
+            Case("cms: empty", 400, None, json={"cms": ""}),
+            Case("content: invalid base64", 400, "invalid_base64", json={"cms": "AAAA", "content": "%%%"}),
+            Case("signature: invalid base64", 400, "invalid_base64", json={**sig, "signature": "not base64!"}),
+            Case("data: invalid base64", 400, "invalid_base64", json={**sig, "data": "a"}),
+            Case("certificate: PEM of garbage", 400, "malformed_input", json={**sig, "certificate": BAD_PEM}),
+            Case("certificate: invalid base64 in PEM", 400, "malformed_input", json={**sig, "certificate": BROKEN_PEM}),
+            Case("algorithm: unknown", 400, "malformed_input", json={**sig, "algorithm": "rot13"}),
+            Case("algorithm: number", 400, "invalid_request", json={**sig, "algorithm": 7}),
+            Case("cms and raw together", 400, "invalid_request", json={**sig, "cms": "AAAA"}),
+            Case("raw without data", 400, "invalid_request", json={k: v for k, v in sig.items() if k != "data"}),
+            Case("content with a raw signature", 400, "invalid_request", json={**sig, "content": "AAAA"}),
+            Case("at: signing-time for a raw signature", 400, "malformed_input", json={**sig, "at": "signing-time"}),
+            Case("trust_anchor: unknown issuer", 404, "not_found", json={**sig, "trust_anchor": UNKNOWN_ID}),
+            Case("revocation: unknown mode", 400, "invalid_request", json={**sig, "revocation": 3}),
+        ]},
+        ("POST", "/v1/issuers"): {"role": "issuer", "json": enroll, "cases": auth_cases() + json_cases(enroll) + [
+            Case("root_certificate: PEM of garbage", 400, "malformed_certificate", json={**enroll, "root_certificate": BAD_PEM}),
+            Case("root_certificate: invalid base64", 400, "malformed_certificate", json={**enroll, "root_certificate": BROKEN_PEM}),
+            Case("root_certificate: a leaf", 422, "not_self_signed", json={**enroll, "root_certificate": pem(s.hk.leaf).decode()}),
+            Case("root_certificate: already enrolled", 409, "already_enrolled", json={**enroll, "root_certificate": pem(s.hk.root).decode()}),
+            Case("jurisdiction: unknown", 422, "unknown_jurisdiction", json={**enroll, "jurisdiction": "XX"}),
+            Case("jurisdiction: number", 400, "invalid_request", json={**enroll, "jurisdiction": 44}),
+            Case("name: empty", 400, "invalid_request", json={**enroll, "name": ""}),
+            Case("policy_mappings: a string", 400, "invalid_request", json={**enroll, "policy_mappings": "x"}),
+            Case("policy_mappings: member missing", 400, "invalid_request", json={**enroll, "policy_mappings": [{"bridge_policy": "1.2.3"}]}),
+            Case("policy_mappings: extra member", 400, "invalid_request",
+                 json={**enroll, "policy_mappings": [{**s.fresh.mappings()[0], "x": 1}]}),
+            Case("policy_mappings: not OIDs", 422, "invalid_policy_mapping",
+                 json={**enroll, "policy_mappings": [{"bridge_policy": "gold", "member_policy": "silver"}]}),
+            Case("policy_mappings: none", 422, "invalid_policy_mapping", json={**enroll, "policy_mappings": []}),
+            Case("subtrees: unknown type", 400, "invalid_request", json={**enroll, "permitted_subtrees": [{"type": "x400Address", "value": "x"}]}),
+            Case("subtrees: bad CIDR", 422, "invalid_name_constraints", json={**enroll, "excluded_subtrees": [{"type": "iPAddress", "value": "10.0.0.300/8"}]}),
+            Case("subtrees: not a list", 400, "invalid_request", json={**enroll, "permitted_subtrees": {"type": "dNSName", "value": "x"}}),
+            Case("path_length: negative", 400, "invalid_request", json={**enroll, "path_length": -1}),
+            Case("path_length: string", 400, "invalid_request", json={**enroll, "path_length": "1"}),
+            Case("path_length: boolean", 400, "invalid_request", json={**enroll, "path_length": True}),
+        ]},
+        ("GET", "/v1/issuers"): {"role": "platform", "cases": auth_cases() + wrong_method("PUT")},
+        ("GET", "/v1/issuers/{issuer_id}"): {"role": "platform", "path": f"/v1/issuers/{hk_id}", "cases": auth_cases() + [
+            Case("unknown id", 404, "not_found", path=f"/v1/issuers/{UNKNOWN_ID}"),
+            Case("id with odd characters", 404, "not_found", path="/v1/issuers/%00%ff%20'%22"),
+            Case("very long id", 404, "not_found", path="/v1/issuers/" + "a" * 2000),
+        ] + wrong_method("DELETE")},
+        ("POST", "/v1/issuers/{issuer_id}/approve"): {"role": "admin", "path": f"/v1/issuers/{UNKNOWN_ID}/approve", "cases": auth_cases() + [
+            Case("unknown id", 404, "not_found"),
+            Case("id with odd characters", 404, "not_found", path="/v1/issuers/x%00y/approve"),
+            Case("already active", 409, None, path=f"/v1/issuers/{hk_id}/approve"),
+            Case("oversized body", 413, "body_too_large", content=b"x" * (LIMIT + 1)),
+        ] + wrong_method("GET")},
+        ("POST", "/v1/issuers/{issuer_id}/reverse-certificate"): {
+            "role": "issuer", "path": f"/v1/issuers/{hk_id}/reverse-certificate", "json": reverse,
+            "cases": auth_cases() + json_cases(reverse) + [
+                Case("unknown id", 404, "not_found", path=f"/v1/issuers/{UNKNOWN_ID}/reverse-certificate"),
+                Case("another issuer's enrollment", 404, "not_found", role="issuer2"),
+                Case("certificate: PEM of garbage", 400, "malformed_certificate", json={"certificate": BAD_PEM}),
+                Case("certificate: invalid base64", 400, "malformed_certificate", json={"certificate": BROKEN_PEM}),
+                Case("certificate: not the bridge's", 422, None, json={"certificate": pem(s.hk.leaf).decode()}),
+            ] + wrong_method("GET")},
+        ("POST", "/v1/cross-certificates/{serial}/revoke"): {
+            "role": "admin", "path": f"/v1/cross-certificates/{UNKNOWN_SERIAL}/revoke", "json": revoke,
+            "cases": auth_cases() + json_cases(revoke, body_required=False) + [
+                Case("unknown serial", 404, "not_found"),
+                Case("serial: not hex", 400, "invalid_serial", path="/v1/cross-certificates/xyz/revoke"),
+                Case("serial: negative", 400, "invalid_serial", path="/v1/cross-certificates/-5/revoke"),
+                Case("serial: 0x prefix", 400, "invalid_serial", path="/v1/cross-certificates/0x1f/revoke"),
+                Case("serial: over 20 octets", 400, "invalid_serial", path="/v1/cross-certificates/" + "f" * 41 + "/revoke"),
+                Case("serial: odd colons", 400, "invalid_serial", path="/v1/cross-certificates/a:bc:d/revoke"),
+                Case("serial: NUL", 400, "invalid_serial", path="/v1/cross-certificates/1%002/revoke"),
+                Case("reason: unknown", 422, "invalid_reason", json={"reason": "because"}),
+                Case("reason: number", 400, "invalid_request", json={"reason": 1}),
+            ] + wrong_method("GET")},
+        ("GET", "/v1/ca/certificate"): {"role": None, "cases": wrong_method("POST")},
+        ("GET", "/v1/crl"): {"role": None, "cases": wrong_method("POST")},
+        ("GET", "/v1/ca/issued-by-bridge.p7c"): {"role": None, "cases": wrong_method("POST")},
+        ("GET", "/v1/ca/issued-to-bridge.p7c"): {"role": None, "cases": wrong_method("POST")},
+        ("POST", "/v1/ocsp"): {"role": None, "cases": [
+            Case("no content type", 415, "unsupported_media_type", content=b"\x30\x00"),
+            Case("JSON", 415, "unsupported_media_type", json={"serial": "1"}),
+            Case("oversized, Content-Length", 413, "body_too_large", content=b"\x30" * (LIMIT + 1),
+                 headers={"Content-Type": "application/ocsp-request"}),
+            Case("oversized, chunked", 413, "body_too_large", content=_chunks(b"\x30" * (LIMIT + 1)),
+                 headers={"Content-Type": "application/ocsp-request"}),
+            ocsp_junk,
+            Case("empty", 200, None, content=b"", headers={"Content-Type": "application/ocsp-request"}, problem=False),
+        ] + wrong_method("PUT")},
+        ("GET", "/v1/ocsp/{encoded:path}"): {"role": None, "cases": [
+            Case("invalid base64", 400, "invalid_base64", path="/v1/ocsp/not*base64"),
+            Case("base64 with a bad length", 400, "invalid_base64", path="/v1/ocsp/AAA"),
+            Case("url-encoded junk", 400, "invalid_base64", path="/v1/ocsp/%25%25"),
+            Case("valid base64, not an OCSPRequest", 200, None, path="/v1/ocsp/" + base64.b64encode(b"hello").decode(), problem=False),
+            Case("oversized body on GET", 413, "body_too_large", path="/v1/ocsp/AAAA", content=b"x" * (LIMIT + 1)),
+        ] + wrong_method("DELETE")},
+        ("GET", "/openapi.json"): {"role": None, "cases": wrong_method("POST")},
+        ("GET", "/docs"): {"role": None, "cases": wrong_method("POST")},
+        ("GET", "/docs/oauth2-redirect"): {"role": None, "cases": wrong_method("POST")},
+        ("GET", "/redoc"): {"role": None, "cases": wrong_method("POST")},
+    }
+
+
+@pytest.fixture(scope="module")
+def table(federation):
+    return sweep_table(Sweeper(federation))
+
+
+def _routes(app) -> set[tuple[str, str]]:
+    found = set()
+    for route in app.routes:
+        assert isinstance(route, Route), f"{route!r}: a route kind the sweep does not know"
+        for method in route.methods or ():
+            if method != "HEAD":
+                found.add((method, route.path))
+    return found
+
+
+def test_every_route_is_swept(federation, table):
+    routes = _routes(federation.app)
+    missing = sorted(routes - set(table))
+    assert not missing, f"routes without a bad-input sweep entry: {missing}"
+    stale = sorted(set(table) - routes)
+    assert not stale, f"sweep entries for routes that no longer exist: {stale}"
+
+
+def run_case(fed, entry: dict, route_method: str, route_path: str, case: Case):
+    method = case.method or route_method
+    path = case.path or entry.get("path") or route_path
+    headers = dict(case.headers)
+    role = entry["role"] if case.role == "default" else case.role
+    if role is not None:
+        headers.setdefault("Authorization", f"Bearer {fed.tokens[role]}")
+    kwargs = {"headers": headers}
+    if case.json is not _UNSET:
+        kwargs["json"] = case.json
+    elif case.content is not None:
+        kwargs["content"] = case.content
+    elif "json" in entry:
+        kwargs["json"] = entry["json"]  # the base body: the case's defect is elsewhere (path, token, method)
+    return fed.client.request(method, path, **kwargs)
+
+
+def _check(fed, entry, method, path, case):
+    r = run_case(fed, entry, method, path, case)
+    where = f"{method} {path} [{case.label}]"
+    assert r.status_code < 500, f"{where}: {r.status_code} {r.text[:300]}"
+    if case.problem:
+        assert r.status_code == case.status, f"{where}: {r.status_code} {r.text[:300]}"
+        assert r.headers.get("content-type", "").split(";")[0] == PROBLEM, f"{where}: {r.headers.get('content-type')}"
+        body = r.json()
+        assert body["status"] == case.status and body["code"], f"{where}: {body}"
+        if case.code is not None:
+            assert body["code"] == case.code, f"{where}: {body}"
+        if case.status == 405:
+            assert r.headers.get("allow"), f"{where}: no Allow header"
+    else:
+        assert r.status_code == case.status, f"{where}: {r.status_code}"
+        assert r.headers["content-type"] == "application/ocsp-response", where
+        assert ocsp.load_der_ocsp_response(r.content).response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST, where
+
+
+def test_sweep(federation, table):
+    """Every case of every route (collected so one run reports all failures)."""
+    failures = []
+    count = 0
+    for (method, path), entry in table.items():
+        assert entry["cases"], f"{method} {path}: no cases"
+        for case in entry["cases"]:
+            count += 1
+            try:
+                _check(federation, entry, method, path, case)
+            except AssertionError as exc:
+                failures.append(str(exc).splitlines()[0])
+    assert not failures, f"{len(failures)} of {count} cases failed:\n" + "\n".join(failures)
+    assert count > 200
+
+
+def test_sweep_changed_nothing(federation, table):
+    """After the sweep: no enrollment was made from a bad request, HK's cross-certificate is still good."""
+    names = [i["name"] for i in federation.client.get("/v1/issuers", headers=federation.h("admin")).json()]
+    assert "Sweep CA" not in names
+    view = federation.client.get(f"/v1/issuers/{federation.ids['HK']}", headers=federation.h("admin")).json()
+    assert [x["status"] for x in view["cross_certificates"]] == ["issued"]
+
+
+def test_the_base_requests_are_accepted(federation, table):
+    """The sweep's base bodies are good ones, so each case fails only by its own defect."""
+    c = federation.client
+    r = c.post("/v1/verify/chain", headers=federation.h("platform"), json=table[("POST", "/v1/verify/chain")]["json"])
+    assert r.status_code == 200 and r.json()["valid"] is True
+    r = c.post("/v1/verify/signature", headers=federation.h("platform"), json=table[("POST", "/v1/verify/signature")]["json"])
+    assert r.status_code == 200 and r.json()["valid"] is False  # "AAAA" is no signature, but the request is well-formed
+    entry = table[("POST", "/v1/issuers/{issuer_id}/reverse-certificate")]
+    r = c.post(entry["path"], headers=federation.h("issuer"), json=entry["json"])
+    assert r.status_code in (201, 409), r.text  # the same certificate again is at most a conflict
+    r = c.post("/v1/issuers", headers=federation.h("issuer"), json=table[("POST", "/v1/issuers")]["json"])
+    assert r.status_code == 201, r.text
+
+
+def test_a_new_route_without_an_entry_is_noticed(federation, table):
+    """The coverage check above is not vacuous: an app with one more route fails it."""
+    from api.app import create_app
+
+    app = create_app(federation.ca)
+
+    @app.get("/v1/brand-new")
+    def brand_new() -> dict:
+        return {}
+
+    assert _routes(app) - set(table) == {("GET", "/v1/brand-new")}
