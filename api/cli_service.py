@@ -32,12 +32,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if not (1 <= args.port <= 65535):
         raise UsageError(f"port {args.port} is out of range")
+    if args.max_body_bytes is not None and args.max_body_bytes < 1:
+        raise UsageError("--max-body-bytes must be at least 1")
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
     try:
         BridgeCA.open(args.home).close()  # fail fast, with one line, on a bad home or passphrase
     except BridgeError as exc:
         raise UsageError(f"{exc.code}: {exc.message}") from None
     os.environ["BRIDGECA_HOME"] = str(args.home)
-    if args.max_body_bytes:
+    if args.max_body_bytes is not None:
         os.environ["BRIDGECA_MAX_BODY_BYTES"] = str(args.max_body_bytes)
     uvicorn.run("api.asgi:app", host=args.host, port=args.port, workers=args.workers, log_level="info",
                 proxy_headers=False, server_header=False)

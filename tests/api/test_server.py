@@ -201,3 +201,14 @@ def test_serve_refuses_a_bad_home(tmp_path):
                           env=env(), cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "not_initialised" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--max-body-bytes", "0"], "--max-body-bytes"),
+    (["--workers", "0"], "--workers"),
+    (["--port", "70000"], "out of range"),
+])
+def test_serve_refuses_bad_options(tmp_path, args, message):
+    done = subprocess.run(bridgeca() + ["serve", "--home", str(tmp_path)] + args,
+                          env=env(), cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
