@@ -105,7 +105,10 @@ class PolicyGraph:
             for child in levels[depth + 1].values():
                 referenced |= child.parents
             level = levels[depth]
-            for policy in [p for p in level if p not in referenced]:
+            orphans = [p for p in level if p not in referenced]
+            if not orphans:
+                break  # nothing removed here, so nothing above loses a child
+            for policy in orphans:
                 del level[policy]
         if not levels[0] or not levels[-1]:
             self.levels = None
