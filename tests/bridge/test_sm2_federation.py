@@ -622,3 +622,48 @@ def test_sm2_keys_are_refused_on_pkcs11_tokens(softhsm_token, tmp_path, monkeypa
         session.close()
     with pytest.raises(SignerError, match="SM2 curve"):
         Pkcs11Signer.load(module, token_label, "ec-on-sm2-curve", pin)
+
+
+def test_dual_key_bridge_with_its_ecdsa_key_on_a_token(softhsm_token, tmp_path, monkeypatch):
+    """What a deployment here can do: the ECDSA key on the token, the SM2 key in software."""
+    import uuid
+
+    module, token_label, pin = softhsm_token
+    monkeypatch.setenv("BRIDGECA_PKCS11_PIN", pin)  # the SM2 key file still uses BRIDGECA_KEY_PASSPHRASE
+    ca = BridgeCA.init(tmp_path / "hsm-dual", signer="pkcs11", pkcs11_module=module, pkcs11_token_label=token_label,
+                       pkcs11_key_label=f"dual-{uuid.uuid4().hex[:8]}", second_key_type="sm2")
+    try:
+        assert not (tmp_path / "hsm-dual" / "bridge-key.p8").exists()
+        assert (tmp_path / "hsm-dual" / "bridge-second-key.p8").exists()
+        ecdsa_cert, sm2_cert = ca.bridge_certificates()
+        fed = federate(ca, {"GD": make_gd(), "HK": make_hk()},
+                       reverse_key=lambda m: sm2_cert if _is_sm2(m.root_key) else ecdsa_cert)
+        assert {code: signature_oid(c) for code, c in fed.crosses.items()} == {"GD": SM2_WITH_SM3, "HK": ECDSA_WITH_SHA256}
+        for anchor, leaf in ((ecdsa_cert, fed.members["GD"].leaf), (fed.members["GD"].root, fed.members["HK"].leaf)):
+            policy = BRIDGE_MEDIUM if anchor is ecdsa_cert else fed.members["GD"].policy
+            result = fed.verifier(anchor).verify(der(leaf), policies=[policy], explicit_policy=True)
+            assert result.valid, result.to_dict()["error"]
+    finally:
+        ca.close()
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_bridgeca_init_makes_sm2_and_dual_key_bridges(tmp_path, capsys):
+    from api.cli import main
+
+    assert main(["init", "--home", str(tmp_path / "sm2"), "--key-type", "sm2"]) == 0
+    assert "key: sm2 (software)" in capsys.readouterr().out
+    assert main(["init", "--home", str(tmp_path / "dual"), "--second-key-type", "sm2"]) == 0
+    out = capsys.readouterr().out
+    assert "key: ec-p256 (software)" in out and "second key: sm2" in out
+    with BridgeCA.open(tmp_path / "sm2") as sm2_ca:
+        assert [signature_oid(c) for c in sm2_ca.bridge_certificates()] == [SM2_WITH_SM3]
+    with BridgeCA.open(tmp_path / "dual") as dual_ca:
+        assert [signature_oid(c) for c in dual_ca.bridge_certificates()] == [ECDSA_WITH_SHA256, SM2_WITH_SM3]
+        assert len(dual_ca.link_certificates()) == 2
+    # Two SM2 keys are not a dual-key bridge; nothing is left behind.
+    assert main(["init", "--home", str(tmp_path / "twice"), "--key-type", "sm2", "--second-key-type", "sm2"]) == 2
+    assert "one SM2 key and one ECDSA or RSA key" in capsys.readouterr().err
+    assert not (tmp_path / "twice" / "config.json").exists()
