@@ -358,15 +358,6 @@ class Signer(ABC):
             raise SignerError("the bridge certificate's keyUsage does not allow keyCertSign and cRLSign")
 
 
-def verify_signature(public_key, signature: bytes, data: bytes, hash_algorithm: hashes.HashAlgorithm) -> None:
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        public_key.verify(signature, data, ec.ECDSA(hash_algorithm))
-    elif isinstance(public_key, rsa.RSAPublicKey):
-        public_key.verify(signature, data, padding.PKCS1v15(), hash_algorithm)
-    else:
-        raise SignerError(f"unsupported key {type(public_key).__name__}")
-
-
 # --------------------------------------------------------------------------- software
 
 
