@@ -53,11 +53,23 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     from bridge.service import BridgeError, create_token_without_key
 
     try:
-        token = create_token_without_key(args.home, args.role, actor="cli")
+        token, token_id = create_token_without_key(args.home, args.role, actor="cli", with_id=True)
     except BridgeError as exc:
         return _fail(exc)
-    print(f"new {args.role} token (shown once; only its hash is stored):")
+    print(f"new {args.role} token, id {token_id} (shown once; only its hash is stored; "
+          f"'bridgeca token revoke --id {token_id}' revokes it):")
     print(token)
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from bridge.service import BridgeError, revoke_token_without_key
+
+    try:
+        revoke_token_without_key(args.home, args.id, actor="cli")
+    except BridgeError as exc:
+        return _fail(exc)
+    print(f"token {args.id} revoked")
     return 0
 
 
@@ -104,6 +116,10 @@ def register(subparsers) -> None:
     create.add_argument("--home", required=True)
     create.add_argument("--role", required=True, choices=ROLES)
     create.set_defaults(handler=cmd_token_create)
+    revoke = token_sub.add_parser("revoke", help="revoke an API token by its id (printed at creation)")
+    revoke.add_argument("--home", required=True)
+    revoke.add_argument("--id", required=True, type=int)
+    revoke.set_defaults(handler=cmd_token_revoke)
 
     audit = subparsers.add_parser("audit", help="the hash-chained audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, parser_class=subparsers._parser_class)

@@ -109,6 +109,8 @@ def parse_serial(serial: int | str) -> int:
     if isinstance(serial, int):
         return serial
     text = str(serial).strip().lower().replace(":", "")
+    if text.startswith(("-", "+")):
+        raise BridgeError("invalid_serial", f"serial {serial!r} is not hexadecimal", 400)
     try:
         return int(text, 16)
     except ValueError:
@@ -653,16 +655,30 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token_without_key(home: Path | str, role: str, actor: str = "bridgeca") -> str:
-    """Tokens need the database, not the bridge key."""
+def create_token_without_key(home: Path | str, role: str, actor: str = "bridgeca", *, with_id: bool = False):
+    """Tokens need the database, not the bridge key. ``with_id``: return
+    (token, token id), the id being what ``revoke_token_without_key`` takes."""
     if role not in ROLES:
         raise BridgeError("invalid_role", f"role {role!r} is not one of {', '.join(ROLES)}", 400)
     store = BridgeCA.open_store_only(home)
     try:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with _translated():
-            store.add_token(actor=actor, role=role, token_hash=hash_token(token))
-        return token
+            token_id = store.add_token(actor=actor, role=role, token_hash=hash_token(token))
+        return (token, token_id) if with_id else token
+    finally:
+        store.close()
+
+
+def revoke_token_without_key(home: Path | str, token_id: int, actor: str = "bridgeca") -> None:
+    """Revoke an API token by id: it is refused (401) from then on."""
+    store = BridgeCA.open_store_only(home)
+    try:
+        with _translated():
+            try:
+                store.revoke_token(actor=actor, token_id=token_id)
+            except NotFound as exc:
+                raise BridgeError("not_found", str(exc), 404) from None
     finally:
         store.close()
 

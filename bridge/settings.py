@@ -50,6 +50,9 @@ class BridgeSettings(BaseSettings):
     key_passphrase: SecretStr | None = Field(default=None, exclude=True)
     pkcs11_pin: SecretStr | None = Field(default=None, exclude=True)
 
+    # HTTP request bodies over this many bytes are refused (413) before being read whole.
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+
     bridge_validity_days: int = 3650
     cross_certificate_validity_days: int = 1095
     crl_next_update_hours: float = 24.0

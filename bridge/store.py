@@ -628,6 +628,17 @@ class Store:
             self._audit(session, actor, "token.create", {"token_id": row.id, "role": role, "hash_prefix": token_hash[:8]})
             return int(row.id)
 
+    def revoke_token(self, *, actor: str, token_id: int) -> None:
+        with self._transaction() as session:
+            row = session.get(ApiToken, token_id)
+            if row is None:
+                raise NotFound(f"no API token {token_id}")
+            if row.revoked_at is not None:
+                raise Conflict("already_revoked", f"API token {token_id} is already revoked")
+            row.revoked_at = utcnow()
+            session.add(row)
+            self._audit(session, actor, "token.revoke", {"token_id": token_id, "role": row.role})
+
     def find_token(self, token_hash: str) -> ApiToken | None:
         with self._read() as session:
             row = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))).first()

@@ -37,17 +37,17 @@ class BridgeRevocationProvider:
     """RevocationInfoProvider: the bridge's own records first, then the
     fetching source for everything else."""
 
-    def __init__(self, bridge_spki: bytes, bridge_crl: Crl, published_reverse: frozenset[bytes], source: RevocationSource | None):
-        self._bridge_spki = bridge_spki
-        self._bridge_crl = bridge_crl
+    def __init__(self, bridge_spkis: frozenset[bytes], bridge_crls: tuple[Crl, ...], published_reverse: frozenset[bytes], source: RevocationSource | None):
+        self._bridge_spkis = bridge_spkis
+        self._bridge_crls = bridge_crls
         self._published_reverse = published_reverse
         self._source = source
 
     def revocation_info(self, certificate: Certificate, issuer: Certificate, at: dt.datetime) -> RevocationInfo:
         if certificate.sha256 in self._published_reverse:
             return RevocationInfo(decided=RevocationStatus("good", source="bridge records: reverse certificate of an active member"))
-        if issuer.spki == self._bridge_spki:
-            return RevocationInfo(crls=(self._bridge_crl,))
+        if issuer.spki in self._bridge_spkis:
+            return RevocationInfo(crls=self._bridge_crls)
         if self._source is not None:
             return self._source.revocation_info(certificate, issuer, at)
         named = bool(certificate.crl_distribution_points or certificate.ocsp_urls)
@@ -109,13 +109,16 @@ class VerificationService:
         # "no path".
         issued_by = [c.der for c in self._ca.store.cross_certificates(statuses=("issued", "revoked")) if c.der]
         issued_to = [c.public_bytes(Encoding.DER) for c in self._ca.issued_to_bridge()]
-        crl_der = self._ca.current_crl()
-        verifier = Verifier(anchors=[anchor], untrusted=issued_by + issued_to, crls=[crl_der])
-        bridge = load_certificate(self._ca.certificate_der())
+        # A dual-key bridge signs its CRL with each key; certificates issued by
+        # either key then have a CRL from their own issuer key.
+        crl_ders = self._ca.current_crls()
+        links = [c.public_bytes(Encoding.DER) for c in self._ca.link_certificates()]
+        verifier = Verifier(anchors=[anchor], untrusted=issued_by + issued_to + links, crls=crl_ders)
         import hashlib
 
+        bridge_keys = frozenset(load_certificate(c.public_bytes(Encoding.DER)).spki for c in self._ca.bridge_certificates())
         provider = BridgeRevocationProvider(
-            bridge.spki, parse_crl(crl_der), frozenset(hashlib.sha256(d).digest() for d in issued_to), self._source
+            bridge_keys, tuple(parse_crl(d) for d in crl_ders), frozenset(hashlib.sha256(d).digest() for d in issued_to), self._source
         )
         ctx = _Context(verifier, provider, now, epoch)
         with self._lock:
