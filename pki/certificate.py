@@ -12,12 +12,14 @@ the algorithm registry.
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from asn1crypto import cms as asn1_cms
 from asn1crypto import x509 as asn1_x509
@@ -61,8 +63,7 @@ HANDLED_EXTENSIONS = frozenset(
 _PLACEHOLDER_SPKI = bytes.fromhex("302a300506032b6570032100") + bytes(32)
 
 
-@dataclass(frozen=True)
-class KeyUsage:
+class KeyUsage(NamedTuple):
     digital_signature: bool = False
     content_commitment: bool = False
     key_encipherment: bool = False
@@ -135,6 +136,17 @@ class Certificate:
     _names: NameCache | None = field(default=None, repr=False, compare=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
+    @classmethod
+    def _build(cls, **fields) -> "Certificate":
+        """Construct without the frozen dataclass's per-field setattr (the
+        largest single cost of parsing a leaf); the instance stays frozen."""
+        obj = object.__new__(cls)
+        state = obj.__dict__
+        state.update(_CERTIFICATE_DEFAULTS)
+        state.update(fields)
+        state["_cache"] = {}
+        return obj
+
     def _derived(self, what: str, make):
         cache = self._cache
         value = cache.get(what, cache)
@@ -145,7 +157,16 @@ class Certificate:
 
     @property
     def subject(self) -> x509.Name:
-        return self._derived("subject", lambda: self._x509.subject)
+        return self._derived("subject", self._decode_subject)
+
+    def _decode_subject(self) -> x509.Name:
+        try:
+            return self._x509.subject
+        except ValueError:
+            # The structure was checked at parse time; a value cryptography
+            # still refuses (say, an invalid PrintableString character) is
+            # shown as an empty name rather than breaking a report.
+            return x509.Name([])
 
     @property
     def issuer(self) -> x509.Name:
@@ -198,6 +219,11 @@ class Certificate:
         return f"<Certificate subject={self.subject_text!r} serial={self.serial:x}>"
 
 
+_CERTIFICATE_DEFAULTS = {
+    name: f.default for name, f in Certificate.__dataclass_fields__.items() if f.default is not dataclasses.MISSING
+}
+
+
 def parse_certificate(der: bytes, names: NameCache | None = None) -> Certificate:
     """Parse one DER certificate; InputError when it is not one."""
     der = bytes(der)
@@ -210,8 +236,14 @@ def parse_certificate(der: bytes, names: NameCache | None = None) -> Certificate
     subject_der = tbs[fields[first + 4][1] : fields[first + 4][3]]
     spki_start, spki_end = fields[first + 5][1], fields[first + 5][3]
     spki = tbs[spki_start:spki_end]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    serial_field = fields[first]
+    serial_first = tbs[serial_field[2]] if serial_field[2] < serial_field[3] else 0
+    # cryptography warns (deprecation) about serials that are not positive;
+    # silencing warnings costs more than the parse, so only for those.
+    quiet = warnings.catch_warnings() if serial_first == 0 or serial_first >= 0x80 else contextlib.nullcontext()
+    with quiet:
+        if quiet.__class__ is warnings.catch_warnings:
+            warnings.simplefilter("ignore")
         try:
             cert = x509.load_der_x509_certificate(der)
         except x509.InvalidVersion as exc:
@@ -252,14 +284,17 @@ def _from_cryptography(cert: x509.Certificate, der, tbs, sig_alg, signature, spk
         extensions = []
         defect = f"malformed extensions: {exc}"
     for ext in extensions:
-        oid = ext.oid.dotted_string
         value = ext.value
-        try:
-            _extract_extension(oid, value, fields)
-        except Exception as exc:
-            defect = f"malformed {oid} extension: {exc}"
-        if ext.critical and oid not in HANDLED_EXTENSIONS:
-            unhandled.append(oid)
+        extractor = _EXTRACTORS.get(type(value))
+        if extractor is not None:
+            try:
+                extractor(value, fields)
+            except Exception as exc:
+                defect = f"malformed {ext.oid.dotted_string} extension: {exc}"
+        if ext.critical:
+            oid = ext.oid.dotted_string
+            if oid not in HANDLED_EXTENSIONS:
+                unhandled.append(oid)
     version = 1 if cert.version == x509.Version.v1 else 3
     try:
         serial = cert.serial_number
@@ -269,7 +304,7 @@ def _from_cryptography(cert: x509.Certificate, der, tbs, sig_alg, signature, spk
         not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
     except ValueError as exc:
         raise InputError(f"not a parseable X.509 certificate: {exc}") from None
-    result = Certificate(
+    result = Certificate._build(
         der=der,
         sha256=hashlib.sha256(der).digest(),
         tbs=tbs,
@@ -293,7 +328,7 @@ def _from_cryptography(cert: x509.Certificate, der, tbs, sig_alg, signature, spk
         # lazily. A name whose key is cached was decoded before.
         result.issuer_key  # noqa: B018
         if names is None or not names.knows(subject_der):
-            result.subject  # noqa: B018
+            derlib.check_name(subject_der)
     except ValueError as exc:
         raise InputError(f"not a parseable X.509 certificate: {exc}") from None
     return result
@@ -419,6 +454,11 @@ def load_certificates(data: bytes | str, what: str = "input", names: NameCache |
     if isinstance(data, str):
         data = data.encode()
     data = bytes(data)
+    if data[:1] == b"\x30" and not _looks_like_pkcs7(data):
+        try:  # DER: the hot path
+            return [parse_certificate(data, names)]
+        except InputError as exc:
+            raise InputError(f"{what}: {exc}") from None
     if not data.strip():
         raise InputError(f"{what}: empty")
     ders: list[bytes] = []

@@ -132,3 +132,22 @@ def spki_parts(spki: bytes) -> tuple[str, bytes | None, bytes]:
     oid, params = algorithm_identifier(spki[parts[0][1] : parts[0][3]])
     bits = spki[parts[1][2] : parts[1][3]]
     return oid, params, bits[1:]
+
+
+_STRING_TAGS = frozenset({0x0C, 0x12, 0x13, 0x14, 0x16, 0x1A, 0x1C, 0x1E, 0x03, 0x04, 0x02})
+
+
+def check_name(name_der: bytes) -> None:
+    """Check that a Name is well-formed DER (RDNSequence of SETs of
+    AttributeTypeAndValue with a string value): cheaper than decoding it, and
+    enough to know that decoding it later cannot fail on structure."""
+    tag, start, end = read_tlv(name_der, 0)
+    if tag != 0x30 or end != len(name_der):
+        raise InputError("malformed Name")
+    for rdn_tag, _, rdn_start, rdn_end in children(name_der, start, end):
+        if rdn_tag != 0x31 or rdn_start == rdn_end:
+            raise InputError("malformed RelativeDistinguishedName")
+        for atv_tag, _, atv_start, atv_end in children(name_der, rdn_start, rdn_end):
+            parts = children(name_der, atv_start, atv_end) if atv_tag == 0x30 else None
+            if not parts or len(parts) != 2 or parts[0][0] != 0x06 or parts[1][0] not in _STRING_TAGS:
+                raise InputError("malformed AttributeTypeAndValue")

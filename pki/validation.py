@@ -127,14 +127,17 @@ class PrefixCache:
             if entry is None:
                 return None
             self._entries.move_to_end(key)
-        not_before, not_after, state, statuses = entry
+        not_before, not_after, state, statuses, leaf_outcomes = entry
         if not (not_before <= at <= not_after):
             return None
-        return state, statuses
+        return state, statuses, leaf_outcomes
 
     def put(self, key: tuple, not_before: dt.datetime, not_after: dt.datetime, state: "_State", statuses: tuple) -> None:
+        # leaf_outcomes: the policy outcome for an end-entity certificate, by
+        # (its policies, its requireExplicitPolicy): a pure function of this
+        # state, so leaves with the same policies share it.
         with self._lock:
-            self._entries[key] = (not_before, not_after, state, statuses)
+            self._entries[key] = (not_before, not_after, state, statuses, {})
             if len(self._entries) > self._size:
                 self._entries.popitem(last=False)
 
@@ -194,12 +197,27 @@ def _validate_path(path, params, signatures, budget, revocation, prefix_cache, r
         )
         hit = prefix_cache.get(key, params.at)
         if hit is not None:
-            cached_state, cached_statuses = hit
-            state = _copy_state(cached_state)
+            cached_state, cached_statuses, leaf_outcomes = hit
             statuses[1:] = cached_statuses
-            _basic_certificate_processing(path[0], path[1], n, n, 0, path, params, state, signatures, budget, revocation, statuses)
-            policies = _wrap_up(path[0], n, params, state)
-            return ValidatedPath(path=path, policies=policies, revocation=tuple(statuses))
+            leaf = path[0]
+            # (a)-(c) read the state only: no copy needed.
+            _check_certificate(leaf, path[1], n, n, 0, path, params, cached_state, signatures, budget, revocation, statuses)
+            if leaf.unhandled_critical:  # 6.1.5 (f), leaf-specific: never memoized
+                raise _fail(E.UNKNOWN_CRITICAL_EXTENSION, f"unrecognised critical extension {', '.join(leaf.unhandled_critical)}", 0, leaf)
+            outcome_key = (leaf.policies, leaf.require_explicit_policy)
+            outcome = leaf_outcomes.get(outcome_key)
+            if outcome is None:
+                state = _copy_state(cached_state)
+                try:
+                    _process_policies(leaf, n, n, 0, state, budget)
+                    outcome = _wrap_up(leaf, n, params, state)
+                except ValidationError as err:
+                    outcome = (err.code, err.message)
+                if len(leaf_outcomes) < 64:
+                    leaf_outcomes[outcome_key] = outcome
+            if isinstance(outcome, tuple):
+                raise _fail(outcome[0], outcome[1], 0, leaf)
+            return ValidatedPath(path=path, policies=outcome, revocation=tuple(statuses))
     # 6.1.2 initialisation
     state = _State(
         valid_policy_tree=PolicyGraph(),
@@ -233,6 +251,12 @@ def _validate_path(path, params, signatures, budget, revocation, prefix_cache, r
 
 
 def _basic_certificate_processing(cert, issuer, i, n, index, path, params, state, signatures, budget, revocation, statuses):
+    """6.1.3"""
+    _check_certificate(cert, issuer, i, n, index, path, params, state, signatures, budget, revocation, statuses)
+    _process_policies(cert, i, n, index, state, budget)
+
+
+def _check_certificate(cert, issuer, i, n, index, path, params, state, signatures, budget, revocation, statuses):
     """6.1.3"""
     if cert.defect:
         raise _fail(E.MALFORMED_CERTIFICATE, cert.defect, index, cert)
@@ -286,6 +310,11 @@ def _basic_certificate_processing(cert, issuer, i, n, index, path, params, state
         problem = state.permitted_excluded.check(cert.subject, list(cert.subject_alt_names) if cert.subject_alt_names is not None else None, budget)
         if problem:
             raise _fail(E.NAME_CONSTRAINTS, problem, index, cert)
+
+
+
+def _process_policies(cert, i, n, index, state, budget):
+    """6.1.3 (d)-(f)"""
     # (d), (e) certificate policies
     tree = state.valid_policy_tree
     any_applies = state.inhibit_any_policy > 0 or (i < n and cert.is_self_issued)

@@ -144,6 +144,7 @@ class Verifier:
         self._prefixes = PrefixCache()
         self._results = ResultCache()
         self._shortcuts: dict[bytes, tuple[tuple[Certificate, ...], ...]] = {}
+        self._chains_by_issuer: dict[tuple, tuple[tuple[Certificate, ...], ...]] = {}
         self._shortcut_lock = threading.Lock()
 
     # Continuations from a CA to an anchor that validated: a few per CA, a
@@ -163,6 +164,33 @@ class Verifier:
             if len(self._shortcuts) >= self.MAX_SHORTCUT_CAS and continuation[0].sha256 not in self._shortcuts:
                 self._shortcuts.clear()
             self._shortcuts[continuation[0].sha256] = (known + (continuation,))[-self.MAX_SHORTCUTS_PER_CA:]
+            by_name = self._chains_by_issuer.get(continuation[0].subject_key, ())
+            if len(self._chains_by_issuer) >= self.MAX_SHORTCUT_CAS:
+                self._chains_by_issuer.clear()
+            self._chains_by_issuer[continuation[0].subject_key] = (by_name + (continuation,))[-self.MAX_SHORTCUTS_PER_CA:]
+
+    def _via_known_chain(self, target, params, rev, revocation_label, revocation_key) -> "VerificationResult | None":
+        """The common case, cheaply: a leaf issued by a CA whose chain to an
+        anchor validated before. Tries those chains only (no search); None
+        sends the caller to the full search, which also explains failures."""
+        chains = self._chains_by_issuer.get(target.issuer_key)
+        if not chains:
+            return None
+        budget = Budget(self.limits)
+        aki = target.authority_key_id
+        for chain in chains:
+            ca = chain[0]
+            if aki is not None and ca.subject_key_id is not None and aki != ca.subject_key_id:
+                continue
+            if any(c.spki == target.spki for c in chain):
+                continue  # the target reappears in the chain: leave it to the search's loop rules
+            try:
+                validated = validate_path((target,) + chain, params, self.signatures, budget, rev,
+                                          prefix_cache=self._prefixes, revocation_key=revocation_key)
+            except (ValidationError, BudgetExceeded):
+                return None
+            return self._success(validated, revocation_label)
+        return None
 
     def verify(
         self,
@@ -225,7 +253,11 @@ class Verifier:
             )
         revocation_label = "not_checked" if rev.checker is None and not rev.required else "checked"
         revocation_key = (revocation, id(revocation_provider) if revocation_provider is not None else None)
-        result = self._search(target, pool, params, rev, revocation_label, revocation_key)
+        result = None
+        if pool is self.pool:
+            result = self._via_known_chain(target, params, rev, revocation_label, revocation_key)
+        if result is None:
+            result = self._search(target, pool, params, rev, revocation_label, revocation_key)
         if result_key is not None and result.valid:
             not_before = max(c.not_before for c in result.path[:-1])
             not_after = min(c.not_after for c in result.path[:-1])
