@@ -168,15 +168,16 @@ class Server:
             tree += frontier
         return tree
 
-    def cpu_seconds(self) -> float:
-        total = 0
+    def cpu_seconds(self) -> dict[int, float]:
+        """CPU seconds (user + system) of each of the server's processes."""
+        out = {}
         for pid in self.processes():
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / CLOCK_TICKS
+            out[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+        return out
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -189,6 +190,13 @@ class Server:
             except ProcessLookupError:
                 pass
         self._log.close()
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> tuple[float, list[float]]:
+    """Total server CPU seconds between two readings, and the busiest
+    processes' shares (the workers: connections are not spread evenly)."""
+    spent = sorted((after[pid] - before.get(pid, 0.0) for pid in after), reverse=True)
+    return sum(spent), spent
 
 
 def private_schema(base_url: str) -> tuple[str, str]:
@@ -280,6 +288,7 @@ class Measurement:
     client_cpu: float
     server_cpu: float
     note: str = ""
+    server_split: list[float] = field(default_factory=list)
 
     @property
     def rps(self) -> float:
@@ -300,14 +309,18 @@ VALID = b'"valid":true'
 
 
 async def _python_load(port: int, requests: list[bytes], connections: int, duration: float, max_count: int,
-                       check_valid: bool):
+                       check_valid: bool, stagger: float = 0.0):
     latencies: list[float] = []
     errors = 0
     sent = 0
     deadline = time.perf_counter() + duration
 
-    async def connection() -> None:
+    async def connection(k: int) -> None:
         nonlocal errors, sent
+        # Opened one after another: the workers share one listening socket and
+        # asyncio accepts every pending connection at once, so a burst of
+        # connections tends to land on a single worker.
+        await asyncio.sleep(k * stagger)
         reader, writer = await asyncio.open_connection(HOST, port)
         try:
             while sent < max_count and time.perf_counter() < deadline:
@@ -327,21 +340,23 @@ async def _python_load(port: int, requests: list[bytes], connections: int, durat
             writer.close()
 
     start = time.perf_counter()
-    await asyncio.gather(*(connection() for _ in range(connections)))
+    await asyncio.gather(*(connection(k) for k in range(connections)))
     return latencies, errors, time.perf_counter() - start
 
 
 def run_python(server: Server, name: str, requests: list[bytes], connections: int, duration: float, max_count: int,
-               check_valid: bool, note: str = "") -> Measurement:
+               check_valid: bool, stagger: float = 0.0, note: str = "") -> Measurement:
     cpu0, srv0 = resource.getrusage(resource.RUSAGE_SELF), server.cpu_seconds()
-    latencies, errors, seconds = asyncio.run(_python_load(server.port, requests, connections, duration, max_count, check_valid))
+    latencies, errors, seconds = asyncio.run(_python_load(server.port, requests, connections, duration, max_count, check_valid,
+                                                          stagger))
     cpu1, srv1 = resource.getrusage(resource.RUSAGE_SELF), server.cpu_seconds()
     latencies.sort()
     q = statistics.quantiles(latencies, n=100, method="inclusive")
     client = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     if len(latencies) >= max_count:
         note = (note + "; " if note else "") + f"stopped at the count bound ({max_count})"
-    return Measurement(name, "python", len(latencies), seconds, errors, q[49] * 1e3, q[98] * 1e3, client, srv1 - srv0, note)
+    server_total, split = cpu_spent(srv0, srv1)
+    return Measurement(name, "python", len(latencies), seconds, errors, q[49] * 1e3, q[98] * 1e3, client, server_total, note, split)
 
 
 WRK_SCRIPT = r"""
@@ -408,7 +423,8 @@ def run_wrk(server: Server, name: str, path: str, connections: int, duration: fl
     note = ""
     if bodies is not None and len(bodies) > 1 and int(total.group(1)) > len(bodies):
         note = f"went round the {len(bodies)} leaves ({int(total.group(1)) / len(bodies):.1f} times)"
-    return Measurement(name, "wrk", int(total.group(1)), seconds, errors, p50, p99, client, srv1 - srv0, note)
+    server_total, split = cpu_spent(srv0, srv1)
+    return Measurement(name, "wrk", int(total.group(1)), seconds, errors, p50, p99, client, server_total, note, split)
 
 
 # --- the run ------------------------------------------------------------------
@@ -431,7 +447,8 @@ def measure(server: Server, fed: Federation, client: str, args, workdir: Path, s
                 else:
                     requests = health if kind == "health" else same
                 bound = len(fresh) if fresh is not None else args.max_requests
-                m = run_python(server, kind, requests, args.connections, args.duration, bound, check_valid=kind != "health")
+                m = run_python(server, kind, requests, args.connections, args.duration, bound, check_valid=kind != "health",
+                               stagger=args.stagger_ms / 1e3)
             elif kind == "health":
                 m = run_wrk(server, kind, "/v1/health", args.connections, args.duration, workdir)
             else:
@@ -440,7 +457,9 @@ def measure(server: Server, fed: Federation, client: str, args, workdir: Path, s
             out.append(m)
             print(f"  {m.client:<6} {m.name:<24} {m.rps:>8.0f} req/s  p50 {m.p50_ms:6.2f} ms  p99 {m.p99_ms:6.2f} ms  "
                   f"{m.requests} requests, {m.errors} errors; CPU: client {m.client_cpu / m.seconds / CORES:.0%}, "
-                  f"server {m.server_cpu / m.seconds / CORES:.0%} of {CORES} cores{'; ' + m.note if m.note else ''}",
+                  f"server {m.server_cpu / m.seconds / CORES:.0%} of {CORES} cores "
+                  f"(busiest processes: {', '.join(f'{x / m.seconds:.0%}' for x in m.server_split[:3])} of a core)"
+                  f"{'; ' + m.note if m.note else ''}",
                   flush=True)
     return out
 
@@ -469,6 +488,8 @@ def main() -> None:
     p.add_argument("--client", choices=("wrk", "python", "both"), default="wrk" if shutil.which("wrk") else "python")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--stagger-ms", type=float, default=25.0,
+                   help="python client: open connection k after k times this (spreads them over the workers)")
     p.add_argument("--repeats", type=int, default=2, help="each measurement this many times, order alternating")
     p.add_argument("--leaves", type=int, default=10_000,
                    help="distinct leaves per rotating measurement (each gets its own; python stops when they run out)")
@@ -483,6 +504,9 @@ def main() -> None:
     if "wrk" in clients and not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk), or use --client python")
 
+    # SIGTERM (a timeout, a kill) ends the run through the finally below,
+    # which stops the server.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix="bridgeca-load-"))
     home = workdir / "home"
     env = dict(os.environ, BRIDGECA_KEY_PASSPHRASE=secrets.token_urlsafe(16))
