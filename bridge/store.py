@@ -205,7 +205,10 @@ def _engine_for(url: str) -> sa.Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the lock up front so concurrent writers queue
+            # instead of deadlocking; readers must not, or every verification
+            # request would queue behind every other.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("bridgeca_read") else "BEGIN IMMEDIATE")
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
@@ -222,6 +225,8 @@ class Store:
 
     def __init__(self, engine: sa.Engine, url: str):
         self.engine = engine
+        # Same pool; on SQLite, read transactions begin deferred (see _engine_for).
+        self._read_engine = engine.execution_options(bridgeca_read=True)
         self.url = url
         self._lock = threading.Lock()
 
@@ -295,7 +300,7 @@ class Store:
     @contextlib.contextmanager
     def _read(self) -> Iterator[Session]:
         try:
-            with Session(self.engine, expire_on_commit=False) as session:
+            with Session(self._read_engine, expire_on_commit=False) as session:
                 yield session
         except DBAPIError as exc:
             raise StoreError(f"database read failed: {_describe(exc)}") from exc
