@@ -40,6 +40,7 @@ from .schemas import (
     VerifyChainRequest,
     VerifySignatureRequest,
 )
+from .security import PrincipalCache
 from .security import Admin, AnyUser, IssuerOrAdmin, PlatformOrAdmin
 
 PKIX_CERT = "application/pkix-cert"
@@ -164,6 +165,7 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
     )
     app.state.ca = ca
     app.state.verification = VerificationService(ca)
+    app.state.principals = PrincipalCache()
     app.state.max_body_bytes = limit
     problems.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=limit)

@@ -643,6 +643,8 @@ class Store:
             row.revoked_at = utcnow()
             session.add(row)
             self._audit(session, actor, "token.revoke", {"token_id": token_id, "role": row.role})
+            # Processes cache known tokens per epoch: this makes them forget.
+            self._bump_epoch(session)
 
     def find_token(self, token_hash: str) -> ApiToken | None:
         with self._read() as session:

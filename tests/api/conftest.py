@@ -105,15 +105,16 @@ class Federation:
         return Signer(cert, key, m)
 
     def revoke_token(self, role: str) -> None:
-        """Mark a token revoked in the bridge's database (the bridge has no call for it yet)."""
-        import sqlalchemy as sa
+        """Revoke a token as `bridgeca token revoke` does (through the store, as
+        another process would), then wait out the epoch poll interval within
+        which every process must have noticed."""
+        import time
 
-        from bridge.service import hash_token
+        from bridge.verification import EPOCH_POLL_SECONDS
 
-        with self.ca.store.engine.begin() as conn:
-            done = conn.execute(sa.text("UPDATE api_token SET revoked_at = :now WHERE token_hash = :h"),
-                                {"now": dt.datetime.now(dt.timezone.utc), "h": hash_token(self.tokens[role])})
-            assert done.rowcount == 1
+        token_id, _ = self.ca.principal(self.tokens[role])
+        self.ca.store.revoke_token(actor="test", token_id=token_id)
+        time.sleep(2 * EPOCH_POLL_SECONDS)
 
 
 def make_federation(home: Path, database_url: str | None = None, codes=("HK", "GD"), *, max_body_bytes: int | None = None) -> Federation:
