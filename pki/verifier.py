@@ -58,11 +58,19 @@ class VerificationResult:
         }
 
 
+def _input_digest(item) -> bytes:
+    if isinstance(item, Certificate):
+        return item.sha256
+    return hashlib.sha256(item.encode() if isinstance(item, str) else bytes(item)).digest()
+
+
 class ResultCache:
     """Valid results by (input bytes, inputs), each usable while the
     validation time stays inside the window where it holds. Bounded LRU."""
 
-    def __init__(self, size: int = 65536) -> None:
+    # Each entry keeps its path's parsed certificates (a few KiB): 8192
+    # entries bound the cache near 50 MiB per Verifier.
+    def __init__(self, size: int = 8192) -> None:
         self._entries: OrderedDict[tuple, tuple] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
@@ -145,6 +153,7 @@ class Verifier:
         self._results = ResultCache()
         self._shortcuts: dict[bytes, tuple[tuple[Certificate, ...], ...]] = {}
         self._chains_by_issuer: dict[tuple, tuple[tuple[Certificate, ...], ...]] = {}
+        self._parsed_inputs: dict[bytes, list[Certificate]] = {}
         self._shortcut_lock = threading.Lock()
 
     # Continuations from a CA to an anchor that validated: a few per CA, a
@@ -169,7 +178,21 @@ class Verifier:
                 self._chains_by_issuer.clear()
             self._chains_by_issuer[continuation[0].subject_key] = (by_name + (continuation,))[-self.MAX_SHORTCUTS_PER_CA:]
 
-    def _via_known_chain(self, target, params, rev, revocation_label, revocation_key) -> "VerificationResult | None":
+    def _load_intermediates(self, items: tuple, digests: tuple) -> list[Certificate]:
+        """Per-call intermediates, parsed once per Verifier: platforms send the
+        same issuing CA with every request."""
+        out: list[Certificate] = []
+        for i, (item, digest) in enumerate(zip(items, digests)):
+            known = self._parsed_inputs.get(digest)
+            if known is None:
+                known = load_many([item], f"intermediate {i + 1}", self._names)
+                if len(self._parsed_inputs) >= 4096:
+                    self._parsed_inputs.clear()
+                self._parsed_inputs[digest] = known
+            out.extend(known)
+        return out
+
+    def _via_known_chain(self, target, pool, params, rev, revocation_label, revocation_key) -> "VerificationResult | None":
         """The common case, cheaply: a leaf issued by a CA whose chain to an
         anchor validated before. Tries those chains only (no search); None
         sends the caller to the full search, which also explains failures."""
@@ -184,6 +207,8 @@ class Verifier:
                 continue
             if any(c.spki == target.spki for c in chain):
                 continue  # the target reappears in the chain: leave it to the search's loop rules
+            if not all(pool.contains(c) for c in chain[:-1]) or not self.anchors.is_anchor(chain[-1]):
+                continue  # learnt with intermediates this call did not bring
             try:
                 validated = validate_path((target,) + chain, params, self.signatures, budget, rev,
                                           prefix_cache=self._prefixes, revocation_key=revocation_key)
@@ -213,14 +238,13 @@ class Verifier:
         user_policies = frozenset(_check_oid(p) for p in policies) if policies else frozenset({ANY_POLICY})
         when = parse_time(at)
         intermediates = tuple(intermediates)
-        result_key = None
-        if not intermediates:
-            leaf_id = leaf.sha256 if isinstance(leaf, Certificate) else hashlib.sha256(leaf.encode() if isinstance(leaf, str) else bytes(leaf)).digest()
-            result_key = (leaf_id, user_policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy,
-                          revocation, id(revocation_provider) if revocation_provider is not None else None)
-            cached = self._results.get(result_key, when)
-            if cached is not None:
-                return cached
+        leaf_id = _input_digest(leaf)
+        extra_ids = tuple(_input_digest(i) for i in intermediates)
+        result_key = (leaf_id, extra_ids, user_policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy,
+                      revocation, id(revocation_provider) if revocation_provider is not None else None)
+        cached = self._results.get(result_key, when)
+        if cached is not None:
+            return cached
         target = load_certificate(leaf, "certificate", self._names)
         params = ValidationParameters(
             at=when,
@@ -229,7 +253,7 @@ class Verifier:
             initial_policy_mapping_inhibit=inhibit_policy_mapping,
             initial_any_policy_inhibit=inhibit_any_policy,
         )
-        pool = self.pool.with_extra(load_many(intermediates, "intermediate", self._names))
+        pool = self.pool.with_extra(self._load_intermediates(intermediates, extra_ids))
         if revocation == "off":
             rev = RevocationPolicy()
         else:
@@ -253,12 +277,10 @@ class Verifier:
             )
         revocation_label = "not_checked" if rev.checker is None and not rev.required else "checked"
         revocation_key = (revocation, id(revocation_provider) if revocation_provider is not None else None)
-        result = None
-        if pool is self.pool:
-            result = self._via_known_chain(target, params, rev, revocation_label, revocation_key)
+        result = self._via_known_chain(target, pool, params, rev, revocation_label, revocation_key)
         if result is None:
             result = self._search(target, pool, params, rev, revocation_label, revocation_key)
-        if result_key is not None and result.valid:
+        if result.valid:
             not_before = max(c.not_before for c in result.path[:-1])
             not_after = min(c.not_after for c in result.path[:-1])
             if revocation_label != "not_checked":
