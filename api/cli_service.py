@@ -26,8 +26,6 @@ def register(sub) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
-    import uvicorn
-
     from bridge.service import BridgeCA, BridgeError
 
     if not (1 <= args.port <= 65535):
@@ -43,8 +41,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ["BRIDGECA_HOME"] = str(args.home)
     if args.max_body_bytes is not None:
         os.environ["BRIDGECA_MAX_BODY_BYTES"] = str(args.max_body_bytes)
-    uvicorn.run("api.asgi:app", host=args.host, port=args.port, workers=args.workers, log_level="info",
-                proxy_headers=False, server_header=False)
+    from .server import serve
+
+    try:
+        serve(args.host, args.port, args.workers)
+    except KeyboardInterrupt:
+        pass
     return 0
 
 
