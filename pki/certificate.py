@@ -208,6 +208,11 @@ class Certificate:
         return (self.subject_key, self.spki)
 
     def summary(self) -> dict:
+        """The result object's path entry (a fresh dict each call; the
+        rendering of the names is done once)."""
+        return dict(self._derived("summary", self._summary))
+
+    def _summary(self) -> dict:
         return {
             "subject": self.subject_text,
             "issuer": self.issuer_text,
