@@ -53,10 +53,14 @@ class SignatureScheme:
     verify: Verify
 
 
+# The padding, hash and algorithm objects are immutable: built once per
+# scheme rather than per signature (they are on the hot path).
 def _rsa_pkcs1(hash_cls) -> Verify:
+    pkcs1, digest = padding.PKCS1v15(), hash_cls()
+
     def verify(key, signature, message, _params):
         try:
-            key.verify(signature, message, padding.PKCS1v15(), hash_cls())
+            key.verify(signature, message, pkcs1, digest)
             return True
         except InvalidSignature:
             return False
@@ -65,9 +69,11 @@ def _rsa_pkcs1(hash_cls) -> Verify:
 
 
 def _ecdsa(hash_cls) -> Verify:
+    algorithm = ec.ECDSA(hash_cls())
+
     def verify(key, signature, message, _params):
         try:
-            key.verify(signature, message, ec.ECDSA(hash_cls()))
+            key.verify(signature, message, algorithm)
             return True
         except InvalidSignature:
             return False
@@ -181,6 +187,9 @@ class AlgorithmRegistry:
         self._key_cache_size = key_cache_size
         self._lock = threading.Lock()
         self._algorithms: dict[bytes, tuple[str, bytes | None]] = {}
+        # (key, parameters, algorithm) already known to fit together: skips the
+        # key cache's lock and the type check on the hot path.
+        self._matched: dict[tuple, object] = {}
 
     def register(self, oid: str, scheme: SignatureScheme) -> None:
         self._schemes[oid] = scheme
@@ -254,9 +263,15 @@ class AlgorithmRegistry:
         scheme = self._schemes.get(oid)
         if scheme is None:
             raise UnsupportedSignatureAlgorithm(f"unsupported signature algorithm {oid}")
-        key = self.public_key(spki, inherited_params)
-        if not isinstance(key, scheme.key_types):
-            return False  # a key of another type cannot have made this signature
+        match_key = (spki, inherited_params, oid)
+        key = self._matched.get(match_key)
+        if key is None:
+            key = self.public_key(spki, inherited_params)
+            if not isinstance(key, scheme.key_types):
+                return False  # a key of another type cannot have made this signature
+            if len(self._matched) >= self._key_cache_size:
+                self._matched.clear()
+            self._matched[match_key] = key
         if not signature:
             return False
         try:

@@ -58,6 +58,10 @@ class VerificationResult:
         }
 
 
+_ANY = frozenset({ANY_POLICY})
+_NO_REVOCATION = RevocationPolicy()
+
+
 def _input_digest(item) -> bytes:
     if isinstance(item, Certificate):
         return item.sha256
@@ -235,7 +239,7 @@ class Verifier:
         CRLs the Verifier was built with, and processed the same way."""
         if revocation not in REVOCATION_MODES:
             raise InputError(f"revocation mode must be one of {', '.join(REVOCATION_MODES)}")
-        user_policies = frozenset(_check_oid(p) for p in policies) if policies else frozenset({ANY_POLICY})
+        user_policies = frozenset(_check_oid(p) for p in policies) if policies else _ANY
         when = parse_time(at)
         intermediates = tuple(intermediates)
         leaf_id = _input_digest(leaf)
@@ -254,8 +258,9 @@ class Verifier:
             initial_any_policy_inhibit=inhibit_any_policy,
         )
         pool = self.pool.with_extra(self._load_intermediates(intermediates, extra_ids))
-        if revocation == "off":
-            rev = RevocationPolicy()
+        if revocation == "off" or (revocation == "auto" and self._crl_checker is None
+                                   and self._ocsp_checker is None and revocation_provider is None):
+            rev = _NO_REVOCATION
         else:
             # CRL signers' own paths are checked with the same sources.
             holder: list = []
