@@ -76,6 +76,7 @@ class ResultCache:
     # entries bound the cache near 50 MiB per Verifier.
     def __init__(self, size: int = 8192) -> None:
         self._entries: OrderedDict[tuple, tuple] = OrderedDict()
+        self._seen: set[int] = set()
         self._size = size
         self._lock = threading.Lock()
 
@@ -92,7 +93,16 @@ class ResultCache:
         return result if not_before <= at <= not_after else None
 
     def put(self, key: tuple, not_before: dt.datetime, not_after: dt.datetime, result: "VerificationResult") -> None:
+        # Admission on second sight: most leaves are verified once, and
+        # keeping each of their results (parsed certificates and all) would
+        # only churn memory; a leaf asked about again is kept from then on.
+        marker = hash(key)
         with self._lock:
+            if marker not in self._seen:
+                if len(self._seen) >= 8 * self._size:
+                    self._seen.clear()
+                self._seen.add(marker)
+                return
             self._entries[key] = (not_before, not_after, result)
             if len(self._entries) > self._size:
                 self._entries.popitem(last=False)
