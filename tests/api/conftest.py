@@ -21,10 +21,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
+from tests.bridge.conftest import postgres_schema as _postgres_schema
 from tests.bridge.members import Member, issue, make_member, name, pem
 
+
+def postgres_schema():
+    return _postgres_schema("bridgeca_api")
+
 PASSPHRASE = "api tests: correct horse battery staple"
-POSTGRES_ENV = "BRIDGECA_TEST_POSTGRES_URL"
 PROBLEM = "application/problem+json"
 ROLES = ("admin", "issuer", "issuer2", "platform")
 
@@ -130,35 +134,6 @@ def make_federation(home: Path, database_url: str | None = None, codes=("HK", "G
     for code in codes:
         fed.join(make_member(code))
     return fed
-
-
-def postgres_url_or_skip() -> str:
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
-    return url
-
-
-@contextlib.contextmanager
-def postgres_schema():
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
-    import sqlalchemy as sa
-
-    base = postgres_url_or_skip()
-    schema = f"bridgeca_api_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(base)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:
-        engine.dispose()
-        pytest.fail(f"{POSTGRES_ENV} is set but the server refused a new schema: {exc}")
-    try:
-        yield sa.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ is set, each test in its own schema so others sharing the server are untouched),
 and a SoftHSM2 token."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -31,13 +32,14 @@ def postgres_url_or_skip() -> str:
     return url
 
 
-@pytest.fixture
-def postgres_schema_url():
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+@contextlib.contextmanager
+def postgres_schema(prefix: str = "bridgeca_test"):
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards
+    (skips without BRIDGECA_TEST_POSTGRES_URL). Shared with tests/api."""
     import sqlalchemy as sa
 
     base = postgres_url_or_skip()
-    schema = f"bridgeca_test_{uuid.uuid4().hex[:12]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     engine = sa.create_engine(base)
     try:
         with engine.begin() as conn:
@@ -45,11 +47,18 @@ def postgres_schema_url():
     except Exception as exc:
         engine.dispose()
         pytest.fail(f"{POSTGRES_ENV} is set but the server refused a new schema: {exc}")
-    url = sa.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    yield url
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    try:
+        yield sa.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture
+def postgres_schema_url():
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
