@@ -73,13 +73,20 @@ class KeyUsage(NamedTuple):
     crl_sign: bool = False
 
 
-class NameCache:
-    """Comparison keys of names already seen, by their DER. A leaf's issuer
-    is nearly always a name seen before, so its key costs a lookup."""
+class ParseCache:
+    """What parsing learnt, by exact DER: the comparison keys of names, and
+    the decoded values of extensions. A leaf's issuer is nearly always a
+    name seen before, and leaves of one CA carry the same extension values
+    (policies, key usage, CRL distribution points, ...) byte for byte, so
+    a new leaf mostly costs lookups. Bounded: cleared when full."""
 
-    def __init__(self, size: int = 65536) -> None:
+    def __init__(self, size: int = 65536, extension_size: int = 4096) -> None:
         self._keys: dict[bytes, NameKey] = {}
         self._size = size
+        # Extension TLV -> (oid, critical, ((field, value), ...)), the same
+        # as cryptography's decoding of it would give.
+        self.extensions: dict[bytes, tuple[str, bool, tuple]] = {}
+        self._extension_size = extension_size
 
     def knows(self, name_der: bytes) -> bool:
         return name_der in self._keys
@@ -92,6 +99,11 @@ class NameCache:
                 self._keys.clear()  # crude but bounded; rebuilt from use
             self._keys[name_der] = found
         return found
+
+    def remember_extension(self, tlv: bytes, decoded: tuple[str, bool, tuple]) -> None:
+        if len(self.extensions) >= self._extension_size:
+            self.extensions.clear()
+        self.extensions[tlv] = decoded
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,7 +145,7 @@ class Certificate:
     unhandled_critical: tuple[str, ...] = ()
     defect: str | None = None  # parses as DER but breaks RFC 5280 (duplicate extension, ...)
     _x509: x509.Certificate | None = field(default=None, repr=False, compare=False)
-    _names: NameCache | None = field(default=None, repr=False, compare=False)
+    _names: ParseCache | None = field(default=None, repr=False, compare=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -229,8 +241,9 @@ _CERTIFICATE_DEFAULTS = {
 }
 
 
-def parse_certificate(der: bytes, names: NameCache | None = None) -> Certificate:
-    """Parse one DER certificate; InputError when it is not one."""
+def parse_certificate(der: bytes, names: ParseCache | None = None, sha256: bytes | None = None) -> Certificate:
+    """Parse one DER certificate; InputError when it is not one. ``sha256``:
+    the digest of ``der`` when the caller has it already."""
     der = bytes(der)
     tbs, sig_alg, signature = derlib.split_signed(der)
     fields = derlib.tbs_certificate_fields(tbs)
@@ -263,7 +276,8 @@ def parse_certificate(der: bytes, names: NameCache | None = None) -> Certificate
                 cert = x509.load_der_x509_certificate(patched)
             except (ValueError, x509.InvalidVersion) as exc:
                 raise InputError(f"not a parseable X.509 certificate: {exc}") from None
-        return _from_cryptography(cert, der, tbs, sig_alg, signature, spki, subject_der, issuer_der, names)
+        extensions_field = fields[-1] if fields[-1][0] == 0xA3 else None
+        return _from_cryptography(cert, der, tbs, sig_alg, signature, spki, subject_der, issuer_der, names, extensions_field, sha256)
 
 
 def _reencode_sequence(tbs_with_new_body: bytes) -> bytes:
@@ -279,27 +293,14 @@ def _outer_header(data: bytes) -> tuple[int, int, int]:
     return data[0], header, len(data)
 
 
-def _from_cryptography(cert: x509.Certificate, der, tbs, sig_alg, signature, spki, subject_der, issuer_der, names) -> Certificate:
-    fields: dict = {}
-    defect = None
-    unhandled: list[str] = []
-    try:
-        extensions = list(cert.extensions)
-    except Exception as exc:  # duplicate or malformed extensions
-        extensions = []
-        defect = f"malformed extensions: {exc}"
-    for ext in extensions:
-        value = ext.value
-        extractor = _EXTRACTORS.get(type(value))
-        if extractor is not None:
-            try:
-                extractor(value, fields)
-            except Exception as exc:
-                defect = f"malformed {ext.oid.dotted_string} extension: {exc}"
-        if ext.critical:
-            oid = ext.oid.dotted_string
-            if oid not in HANDLED_EXTENSIONS:
-                unhandled.append(oid)
+def _from_cryptography(cert: x509.Certificate, der, tbs, sig_alg, signature, spki, subject_der, issuer_der, names,
+                       extensions_field=None, sha256=None) -> Certificate:
+    decoded = None
+    if names is not None and extensions_field is not None:
+        decoded = _extensions_from_cache(tbs, extensions_field, cert, names)
+    if decoded is None:
+        decoded = _decode_extensions(cert)
+    fields, unhandled, defect = decoded
     version = 1 if cert.version == x509.Version.v1 else 3
     try:
         serial = cert.serial_number
@@ -311,7 +312,7 @@ def _from_cryptography(cert: x509.Certificate, der, tbs, sig_alg, signature, spk
         raise InputError(f"not a parseable X.509 certificate: {exc}") from None
     result = Certificate._build(
         der=der,
-        sha256=hashlib.sha256(der).digest(),
+        sha256=sha256 if sha256 is not None else hashlib.sha256(der).digest(),
         tbs=tbs,
         signature_algorithm=sig_alg,
         signature=signature,
@@ -337,6 +338,110 @@ def _from_cryptography(cert: x509.Certificate, der, tbs, sig_alg, signature, spk
     except ValueError as exc:
         raise InputError(f"not a parseable X.509 certificate: {exc}") from None
     return result
+
+
+def _decode_extensions(cert: x509.Certificate) -> tuple[dict, list[str], str | None]:
+    """(fields, unhandled critical OIDs, defect) from cryptography's decoding."""
+    fields: dict = {}
+    defect = None
+    unhandled: list[str] = []
+    try:
+        extensions = list(cert.extensions)
+    except Exception as exc:  # duplicate or malformed extensions
+        extensions = []
+        defect = f"malformed extensions: {exc}"
+    for ext in extensions:
+        value = ext.value
+        extractor = _EXTRACTORS.get(type(value))
+        if extractor is not None:
+            try:
+                extractor(value, fields)
+            except Exception as exc:
+                defect = f"malformed {ext.oid.dotted_string} extension: {exc}"
+        if ext.critical:
+            oid = ext.oid.dotted_string
+            if oid not in HANDLED_EXTENSIONS:
+                unhandled.append(oid)
+    return fields, unhandled, defect
+
+
+# A non-critical subjectKeyIdentifier, the one extension that differs in
+# every leaf: 30 L 06 03 551D0E 04 L' 04 L'' keyIdentifier, short lengths.
+_SKI_HEAD = b"\x06\x03\x55\x1d\x0e\x04"
+SUBJECT_ALT_NAME_OID = ExtensionOID.SUBJECT_ALTERNATIVE_NAME.dotted_string
+
+
+def _extensions_from_cache(tbs: bytes, extensions_field, cert: x509.Certificate, cache: ParseCache):
+    """The same (fields, unhandled, defect) as ``_decode_extensions``, from
+    extension values decoded before (matched by their exact DER). None when
+    the extensions must be decoded in full: a value not seen before, a
+    duplicate, anything unexpected (the full decoding then names the defect).
+    What it decodes in full, it remembers."""
+    _, _, start, end = extensions_field
+    try:
+        tag, seq_start, seq_end = derlib.read_tlv(tbs, start)
+        if tag != 0x30 or seq_end != end:
+            return None
+        tlvs = []
+        pos = seq_start
+        while pos < seq_end:
+            _, _, nxt = derlib.read_tlv(tbs, pos)
+            tlvs.append(tbs[pos:nxt])
+            pos = nxt
+        if pos != seq_end:
+            return None
+    except InputError:
+        return None
+    known = cache.extensions
+    found = []
+    missing = False
+    for tlv in tlvs:
+        hit = known.get(tlv)
+        if hit is None:
+            length = len(tlv)
+            if (length < 0x82 and tlv[1] == length - 2 and tlv[2:8] == _SKI_HEAD and length > 11
+                    and tlv[8] == length - 9 and tlv[10] == length - 11 and tlv[9] == 0x04):
+                hit = (ExtensionOID.SUBJECT_KEY_IDENTIFIER.dotted_string, False, (("subject_key_id", tlv[11:]),))
+            else:
+                missing = True
+                break
+        found.append(hit)
+    if missing:
+        try:
+            extensions = list(cert.extensions)
+        except Exception:
+            return None
+        if len(extensions) != len(tlvs):
+            return None
+        found = []
+        for tlv, ext in zip(tlvs, extensions):
+            fields: dict = {}
+            extractor = _EXTRACTORS.get(type(ext.value))
+            if extractor is not None:
+                try:
+                    extractor(ext.value, fields)
+                except Exception:
+                    return None
+            decoded = (ext.oid.dotted_string, ext.critical, tuple(fields.items()))
+            if decoded[0] not in _PER_CERTIFICATE_EXTENSIONS:
+                cache.remember_extension(tlv, decoded)
+            found.append(decoded)
+    fields = {}
+    unhandled: list[str] = []
+    seen = set()
+    for oid, critical, items in found:
+        if oid in seen:
+            return None  # a duplicate: the full decoding reports it
+        seen.add(oid)
+        for name, value in items:
+            fields[name] = value
+        if critical and oid not in HANDLED_EXTENSIONS:
+            unhandled.append(oid)
+    return fields, unhandled, None
+
+
+# Values that differ in every certificate: not worth remembering.
+_PER_CERTIFICATE_EXTENSIONS = frozenset({SUBJECT_ALT_NAME_OID, ExtensionOID.SUBJECT_KEY_IDENTIFIER.dotted_string})
 
 
 def _basic_constraints(v, f):
@@ -453,15 +558,17 @@ def _looks_like_pkcs7(der: bytes) -> bool:
     return b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02" in der[:24]
 
 
-def load_certificates(data: bytes | str, what: str = "input", names: NameCache | None = None) -> list[Certificate]:
+def load_certificates(data: bytes | str, what: str = "input", names: ParseCache | None = None,
+                      der_sha256: bytes | None = None) -> list[Certificate]:
     """Certificates from PEM (one or several blocks), DER, or a PKCS#7
-    certs-only bundle (DER or PEM)."""
+    certs-only bundle (DER or PEM). ``der_sha256``: the digest of ``data``,
+    if known, used when ``data`` is one DER certificate."""
     if isinstance(data, str):
         data = data.encode()
     data = bytes(data)
     if data[:1] == b"\x30" and not _looks_like_pkcs7(data):
         try:  # DER: the hot path
-            return [parse_certificate(data, names)]
+            return [parse_certificate(data, names, der_sha256)]
         except InputError as exc:
             raise InputError(f"{what}: {exc}") from None
     if not data.strip():
@@ -494,16 +601,17 @@ def load_certificates(data: bytes | str, what: str = "input", names: NameCache |
     return out
 
 
-def load_certificate(data: bytes | str | Certificate, what: str = "certificate", names: NameCache | None = None) -> Certificate:
+def load_certificate(data: bytes | str | Certificate, what: str = "certificate", names: ParseCache | None = None,
+                     der_sha256: bytes | None = None) -> Certificate:
     if isinstance(data, Certificate):
         return data
-    certs = load_certificates(data, what, names)
+    certs = load_certificates(data, what, names, der_sha256)
     if len(certs) != 1:
         raise InputError(f"{what}: expected one certificate, found {len(certs)}")
     return certs[0]
 
 
-def load_many(items: Iterable[bytes | str | Certificate], what: str, names: NameCache | None = None) -> list[Certificate]:
+def load_many(items: Iterable[bytes | str | Certificate], what: str, names: ParseCache | None = None) -> list[Certificate]:
     out: list[Certificate] = []
     for i, item in enumerate(items):
         if isinstance(item, Certificate):

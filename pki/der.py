@@ -37,12 +37,35 @@ def read_tlv(data: bytes, offset: int) -> tuple[int, int, int]:
 
 
 def children(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
-    """The TLVs inside a constructed value: (tag, tlv_start, content_start, end)."""
+    """The TLVs inside a constructed value: (tag, tlv_start, content_start, end).
+
+    ``read_tlv`` inlined: certificates are walked on the hot path, and a call
+    per element is most of the cost of the walk."""
     out = []
+    append = out.append
     pos = start
+    size = len(data)
     while pos < end:
-        tag, content, nxt = read_tlv(data, pos)
-        out.append((tag, pos, content, nxt))
+        if pos + 2 > size:
+            raise InputError("truncated DER")
+        tag = data[pos]
+        first = data[pos + 1]
+        if first < 0x80:
+            content = pos + 2
+            nxt = content + first
+        else:
+            count = first & 0x7F
+            if count == 0 or count > 4:
+                raise InputError("unsupported DER length")
+            content = pos + 2 + count
+            if content > size:
+                raise InputError("truncated DER")
+            nxt = content + int.from_bytes(data[pos + 2 : content], "big")
+        if nxt > size:
+            raise InputError("truncated DER")
+        if tag & 0x1F == 0x1F:
+            raise InputError("high tag numbers are not expected here")
+        append((tag, pos, content, nxt))
         pos = nxt
     if pos != end:
         raise InputError("DER length mismatch")
@@ -148,6 +171,8 @@ def check_name(name_der: bytes) -> None:
         if rdn_tag != 0x31 or rdn_start == rdn_end:
             raise InputError("malformed RelativeDistinguishedName")
         for atv_tag, _, atv_start, atv_end in children(name_der, rdn_start, rdn_end):
-            parts = children(name_der, atv_start, atv_end) if atv_tag == 0x30 else None
-            if not parts or len(parts) != 2 or parts[0][0] != 0x06 or parts[1][0] not in _STRING_TAGS:
+            if atv_tag != 0x30:
+                raise InputError("malformed AttributeTypeAndValue")
+            parts = children(name_der, atv_start, atv_end)
+            if len(parts) != 2 or parts[0][0] != 0x06 or parts[1][0] not in _STRING_TAGS:
                 raise InputError("malformed AttributeTypeAndValue")

@@ -165,6 +165,7 @@ def validate_path(
     revocation: RevocationPolicy = RevocationPolicy(),
     prefix_cache: PrefixCache | None = None,
     revocation_key: object = None,
+    prefix_digests: tuple[bytes, ...] | None = None,
 ) -> ValidatedPath:
     """Validate ``path`` (leaf first, trust anchor last). Raises
     ValidationError naming the failing certificate; BudgetExceeded escapes.
@@ -172,23 +173,24 @@ def validate_path(
     With ``prefix_cache``, the state after the CA certificates is reused
     when the same CA chain was validated before under the same inputs;
     ``revocation_key`` must identify everything revocation answers depend
-    on (mode, sources, epoch)."""
+    on (mode, sources, epoch); ``prefix_digests``, when the caller knows
+    them, the SHA-256 digests of ``path[1:]``."""
     statuses: list[RevocationStatus | None] = [None] * len(path)
     try:
-        return _validate_path(path, params, signatures, budget, revocation, prefix_cache, revocation_key, statuses)
+        return _validate_path(path, params, signatures, budget, revocation, prefix_cache, revocation_key, statuses, prefix_digests)
     except ValidationError as err:
         # Keep what revocation checking found before the failure (a revoked
         # certificate's entry says "revoked", not "not_checked").
         raise dataclasses.replace(err, statuses=tuple(statuses)) from None
 
 
-def _validate_path(path, params, signatures, budget, revocation, prefix_cache, revocation_key, statuses) -> ValidatedPath:
+def _validate_path(path, params, signatures, budget, revocation, prefix_cache, revocation_key, statuses, prefix_digests=None) -> ValidatedPath:
     anchor = path[-1]
     n = len(path) - 1
     key = None
     if prefix_cache is not None and n >= 2:
         key = (
-            tuple(c.sha256 for c in path[1:]),
+            prefix_digests if prefix_digests is not None else tuple(c.sha256 for c in path[1:]),
             params.user_initial_policy_set,
             params.initial_explicit_policy,
             params.initial_policy_mapping_inhibit,

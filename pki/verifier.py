@@ -18,7 +18,7 @@ from . import errors as E
 from .algorithms import AlgorithmRegistry, with_national_algorithms
 from .budget import DEFAULT_LIMITS, Budget, Limits
 from .building import BuildLog, CertificatePool, TrustStore, build_paths
-from .certificate import ANY_POLICY, Certificate, NameCache, load_certificate, load_many
+from .certificate import ANY_POLICY, Certificate, ParseCache, load_certificate, load_many
 from .crl import Crl, load_crls
 from .errors import BudgetExceeded, InputError, ValidationError
 from .algorithms import dsa_parameters
@@ -108,6 +108,19 @@ class ResultCache:
                 self._entries.popitem(last=False)
 
 
+@dataclass(frozen=True)
+class KnownChain:
+    """A CA chain (issuing CA first, anchor last) that validated, with what
+    ``_via_known_chain`` asks of it on every call worked out once."""
+
+    certificates: tuple[Certificate, ...]
+    digests: tuple[bytes, ...]  # the prefix cache's key for these certificates
+    keys: frozenset[bytes]  # their SubjectPublicKeyInfos
+    in_base: bool  # every CA in the Verifier's own pool, the last one an anchor
+    not_before: dt.datetime  # where every CA of the chain is valid
+    not_after: dt.datetime
+
+
 def parse_time(at: dt.datetime | str | None) -> dt.datetime:
     if at is None:
         return dt.datetime.now(dt.timezone.utc)
@@ -141,12 +154,12 @@ class Verifier:
         ocsp_responses: Iterable["bytes | str | OcspResponse"] = (),
         ocsp_clock_skew: dt.timedelta = DEFAULT_CLOCK_SKEW,
     ) -> None:
-        self._names = NameCache()
-        anchor_certs = load_many(anchors, "trust anchor", self._names)
+        self._parse_cache = ParseCache()
+        anchor_certs = load_many(anchors, "trust anchor", self._parse_cache)
         if not anchor_certs:
             raise InputError("at least one trust anchor is required")
         self.anchors = TrustStore(anchor_certs)
-        self.pool = CertificatePool(load_many(untrusted, "untrusted certificate", self._names))
+        self.pool = CertificatePool(load_many(untrusted, "untrusted certificate", self._parse_cache))
         parsed_crls: list[Crl] = []
         for i, item in enumerate(crls):
             parsed_crls.extend([item] if isinstance(item, Crl) else load_crls(item, f"CRL {i + 1}"))
@@ -190,7 +203,15 @@ class Verifier:
             by_name = self._chains_by_issuer.get(continuation[0].subject_key, ())
             if len(self._chains_by_issuer) >= self.MAX_SHORTCUT_CAS:
                 self._chains_by_issuer.clear()
-            self._chains_by_issuer[continuation[0].subject_key] = (by_name + (continuation,))[-self.MAX_SHORTCUTS_PER_CA:]
+            known_chain = KnownChain(
+                certificates=continuation,
+                digests=tuple(c.sha256 for c in continuation),
+                keys=frozenset(c.spki for c in continuation),
+                in_base=all(self.pool.contains(c) for c in continuation[:-1]) and self.anchors.is_anchor(continuation[-1]),
+                not_before=max(c.not_before for c in continuation[:-1]),
+                not_after=min(c.not_after for c in continuation[:-1]),
+            )
+            self._chains_by_issuer[continuation[0].subject_key] = (by_name + (known_chain,))[-self.MAX_SHORTCUTS_PER_CA:]
 
     def _load_intermediates(self, items: tuple, digests: tuple) -> list[Certificate]:
         """Per-call intermediates, parsed once per Verifier: platforms send the
@@ -199,14 +220,14 @@ class Verifier:
         for i, (item, digest) in enumerate(zip(items, digests)):
             known = self._parsed_inputs.get(digest)
             if known is None:
-                known = load_many([item], f"intermediate {i + 1}", self._names)
+                known = load_many([item], f"intermediate {i + 1}", self._parse_cache)
                 if len(self._parsed_inputs) >= 4096:
                     self._parsed_inputs.clear()
                 self._parsed_inputs[digest] = known
             out.extend(known)
         return out
 
-    def _via_known_chain(self, target, pool, params, rev, revocation_label, revocation_key) -> "VerificationResult | None":
+    def _via_known_chain(self, target, pool, params, rev, revocation_label, revocation_key) -> "tuple[VerificationResult, KnownChain] | None":
         """The common case, cheaply: a leaf issued by a CA whose chain to an
         anchor validated before. Tries those chains only (no search); None
         sends the caller to the full search, which also explains failures."""
@@ -215,20 +236,22 @@ class Verifier:
             return None
         budget = Budget(self.limits)
         aki = target.authority_key_id
-        for chain in chains:
-            ca = chain[0]
-            if aki is not None and ca.subject_key_id is not None and aki != ca.subject_key_id:
+        for known in chains:
+            chain = known.certificates
+            ca_ski = chain[0].subject_key_id
+            if aki is not None and ca_ski is not None and aki != ca_ski:
                 continue
-            if any(c.spki == target.spki for c in chain):
+            if target.spki in known.keys:
                 continue  # the target reappears in the chain: leave it to the search's loop rules
-            if not all(pool.contains(c) for c in chain[:-1]) or not self.anchors.is_anchor(chain[-1]):
+            if not known.in_base and (not all(pool.contains(c) for c in chain[:-1]) or not self.anchors.is_anchor(chain[-1])):
                 continue  # learnt with intermediates this call did not bring
             try:
                 validated = validate_path((target,) + chain, params, self.signatures, budget, rev,
-                                          prefix_cache=self._prefixes, revocation_key=revocation_key)
+                                          prefix_cache=self._prefixes, revocation_key=revocation_key,
+                                          prefix_digests=known.digests)
             except (ValidationError, BudgetExceeded):
                 return None
-            return self._success(validated, revocation_label)
+            return self._success(validated, revocation_label), known
         return None
 
     def verify(
@@ -252,14 +275,15 @@ class Verifier:
         user_policies = frozenset(_check_oid(p) for p in policies) if policies else _ANY
         when = parse_time(at)
         intermediates = tuple(intermediates)
-        leaf_id = _input_digest(leaf)
-        extra_ids = tuple(_input_digest(i) for i in intermediates)
+        leaf_is_der = leaf.__class__ is bytes
+        leaf_id = hashlib.sha256(leaf).digest() if leaf_is_der else _input_digest(leaf)
+        extra_ids = tuple(_input_digest(i) for i in intermediates) if intermediates else ()
         result_key = (leaf_id, extra_ids, user_policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy,
                       revocation, id(revocation_provider) if revocation_provider is not None else None)
         cached = self._results.get(result_key, when)
         if cached is not None:
             return cached
-        target = load_certificate(leaf, "certificate", self._names)
+        target = load_certificate(leaf, "certificate", self._parse_cache, leaf_id if leaf_is_der else None)
         params = ValidationParameters(
             at=when,
             user_initial_policy_set=user_policies,
@@ -267,7 +291,7 @@ class Verifier:
             initial_policy_mapping_inhibit=inhibit_policy_mapping,
             initial_any_policy_inhibit=inhibit_any_policy,
         )
-        pool = self.pool.with_extra(self._load_intermediates(intermediates, extra_ids))
+        pool = self.pool.with_extra(self._load_intermediates(intermediates, extra_ids)) if intermediates else self.pool
         if revocation == "off" or (revocation == "auto" and self._crl_checker is None
                                    and self._ocsp_checker is None and revocation_provider is None):
             rev = _NO_REVOCATION
@@ -292,12 +316,18 @@ class Verifier:
             )
         revocation_label = "not_checked" if rev.checker is None and not rev.required else "checked"
         revocation_key = (revocation, id(revocation_provider) if revocation_provider is not None else None)
-        result = self._via_known_chain(target, pool, params, rev, revocation_label, revocation_key)
-        if result is None:
+        fast = self._via_known_chain(target, pool, params, rev, revocation_label, revocation_key)
+        if fast is not None:
+            result, known = fast
+            # The result holds while the leaf and every CA are valid.
+            not_before = max(target.not_before, known.not_before)
+            not_after = min(target.not_after, known.not_after)
+        else:
             result = self._search(target, pool, params, rev, revocation_label, revocation_key)
+            if result.valid:
+                not_before = max(c.not_before for c in result.path[:-1])
+                not_after = min(c.not_after for c in result.path[:-1])
         if result.valid:
-            not_before = max(c.not_before for c in result.path[:-1])
-            not_after = min(c.not_after for c in result.path[:-1])
             if revocation_label != "not_checked":
                 not_before = max(not_before, when - PrefixCache.REVOCATION_WINDOW)
                 not_after = min(not_after, when + PrefixCache.REVOCATION_WINDOW)

@@ -1,0 +1,116 @@
+"""The parse cache (extension values decoded once, by their exact DER) gives
+the very Certificate a plain parse gives, defects included: every field of
+every PKITS and demo certificate is compared, and hand-made defects are
+parsed after the cache learnt their well-formed neighbours."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+import tests.pkibuilder as pb
+from pki import Verifier
+from pki.certificate import Certificate, ParseCache, load_certificates, parse_certificate
+from pki.errors import InputError
+
+REPO = Path(__file__).resolve().parent.parent
+FIELDS = [f.name for f in dataclasses.fields(Certificate) if not f.name.startswith("_")]
+
+
+def _parse(data: bytes, cache: ParseCache | None):
+    try:
+        return parse_certificate(data, cache)
+    except InputError as exc:
+        return f"InputError: {exc}"
+
+
+def assert_same(plain, cached, label: str) -> None:
+    if isinstance(plain, str) or isinstance(cached, str):
+        assert plain == cached, label
+        return
+    for name in FIELDS:
+        assert getattr(plain, name) == getattr(cached, name), f"{label}: {name}"
+
+
+def test_every_pkits_and_demo_certificate_parses_the_same_through_the_cache(pkits_dir):
+    ders = [p.read_bytes() for p in sorted((pkits_dir / "certs").glob("*.crt"))]
+    for p in sorted((REPO / "certs").rglob("*.pem")):
+        try:
+            ders.extend(c.der for c in load_certificates(p.read_bytes()))
+        except InputError:
+            continue  # keys and CRLs live there too
+    assert len(ders) > 400
+    cache = ParseCache()
+    for round_ in ("cold", "warm"):
+        for i, der in enumerate(ders):
+            assert_same(_parse(der, None), _parse(der, cache), f"{round_} certificate {i}")
+    assert cache.extensions  # the second round did read from it
+
+
+@pytest.fixture(scope="module")
+def chain():
+    anchor = pb.root("Parse Root")
+    ca = pb.intermediate(anchor, "Parse CA", policies=[pb.ANY_POLICY])
+    return anchor, ca
+
+
+def _warm_verifier(anchor, ca) -> Verifier:
+    v = Verifier(anchors=[pb.der(anchor.cert)], untrusted=[pb.der(ca.cert)])
+    for i in range(3):  # the CA's leaves' extension values are now cached
+        assert v.verify(pb.der(pb.leaf(ca, f"warm {i}")), at=pb.AT).valid
+    return v
+
+
+def _edited_leaf(ca, edit) -> bytes:
+    return pb.resign(pb.der(pb.leaf(ca, "edited")), ca.key, edit)
+
+
+def _replace(oid: str, new: bytes):
+    return lambda exts: [new if pb.extension_oid(e) == oid else e for e in exts]
+
+
+DEFECTS = {
+    "duplicate extension": lambda exts: exts + [exts[0]],
+    "keyUsage that is not a BIT STRING": _replace("2.5.29.15", pb.raw_extension("2.5.29.15", b"\x05\x00", True)),
+    "certificatePolicies naming a policy twice": lambda exts: [e for e in exts if pb.extension_oid(e) != "2.5.29.32"] + [
+        pb.raw_extension("2.5.29.32", pb.tlv(0x30, pb.tlv(0x30, b"\x06\x03\x2a\x03\x04") * 2))],
+    "subjectKeyIdentifier that is not an OCTET STRING": _replace(
+        "2.5.29.14", pb.raw_extension("2.5.29.14", pb.tlv(0x02, b"\x01"))),
+    "subjectKeyIdentifier with trailing bytes": _replace(
+        "2.5.29.14", pb.raw_extension("2.5.29.14", pb.tlv(0x04, b"\x01\x02") + b"\x00")),
+}
+
+
+@pytest.mark.parametrize("defect", sorted(DEFECTS))
+def test_a_defect_is_found_when_its_neighbours_are_cached(chain, defect):
+    anchor, ca = chain
+    v = _warm_verifier(anchor, ca)
+    bad = _edited_leaf(ca, DEFECTS[defect])
+    plain = _parse(bad, None)
+    assert_same(plain, _parse(bad, v._parse_cache), defect)
+    result = v.verify(bad, at=pb.AT)
+    assert not result.valid
+    assert result.error.code == "malformed_certificate" and result.error.index == 0
+    assert v.verify(pb.der(pb.leaf(ca, "after")), at=pb.AT).valid
+
+
+@pytest.mark.parametrize("key_id", [b"", b"\x01", bytes(range(20)), bytes(range(32)), bytes(range(110)), bytes(200)])
+def test_subject_key_identifiers_of_any_length_read_as_cryptography_reads_them(chain, key_id):
+    anchor, ca = chain
+    v = _warm_verifier(anchor, ca)
+    for critical in (False, True):
+        leaf = _edited_leaf(ca, _replace("2.5.29.14", pb.raw_extension("2.5.29.14", pb.tlv(0x04, key_id), critical)))
+        plain, cached = _parse(leaf, None), _parse(leaf, v._parse_cache)
+        assert_same(plain, cached, f"{len(key_id)} bytes, critical={critical}")
+        assert cached.subject_key_id == key_id
+        assert v.verify(leaf, at=pb.AT).valid
+
+
+def test_the_cache_is_bounded():
+    cache = ParseCache(extension_size=8)
+    anchor = pb.root("Bound Root")
+    for i in range(20):
+        ca = pb.intermediate(anchor, f"Bound CA {i}", policies=[f"1.3.6.1.4.1.32473.9.{i}"])
+        parse_certificate(pb.der(pb.leaf(ca, "leaf", policies=[f"1.3.6.1.4.1.32473.9.{i}"])), cache)
+        assert len(cache.extensions) <= 8
