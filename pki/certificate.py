@@ -87,6 +87,10 @@ class ParseCache:
         # as cryptography's decoding of it would give.
         self.extensions: dict[bytes, tuple[str, bool, tuple]] = {}
         self._extension_size = extension_size
+        self._good_rdns: set[bytes] = set()
+        # Extension blocks but their subjectKeyIdentifier: (DER before it,
+        # DER after it) -> (fields but subject_key_id, unhandled critical).
+        self.extension_blocks: dict[tuple[bytes, bytes], tuple[dict, tuple]] = {}
 
     def knows(self, name_der: bytes) -> bool:
         return name_der in self._keys
@@ -99,6 +103,26 @@ class ParseCache:
                 self._keys.clear()  # crude but bounded; rebuilt from use
             self._keys[name_der] = found
         return found
+
+    def check_name(self, name_der: bytes) -> None:
+        """``der.check_name``, with the RDNs that passed remembered: a leaf's
+        subject differs from its neighbours' in one RDN."""
+        tag, start, end = derlib.read_tlv(name_der, 0)
+        if tag != 0x30 or end != len(name_der):
+            raise InputError("malformed Name")
+        good = self._good_rdns
+        for _, rdn_start, _, rdn_end in derlib.children(name_der, start, end):
+            rdn = name_der[rdn_start:rdn_end]
+            if rdn not in good:
+                derlib.check_rdn(rdn)
+                if len(good) >= self._size:
+                    good.clear()
+                good.add(rdn)
+
+    def remember_extension_block(self, key: tuple[bytes, bytes], decoded: tuple[dict, tuple]) -> None:
+        if len(self.extension_blocks) >= self._extension_size:
+            self.extension_blocks.clear()
+        self.extension_blocks[key] = decoded
 
     def remember_extension(self, tlv: bytes, decoded: tuple[str, bool, tuple]) -> None:
         if len(self.extensions) >= self._extension_size:
@@ -149,14 +173,15 @@ class Certificate:
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def _build(cls, **fields) -> "Certificate":
-        """Construct without the frozen dataclass's per-field setattr (the
-        largest single cost of parsing a leaf); the instance stays frozen."""
+    def _build(cls, state: dict) -> "Certificate":
+        """Construct from a dict of fields (taken over, not copied) without
+        the frozen dataclass's per-field setattr, the largest single cost of
+        parsing a leaf; the instance stays frozen. Fields left out read
+        their default from the class attribute the dataclass keeps for it."""
         obj = object.__new__(cls)
-        state = obj.__dict__
-        state.update(_CERTIFICATE_DEFAULTS)
-        state.update(fields)
-        state["_cache"] = {}
+        if "_cache" not in state:
+            state["_cache"] = {}
+        object.__setattr__(obj, "__dict__", state)
         return obj
 
     def _derived(self, what: str, make):
@@ -236,11 +261,6 @@ class Certificate:
         return f"<Certificate subject={self.subject_text!r} serial={self.serial:x}>"
 
 
-_CERTIFICATE_DEFAULTS = {
-    name: f.default for name, f in Certificate.__dataclass_fields__.items() if f.default is not dataclasses.MISSING
-}
-
-
 def parse_certificate(der: bytes, names: ParseCache | None = None, sha256: bytes | None = None) -> Certificate:
     """Parse one DER certificate; InputError when it is not one. ``sha256``:
     the digest of ``der`` when the caller has it already."""
@@ -310,31 +330,32 @@ def _from_cryptography(cert: x509.Certificate, der, tbs, sig_alg, signature, spk
         not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
     except ValueError as exc:
         raise InputError(f"not a parseable X.509 certificate: {exc}") from None
-    result = Certificate._build(
-        der=der,
-        sha256=sha256 if sha256 is not None else hashlib.sha256(der).digest(),
-        tbs=tbs,
-        signature_algorithm=sig_alg,
-        signature=signature,
-        spki=spki,
-        subject_der=subject_der,
-        issuer_der=issuer_der,
-        version=version,
-        serial=serial,
-        not_before=not_before,
-        not_after=not_after,
-        unhandled_critical=tuple(unhandled),
-        defect=defect,
-        _x509=cert,
-        _names=names,
-        **fields,
-    )
+    state = fields  # a fresh dict: the extensions' fields
+    state["der"] = der
+    state["sha256"] = sha256 if sha256 is not None else hashlib.sha256(der).digest()
+    state["tbs"] = tbs
+    state["signature_algorithm"] = sig_alg
+    state["signature"] = signature
+    state["spki"] = spki
+    state["subject_der"] = subject_der
+    state["issuer_der"] = issuer_der
+    state["version"] = version
+    state["serial"] = serial
+    state["not_before"] = not_before
+    state["not_after"] = not_after
+    state["unhandled_critical"] = tuple(unhandled)
+    state["defect"] = defect
+    state["_x509"] = cert
+    state["_names"] = names
+    result = Certificate._build(state)
     try:
         # Fail now, not in the middle of a search: cryptography decodes names
         # lazily. A name whose key is cached was decoded before.
         result.issuer_key  # noqa: B018
-        if names is None or not names.knows(subject_der):
+        if names is None:
             derlib.check_name(subject_der)
+        elif not names.knows(subject_der):
+            names.check_name(subject_der)
     except ValueError as exc:
         raise InputError(f"not a parseable X.509 certificate: {exc}") from None
     return result
@@ -377,67 +398,88 @@ def _extensions_from_cache(tbs: bytes, extensions_field, cert: x509.Certificate,
     the extensions must be decoded in full: a value not seen before, a
     duplicate, anything unexpected (the full decoding then names the defect).
     What it decodes in full, it remembers."""
-    _, _, start, end = extensions_field
+    _, block_start, start, end = extensions_field
+    # First, the whole block but its subjectKeyIdentifier, in one lookup: the
+    # leaves of one CA differ in nothing else. The prefix fixes the walk up
+    # to the cut (lengths included), so a hit is the same structure.
+    at = tbs.find(_SKI_HEAD, start, end)
+    if at > 0:
+        ski_start = at - 2
+        size = tbs[at - 1]
+        ski_end = at - 2 + 2 + size
+        if (tbs[ski_start] == 0x30 and 9 <= size < 0x80 and ski_end <= end and tbs[at + 6] == size - 7
+                and tbs[at + 7] == 0x04 and tbs[at + 8] == size - 9):
+            hit = cache.extension_blocks.get((tbs[block_start:ski_start], tbs[ski_end:end]))
+            if hit is not None:
+                fields = dict(hit[0])
+                fields["subject_key_id"] = tbs[at + 9 : ski_end]
+                return fields, list(hit[1]), None
     try:
         tag, seq_start, seq_end = derlib.read_tlv(tbs, start)
         if tag != 0x30 or seq_end != end:
             return None
-        tlvs = []
-        pos = seq_start
-        while pos < seq_end:
-            _, _, nxt = derlib.read_tlv(tbs, pos)
-            tlvs.append(tbs[pos:nxt])
-            pos = nxt
-        if pos != seq_end:
-            return None
+        layout = derlib.children(tbs, seq_start, seq_end)
     except InputError:
         return None
+    tlvs = [tbs[tlv_start:tlv_end] for _, tlv_start, _, tlv_end in layout]
     known = cache.extensions
-    found = []
-    missing = False
-    for tlv in tlvs:
+    fields = {}
+    unhandled: list[str] = []
+    seen: set[str] = set()
+    ski_at = None
+    for index, tlv in enumerate(tlvs):
         hit = known.get(tlv)
         if hit is None:
             length = len(tlv)
             if (length < 0x82 and tlv[1] == length - 2 and tlv[2:8] == _SKI_HEAD and length > 11
                     and tlv[8] == length - 9 and tlv[10] == length - 11 and tlv[9] == 0x04):
-                hit = (ExtensionOID.SUBJECT_KEY_IDENTIFIER.dotted_string, False, (("subject_key_id", tlv[11:]),))
+                hit = (_SKI_OID, False, (("subject_key_id", tlv[11:]),))
+                ski_at = index
             else:
-                missing = True
-                break
-        found.append(hit)
-    if missing:
-        try:
-            extensions = list(cert.extensions)
-        except Exception:
-            return None
-        if len(extensions) != len(tlvs):
-            return None
-        found = []
-        for tlv, ext in zip(tlvs, extensions):
-            fields: dict = {}
-            extractor = _EXTRACTORS.get(type(ext.value))
-            if extractor is not None:
-                try:
-                    extractor(ext.value, fields)
-                except Exception:
-                    return None
-            decoded = (ext.oid.dotted_string, ext.critical, tuple(fields.items()))
-            if decoded[0] not in _PER_CERTIFICATE_EXTENSIONS:
-                cache.remember_extension(tlv, decoded)
-            found.append(decoded)
-    fields = {}
-    unhandled: list[str] = []
-    seen = set()
-    for oid, critical, items in found:
+                return _decode_and_remember(tlvs, cert, cache)
+        oid = hit[0]
         if oid in seen:
             return None  # a duplicate: the full decoding reports it
         seen.add(oid)
-        for name, value in items:
-            fields[name] = value
-        if critical and oid not in HANDLED_EXTENSIONS:
+        fields.update(hit[2])
+        if hit[1] and oid not in HANDLED_EXTENSIONS:
+            unhandled.append(oid)
+    if ski_at is not None:
+        _, ski_start, _, ski_end = layout[ski_at]
+        rest = {k: v for k, v in fields.items() if k != "subject_key_id"}
+        cache.remember_extension_block((tbs[block_start:ski_start], tbs[ski_end:end]), (rest, tuple(unhandled)))
+    return fields, unhandled, None
+
+
+def _decode_and_remember(tlvs: list[bytes], cert: x509.Certificate, cache: ParseCache):
+    """cryptography's decoding of every extension, each remembered by its
+    DER; None when it fails (the caller's full decoding names the defect)."""
+    try:
+        extensions = list(cert.extensions)
+    except Exception:
+        return None
+    if len(extensions) != len(tlvs):
+        return None
+    fields: dict = {}
+    unhandled: list[str] = []
+    for tlv, ext in zip(tlvs, extensions):
+        items: dict = {}
+        extractor = _EXTRACTORS.get(type(ext.value))
+        if extractor is not None:
+            try:
+                extractor(ext.value, items)
+            except Exception:
+                return None
+        oid = ext.oid.dotted_string
+        if oid not in _PER_CERTIFICATE_EXTENSIONS:
+            cache.remember_extension(tlv, (oid, ext.critical, tuple(items.items())))
+        fields.update(items)
+        if ext.critical and oid not in HANDLED_EXTENSIONS:
             unhandled.append(oid)
     return fields, unhandled, None
+
+
+_SKI_OID = ExtensionOID.SUBJECT_KEY_IDENTIFIER.dotted_string
 
 
 # Values that differ in every certificate: not worth remembering.

@@ -167,12 +167,18 @@ def check_name(name_der: bytes) -> None:
     tag, start, end = read_tlv(name_der, 0)
     if tag != 0x30 or end != len(name_der):
         raise InputError("malformed Name")
-    for rdn_tag, _, rdn_start, rdn_end in children(name_der, start, end):
-        if rdn_tag != 0x31 or rdn_start == rdn_end:
-            raise InputError("malformed RelativeDistinguishedName")
-        for atv_tag, _, atv_start, atv_end in children(name_der, rdn_start, rdn_end):
-            if atv_tag != 0x30:
-                raise InputError("malformed AttributeTypeAndValue")
-            parts = children(name_der, atv_start, atv_end)
-            if len(parts) != 2 or parts[0][0] != 0x06 or parts[1][0] not in _STRING_TAGS:
-                raise InputError("malformed AttributeTypeAndValue")
+    for _, rdn_tlv_start, _, rdn_end in children(name_der, start, end):
+        check_rdn(name_der, rdn_tlv_start, rdn_end)
+
+
+def check_rdn(data: bytes, start: int = 0, end: int | None = None) -> None:
+    """One RelativeDistinguishedName (the TLV at ``data[start:end]``)."""
+    rdn_tag, rdn_start, rdn_end = read_tlv(data, start)
+    if rdn_tag != 0x31 or rdn_start == rdn_end or rdn_end != (len(data) if end is None else end):
+        raise InputError("malformed RelativeDistinguishedName")
+    for atv_tag, _, atv_start, atv_end in children(data, rdn_start, rdn_end):
+        if atv_tag != 0x30:
+            raise InputError("malformed AttributeTypeAndValue")
+        parts = children(data, atv_start, atv_end)
+        if len(parts) != 2 or parts[0][0] != 0x06 or parts[1][0] not in _STRING_TAGS:
+            raise InputError("malformed AttributeTypeAndValue")

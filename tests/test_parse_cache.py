@@ -77,6 +77,7 @@ DEFECTS = {
         pb.raw_extension("2.5.29.32", pb.tlv(0x30, pb.tlv(0x30, b"\x06\x03\x2a\x03\x04") * 2))],
     "subjectKeyIdentifier that is not an OCTET STRING": _replace(
         "2.5.29.14", pb.raw_extension("2.5.29.14", pb.tlv(0x02, b"\x01"))),
+    "subjectKeyIdentifier twice": lambda exts: exts + [e for e in exts if pb.extension_oid(e) == "2.5.29.14"],
     "subjectKeyIdentifier with trailing bytes": _replace(
         "2.5.29.14", pb.raw_extension("2.5.29.14", pb.tlv(0x04, b"\x01\x02") + b"\x00")),
 }
@@ -114,3 +115,20 @@ def test_the_cache_is_bounded():
         ca = pb.intermediate(anchor, f"Bound CA {i}", policies=[f"1.3.6.1.4.1.32473.9.{i}"])
         parse_certificate(pb.der(pb.leaf(ca, "leaf", policies=[f"1.3.6.1.4.1.32473.9.{i}"])), cache)
         assert len(cache.extensions) <= 8
+
+
+_LOOKALIKE = b"\x06\x03\x55\x1d\x0e\x04\x16\x04\x14" + bytes(20)
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_subject_key_identifier_lookalike_bytes_elsewhere_change_nothing(chain, where):
+    anchor, ca = chain
+    v = _warm_verifier(anchor, ca)
+    odd = pb.raw_extension("1.3.6.1.4.1.32473.9.77", pb.tlv(0x30, _LOOKALIKE))
+    for i in range(3):  # the second and third read the block cache
+        edit = (lambda exts: [odd] + exts) if where == "before" else (lambda exts: exts + [odd])
+        leaf = pb.resign(pb.der(pb.leaf(ca, f"lookalike {i}")), ca.key, edit)
+        plain, cached = _parse(leaf, None), _parse(leaf, v._parse_cache)
+        assert_same(plain, cached, f"{where} {i}")
+        assert cached.subject_key_id != bytes(20)
+        assert v.verify(leaf, at=pb.AT).valid
