@@ -15,6 +15,13 @@ Hostile or broken servers cost bounded time and memory:
 When a fetch fails, a cached object is still served until its nextUpdate plus
 ``grace``; the checker then reports the status as ``stale``.
 
+A failed fetch is remembered for ``failure_ttl`` (negative caching): until
+then a request for the same object does not touch the network and answers
+with the same failure, marked as remembered, so one dead CRL or OCSP server
+costs its timeout once per ``failure_ttl`` rather than on every
+verification. Concurrent requests for an object that is not cached share
+one fetch ("single flight"). Both maps are bounded.
+
 Usage::
 
     source = RevocationSource()
@@ -28,6 +35,7 @@ import os
 import socket
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urljoin, urlsplit
@@ -150,6 +158,27 @@ class Fetched:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class _Failure:
+    message: str  # the original FetchError's message
+    until: float  # on the source's clock (monotonic): fetch again from then on
+    retry_after: dt.datetime  # the same moment in UTC, for the message only
+
+    def remembered(self) -> str:
+        return f"{self.message} (remembered failure, retry after {self.retry_after:%H:%M:%S}Z)"
+
+
+class _Flight:
+    """One fetch in progress; concurrent requests for its key wait for it."""
+
+    __slots__ = ("done", "value", "error")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: object | None = None  # set on success
+        self.error: str | None = None  # set on a FetchError; both None: the fetch raised something else
+
+
 Fetch = Callable[..., bytes]
 
 
@@ -165,13 +194,30 @@ class RevocationSource:
         default_ttl: dt.timedelta = dt.timedelta(hours=1),
         use_ocsp_nonce: bool = True,
         fetch: Fetch = http_fetch,
+        # How long a failed fetch is remembered. 30 s: long against the fetch
+        # timeouts (3 s connect, 10 s total), so a dead server costs one
+        # timeout per URL every 30 s instead of one per verification; short
+        # against CRL/OCSP lifetimes (hours) and outage repairs, so a server
+        # that comes back is used again within half a minute. 0 disables it.
+        failure_ttl: dt.timedelta = dt.timedelta(seconds=30),
+        max_failures: int = 4096,  # remembered failures kept; the oldest go first
+        max_in_flight: int = 1024,  # keys with a shared fetch in progress; beyond it, fetches are not shared
+        clock: Callable[[], float] = time.monotonic,  # measures failure_ttl (not the validation time)
     ) -> None:
         self.limits = limits
         self.grace = grace
         self.default_ttl = default_ttl  # for objects without nextUpdate
         self.use_ocsp_nonce = use_ocsp_nonce
+        self.failure_ttl = failure_ttl
+        self.max_failures = max_failures
+        self.max_in_flight = max_in_flight
         self._fetch = fetch
+        self._clock = clock
         self._cache: dict[tuple, _Cached] = {}
+        # Insertion order is expiry order (one TTL, a monotonic clock), so
+        # expired entries and the overflow are both at the front.
+        self._failures: OrderedDict[tuple, _Failure] = OrderedDict()
+        self._in_flight: dict[tuple, _Flight] = {}
         self._lock = threading.Lock()
 
     # -- RevocationInfoProvider ---------------------------------------------
@@ -240,21 +286,92 @@ class RevocationSource:
     # -- cache ----------------------------------------------------------------
 
     def _cached_or_fetch(self, key: tuple, now: dt.datetime, load) -> Fetched:
-        with self._lock:
-            cached = self._cache.get(key)
-        if cached is not None and now < cached.fresh_until:
-            return Fetched(cached.value)
-        try:
-            value, next_update = load()
-        except FetchError as exc:
-            if cached is not None and now < cached.usable_until:
-                return Fetched(cached.value, stale=True, error=str(exc))
-            return Fetched(None, error=str(exc))
-        fresh_until = next_update if next_update is not None else now + self.default_ttl
-        with self._lock:
-            self._cache[key] = _Cached(value, fresh_until, fresh_until + self.grace)
-        return Fetched(value)
+        """A fresh cached object; else a remembered failure; else the outcome
+        of one fetch, shared with concurrent requests for the same key. A
+        failure (fetched, shared or remembered) still serves a cached object
+        within its grace, as stale."""
+        while True:
+            flight, leader, failure = None, False, None
+            with self._lock:
+                cached = self._cache.get(key)
+                if cached is not None and now < cached.fresh_until:
+                    return Fetched(cached.value)
+                failure = self._live_failure(key)
+                if failure is None:
+                    flight = self._in_flight.get(key)
+                    if flight is None and len(self._in_flight) < self.max_in_flight:
+                        flight = self._in_flight[key] = _Flight()
+                        leader = True
+            if failure is not None:
+                return self._failed(cached, now, failure.remembered())
+            if flight is None or leader:
+                return self._fetch_and_store(key, now, load, cached, flight)
+            # Another request is fetching this key: wait for its outcome. Its
+            # fetch ends within the limits' total timeout (the watchdog), plus
+            # parsing; the bound guards against an injected fetch that hangs.
+            wait = self.limits.total_timeout + self.limits.connect_timeout + 5.0
+            if not flight.done.wait(wait):
+                return self._failed(cached, now, f"{key[1]}: a concurrent fetch did not finish within {wait:g} s")
+            if flight.value is not None:
+                return Fetched(flight.value)
+            if flight.error is not None:
+                return self._failed(self._cache.get(key), now, flight.error)
+            # The fetch raised something other than FetchError (which went to
+            # its own caller): try again, most likely fetching ourselves.
 
+    def _fetch_and_store(self, key: tuple, now: dt.datetime, load, cached: _Cached | None,
+                         flight: _Flight | None) -> Fetched:
+        try:
+            try:
+                value, next_update = load()
+            except FetchError as exc:
+                error = str(exc)
+                with self._lock:
+                    self._remember_failure(key, error)
+                if flight is not None:
+                    flight.error = error
+                return self._failed(cached, now, error)
+            fresh_until = next_update if next_update is not None else now + self.default_ttl
+            with self._lock:
+                self._cache[key] = _Cached(value, fresh_until, fresh_until + self.grace)
+                self._failures.pop(key, None)
+            if flight is not None:
+                flight.value = value
+            return Fetched(value)
+        finally:
+            if flight is not None:
+                with self._lock:
+                    if self._in_flight.get(key) is flight:
+                        del self._in_flight[key]
+                flight.done.set()
+
+    def _failed(self, cached: _Cached | None, now: dt.datetime, error: str) -> Fetched:
+        if cached is not None and now < cached.usable_until:
+            return Fetched(cached.value, stale=True, error=error)
+        return Fetched(None, error=error)
+
+    def _live_failure(self, key: tuple) -> _Failure | None:
+        """The remembered failure for ``key`` if it has not expired. Under the lock."""
+        failure = self._failures.get(key)
+        if failure is not None and self._clock() >= failure.until:
+            del self._failures[key]
+            return None
+        return failure
+
+    def _remember_failure(self, key: tuple, message: str) -> None:
+        """Under the lock. Drops expired entries and the oldest beyond ``max_failures``."""
+        ttl = self.failure_ttl.total_seconds()
+        if ttl <= 0 or self.max_failures <= 0:
+            return
+        now = self._clock()
+        failures = self._failures
+        failures.pop(key, None)
+        failures[key] = _Failure(message, now + ttl, dt.datetime.now(dt.timezone.utc) + self.failure_ttl)
+        while failures:
+            oldest = next(iter(failures.values()))
+            if len(failures) <= self.max_failures and oldest.until > now:
+                break
+            failures.popitem(last=False)
 
 def _crl_urls(cert: Certificate) -> list[str]:
     urls = []

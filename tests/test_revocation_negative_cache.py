@@ -1,0 +1,240 @@
+"""Negative caching and single flight in the service's revocation source,
+against real HTTP servers on 127.0.0.1 (the helpers of
+test_revocation_source): a failed fetch is remembered for ``failure_ttl``,
+concurrent requests for one URL share one fetch, and the failure map stays
+bounded. Nothing here asserts on durations: the tests count the requests the
+server received (or the fetches made), and the failure TTL runs on an
+injected clock."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+from bridge.revocation_source import RevocationSource, http_fetch
+from pki.certificate import parse_certificate
+
+from .test_revocation import NOW, der
+from .test_revocation_source import FAST, cas, error500, leaf_for, send, server, status_of, verifier  # noqa: F401 (fixtures)
+
+TTL = dt.timedelta(seconds=30)
+REMEMBERED = re.compile(r"\(remembered failure, retry after \d\d:\d\d:\d\dZ\)")
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def counted(route):
+    """``route`` that also records each request it receives in ``.hits``."""
+    hits: list[str] = []
+
+    def wrapper(handler):
+        hits.append(handler.path)
+        route(handler)
+
+    wrapper.hits = hits
+    return wrapper
+
+
+def hang_up(handler):
+    """Reads the request and closes the connection without an answer."""
+    handler.close_connection = True
+
+
+def slowly(route, seconds=0.3):
+    def wrapper(handler):
+        time.sleep(seconds)
+        route(handler)
+    return wrapper
+
+
+def refused_url() -> str:
+    """An http URL on a 127.0.0.1 port nothing listens on."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://127.0.0.1:{port}/sub.crl"
+
+
+def info_of(source, sub, leaf, at=NOW):
+    return source.revocation_info(parse_certificate(der(leaf)), parse_certificate(der(sub.cert)), at)
+
+
+# -- a failure is remembered for the TTL ----------------------------------------
+
+@pytest.mark.parametrize("failure, reason", [(error500, "HTTP 500"), (hang_up, "RemoteDisconnected")])
+def test_failure_is_fetched_once_within_the_ttl(server, cas, failure, reason):
+    root, sub = cas
+    route = server.routes["/sub.crl"] = counted(failure)
+    leaf = leaf_for(sub, crl_url=server.url + "/sub.crl")
+    source = RevocationSource(FAST, failure_ttl=TTL, clock=Clock())
+    # Two Verifiers, so the second verification is not answered by the first one's result cache.
+    first = verifier(root, sub).verify(der(leaf), at=NOW, revocation_provider=source)
+    second = verifier(root, sub).verify(der(leaf), at=NOW, revocation_provider=source)
+    assert len(route.hits) == 1
+    assert first.error.code == second.error.code == "revocation_unknown"
+    assert reason in first.error.message and not REMEMBERED.search(first.error.message)
+    assert reason in second.error.message and REMEMBERED.search(second.error.message)
+    # The provider's own answer reads the same way, and still makes no request.
+    info = info_of(source, sub, leaf)
+    assert info.crls == () and len(info.errors) == 1
+    assert reason in info.errors[0] and REMEMBERED.search(info.errors[0])
+    assert len(route.hits) == 1
+
+
+def test_after_the_ttl_the_server_is_asked_again(server, cas):
+    _, sub = cas
+    clock = Clock()
+    leaf = leaf_for(sub, crl_url=server.url + "/sub.crl")
+    down = server.routes["/sub.crl"] = counted(error500)
+    source = RevocationSource(FAST, failure_ttl=TTL, clock=clock)
+    assert status_of(source, sub, leaf).state == "unknown"
+    up = server.routes["/sub.crl"] = counted(lambda h: send(h, sub.crl([leaf.serial_number])))  # the server is repaired
+    clock.t += 29
+    still = status_of(source, sub, leaf)
+    assert still.state == "unknown" and "HTTP 500" in still.detail and REMEMBERED.search(still.detail)
+    assert (len(down.hits), len(up.hits)) == (1, 0)
+    clock.t += 2
+    assert status_of(source, sub, leaf).state == "revoked"
+    assert (len(down.hits), len(up.hits)) == (1, 1)
+    # From now on the CRL comes from the (positive) cache.
+    assert status_of(source, sub, leaf).state == "revoked"
+    assert len(up.hits) == 1
+
+
+def test_refused_connection_is_remembered(cas):
+    _, sub = cas
+    fetches: list[str] = []
+
+    def fetch(url, **kw):  # the real client, counted
+        fetches.append(url)
+        return http_fetch(url, **kw)
+
+    clock = Clock()
+    leaf = leaf_for(sub, crl_url=refused_url())
+    source = RevocationSource(FAST, failure_ttl=TTL, clock=clock, fetch=fetch)
+    first, second = status_of(source, sub, leaf), status_of(source, sub, leaf)
+    assert first.state == second.state == "unknown"
+    assert "could not connect" in first.detail and "could not connect" in second.detail
+    assert REMEMBERED.search(second.detail)
+    assert len(fetches) == 1
+    clock.t += TTL.total_seconds()
+    assert status_of(source, sub, leaf).state == "unknown"
+    assert len(fetches) == 2
+
+
+def test_ocsp_failure_is_remembered(server, cas):
+    _, sub = cas
+    route = server.routes["/ocsp"] = counted(error500)
+    leaf = leaf_for(sub, ocsp_url=server.url + "/ocsp")
+    source = RevocationSource(FAST, failure_ttl=TTL, clock=Clock())
+    for _ in range(3):
+        status = status_of(source, sub, leaf)
+        assert status.state == "unknown" and "HTTP 500" in status.detail
+    assert REMEMBERED.search(status.detail)
+    assert len(route.hits) == 1
+
+
+def test_zero_ttl_remembers_nothing(server, cas):
+    _, sub = cas
+    route = server.routes["/sub.crl"] = counted(error500)
+    leaf = leaf_for(sub, crl_url=server.url + "/sub.crl")
+    source = RevocationSource(FAST, failure_ttl=dt.timedelta(0), clock=Clock())
+    status_of(source, sub, leaf)
+    assert "HTTP 500" in status_of(source, sub, leaf).detail
+    assert len(route.hits) == 2
+
+
+def test_stale_copy_is_still_served_during_a_remembered_failure(server, cas):
+    _, sub = cas
+    leaf = leaf_for(sub, crl_url=server.url + "/sub.crl")
+    up = server.routes["/sub.crl"] = counted(lambda h: send(h, sub.crl([], next_update=NOW + dt.timedelta(hours=1))))
+    source = RevocationSource(FAST, grace=dt.timedelta(hours=6), failure_ttl=TTL, clock=Clock())
+    assert status_of(source, sub, leaf).state == "good"
+    down = server.routes["/sub.crl"] = counted(error500)
+    first = status_of(source, sub, leaf, NOW + dt.timedelta(hours=2))
+    second = status_of(source, sub, leaf, NOW + dt.timedelta(hours=3))
+    assert first.state == second.state == "stale"
+    assert first.source == second.source == "CRL number 1 of CN=Fetch Sub,O=Revocation Tests"
+    assert "served from cache" in second.detail and "HTTP 500" in second.detail and REMEMBERED.search(second.detail)
+    assert (len(up.hits), len(down.hits)) == (1, 1)
+    # Past the grace the remembered failure answers on its own.
+    too_late = status_of(source, sub, leaf, NOW + dt.timedelta(hours=8))
+    assert too_late.state == "unknown" and "HTTP 500" in too_late.detail
+    assert len(down.hits) == 1
+
+
+# -- single flight ----------------------------------------------------------------
+
+def _ask_at_once(n, ask):
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+
+    def run(i):
+        barrier.wait()
+        results[i] = ask()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    return results
+
+
+def test_concurrent_requests_share_one_fetch(server, cas):
+    _, sub = cas
+    route = server.routes["/sub.crl"] = counted(slowly(lambda h: send(h, sub.crl([]))))
+    url = server.url + "/sub.crl"
+    source = RevocationSource(FAST, failure_ttl=TTL, clock=Clock())
+    results = _ask_at_once(8, lambda: source.crl(url, NOW))
+    assert len(route.hits) == 1
+    assert all(r.value is not None and r.error is None for r in results)
+    assert len({id(r.value) for r in results}) == 1  # one parsed CRL for all
+    assert source._in_flight == {}
+
+
+def test_concurrent_requests_share_one_failure(server, cas):
+    _, sub = cas
+    route = server.routes["/sub.crl"] = counted(slowly(error500))
+    url = server.url + "/sub.crl"
+    source = RevocationSource(FAST, failure_ttl=TTL, clock=Clock())
+    results = _ask_at_once(8, lambda: source.crl(url, NOW))
+    assert len(route.hits) == 1
+    assert all(r.value is None and "HTTP 500" in r.error for r in results)
+    assert source._in_flight == {}
+
+
+# -- bounds -------------------------------------------------------------------------
+
+def test_failure_map_stays_bounded(server):
+    clock = Clock()
+    source = RevocationSource(FAST, failure_ttl=TTL, max_failures=16, clock=clock)
+    routes = [counted(error500) for _ in range(100)]
+    for i, route in enumerate(routes):
+        server.routes[f"/{i}.crl"] = route
+        assert "HTTP 500" in source.crl(f"{server.url}/{i}.crl", NOW).error
+        assert len(source._failures) <= 16
+    assert len(source._failures) == 16
+    # The newest failures are remembered, the oldest were dropped.
+    assert REMEMBERED.search(source.crl(f"{server.url}/99.crl", NOW).error)
+    assert len(routes[99].hits) == 1
+    assert not REMEMBERED.search(source.crl(f"{server.url}/0.crl", NOW).error)
+    assert len(routes[0].hits) == 2
+    # Expired failures are dropped when the next one is recorded.
+    clock.t += TTL.total_seconds()
+    source.crl(f"{server.url}/1.crl", NOW)
+    assert len(source._failures) == 1
