@@ -44,10 +44,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
 
     try:
-        serve(args.host, args.port, args.workers)
+        return serve(args.host, args.port, args.workers)
     except KeyboardInterrupt:
-        pass
-    return 0
+        return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
