@@ -86,7 +86,7 @@ def _serial(serial: str) -> str:
     return serial
 
 
-def _json_body(request: Request) -> None:
+async def _json_body(request: Request) -> None:
     """415 for a body that is not JSON (a form post, text/plain, no Content-Type)."""
     has_body = request.headers.get("content-length", "0").strip() != "0" or "transfer-encoding" in request.headers
     if not has_body:
@@ -187,13 +187,20 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
     @app.post("/v1/verify/chain", response_model=VerificationResultModel, tags=["verification"],
               summary="Validate a certificate chain (RFC 5280) through the bridge",
               responses={**json_errors, **_problems(404, 422)})
-    def verify_chain(body: VerifyChainRequest, request: Request, _who: PlatformOrAdmin, _json: JsonBody) -> JSONResponse:
-        result = verification(request).verify_chain(
-            body.certificate, intermediates=body.intermediates, trust_anchor=_trust_anchor(body.trust_anchor),
+    async def verify_chain(body: VerifyChainRequest, request: Request, _who: PlatformOrAdmin, _json: JsonBody) -> JSONResponse:
+        # A question answered before is answered here, on the event loop;
+        # anything that may parse, search, read the database or fetch a CRL
+        # runs in the threadpool.
+        service = verification(request)
+        options = dict(
+            intermediates=body.intermediates, trust_anchor=_trust_anchor(body.trust_anchor),
             policies=body.policies, require_explicit_policy=body.require_explicit_policy,
             inhibit_policy_mapping=body.inhibit_policy_mapping, inhibit_any_policy=body.inhibit_any_policy,
             at=body.at, revocation=body.revocation,
         )
+        result = service.cached_chain(body.certificate, **options)
+        if result is None:
+            result = await run_in_threadpool(lambda: service.verify_chain(body.certificate, **options))
         return JSONResponse(result)
 
     @app.post("/v1/verify/signature", response_model=SignatureResultModel, tags=["verification"],

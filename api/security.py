@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 
 from .problems import Problem
 
@@ -36,32 +37,49 @@ class PrincipalCache:
         self._entries: dict[str, tuple[int, tuple[int, str]]] = {}
         self._size = size
 
+    def cached(self, token_hash: str, epoch: int) -> tuple[int, str] | None:
+        hit = self._entries.get(token_hash)
+        return hit[1] if hit is not None and hit[0] == epoch else None
+
+    def remember(self, token_hash: str, epoch: int, principal: tuple[int, str]) -> None:
+        if len(self._entries) >= self._size:
+            self._entries.clear()
+        self._entries[token_hash] = (epoch, principal)
+
     def lookup(self, request: Request, token: str) -> tuple[int, str] | None:
+        """Blocking form (database reads when the cache cannot answer)."""
         from bridge.service import hash_token
 
         epoch = request.app.state.verification.current_epoch()
         key = hash_token(token)
-        hit = self._entries.get(key)
-        if hit is not None and hit[0] == epoch:
-            return hit[1]
-        principal = request.app.state.ca.principal(token)
-        if principal is not None:
-            if len(self._entries) >= self._size:
-                self._entries.clear()
-            self._entries[key] = (epoch, principal)
+        principal = self.cached(key, epoch)
+        if principal is None:
+            principal = request.app.state.ca.principal(token)
+            if principal is not None:
+                self.remember(key, epoch, principal)
         return principal
 
 
-def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:
+    """Runs on the event loop: a request whose token and epoch are known
+    costs no thread hop; the database is read in the threadpool, only when
+    the epoch is due for a poll or the token is not cached."""
+    from bridge.service import hash_token
+
     token = _bearer(request)
-    principal = request.app.state.principals.lookup(request, token)
+    state = request.app.state
+    epoch = state.verification.known_epoch()
+    key = hash_token(token)
+    principal = state.principals.cached(key, epoch) if epoch is not None else None
+    if principal is None:
+        principal = await run_in_threadpool(state.principals.lookup, request, token)
     if principal is None:
         raise Problem(401, "unauthorized", "unknown or revoked token")
     return Principal(*principal)
 
 
 def require(*roles: str):
-    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role not in roles:
             raise Problem(403, "forbidden", f"this route needs the {' or '.join(roles)} role; the token is {principal.role}")
         return principal

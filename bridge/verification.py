@@ -79,6 +79,13 @@ class VerificationService:
                 self._epoch, self._epoch_read_at = epoch, now
         return self._epoch
 
+    def known_epoch(self) -> int | None:
+        """The epoch when it was read recently enough to be used as is; None
+        when a poll is due (the caller then polls where it may block)."""
+        if time.monotonic() - self._epoch_read_at >= EPOCH_POLL_SECONDS:
+            return None
+        return self._epoch
+
     def invalidate(self) -> None:
         """Forget built Verifiers and re-read the epoch (after a change made
         through this process)."""
@@ -147,6 +154,19 @@ class VerificationService:
         ctx = self._context(trust_anchor)
         result = ctx.verifier.verify(certificate, at=at, **self._options(ctx, **options))
         return result.to_dict()
+
+    def cached_chain(self, certificate: str, *, trust_anchor: str = "bridge", at=None, **options) -> dict | None:
+        """``verify_chain``'s answer when it is known already (same question,
+        same epoch, still inside its validity window), without blocking: no
+        database read, no parsing, no fetch. None: call ``verify_chain``."""
+        if self.known_epoch() is None:
+            return None
+        with self._lock:
+            ctx = self._contexts.get(trust_anchor)
+        if ctx is None or ctx.epoch != self._epoch or time.monotonic() - ctx.built_at >= VERIFIER_MAX_AGE_SECONDS:
+            return None
+        result = ctx.verifier.cached_result(certificate, at=at, **self._options(ctx, **options))
+        return result.to_dict() if result is not None else None
 
     def verify_cms(self, cms: bytes, *, content: bytes | None = None, trust_anchor: str = "bridge", at=None, **options) -> dict:
         ctx = self._context(trust_anchor)

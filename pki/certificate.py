@@ -88,6 +88,7 @@ class ParseCache:
         self.extensions: dict[bytes, tuple[str, bool, tuple]] = {}
         self._extension_size = extension_size
         self._good_rdns: set[bytes] = set()
+        self._texts: dict[bytes, str] = {}
         # Extension blocks but their subjectKeyIdentifier: (DER before it,
         # DER after it) -> (fields but subject_key_id, unhandled critical).
         self.extension_blocks: dict[tuple[bytes, bytes], tuple[dict, tuple]] = {}
@@ -102,6 +103,16 @@ class ParseCache:
             if len(self._keys) >= self._size:
                 self._keys.clear()  # crude but bounded; rebuilt from use
             self._keys[name_der] = found
+        return found
+
+    def text(self, name_der: bytes, make) -> str:
+        """The rendering of a name, by its DER."""
+        found = self._texts.get(name_der)
+        if found is None:
+            found = make()
+            if len(self._texts) >= self._size:
+                self._texts.clear()
+            self._texts[name_der] = found
         return found
 
     def check_name(self, name_der: bytes) -> None:
@@ -232,6 +243,9 @@ class Certificate:
 
     @property
     def issuer_text(self) -> str:
+        # Leaves of one CA share their issuer: rendered once per ParseCache.
+        if self._names is not None:
+            return self._names.text(self.issuer_der, lambda: render(self.issuer))
         return render(self.issuer)
 
     @property

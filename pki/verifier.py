@@ -254,6 +254,42 @@ class Verifier:
             return self._success(validated, revocation_label), known
         return None
 
+    @staticmethod
+    def _result_key(leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy, revocation,
+                    intermediates, revocation_provider):
+        """Checked inputs, and the key of the answer in the result cache:
+        everything the answer depends on but the validation time."""
+        if revocation not in REVOCATION_MODES:
+            raise InputError(f"revocation mode must be one of {', '.join(REVOCATION_MODES)}")
+        user_policies = frozenset(_check_oid(p) for p in policies) if policies else _ANY
+        when = parse_time(at)
+        intermediates = tuple(intermediates)
+        leaf_id = hashlib.sha256(leaf).digest() if leaf.__class__ is bytes else _input_digest(leaf)
+        extra_ids = tuple(_input_digest(i) for i in intermediates) if intermediates else ()
+        result_key = (leaf_id, extra_ids, user_policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy,
+                      revocation, id(revocation_provider) if revocation_provider is not None else None)
+        return result_key, when, user_policies, leaf_id, intermediates, extra_ids
+
+    def cached_result(
+        self,
+        leaf: bytes | str | Certificate,
+        at: dt.datetime | str | None = None,
+        policies: Sequence[str] | None = None,
+        explicit_policy: bool = False,
+        inhibit_policy_mapping: bool = False,
+        inhibit_any_policy: bool = False,
+        revocation: str = "auto",
+        intermediates: Iterable[bytes | str | Certificate] = (),
+        revocation_provider: RevocationInfoProvider | None = None,
+    ) -> "VerificationResult | None":
+        """What ``verify`` with these arguments would answer from the result
+        cache, without parsing, searching or any I/O; None when ``verify``
+        would have to do the work. Raises InputError as ``verify`` does."""
+        result_key, when, *_ = self._result_key(
+            leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy, revocation,
+            intermediates, revocation_provider)
+        return self._results.get(result_key, when)
+
     def verify(
         self,
         leaf: bytes | str | Certificate,
@@ -270,19 +306,13 @@ class Verifier:
         certificate for this call (the service's fetching, caching source in
         bridge/revocation_source.py); consulted after the OCSP responses and
         CRLs the Verifier was built with, and processed the same way."""
-        if revocation not in REVOCATION_MODES:
-            raise InputError(f"revocation mode must be one of {', '.join(REVOCATION_MODES)}")
-        user_policies = frozenset(_check_oid(p) for p in policies) if policies else _ANY
-        when = parse_time(at)
-        intermediates = tuple(intermediates)
-        leaf_is_der = leaf.__class__ is bytes
-        leaf_id = hashlib.sha256(leaf).digest() if leaf_is_der else _input_digest(leaf)
-        extra_ids = tuple(_input_digest(i) for i in intermediates) if intermediates else ()
-        result_key = (leaf_id, extra_ids, user_policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy,
-                      revocation, id(revocation_provider) if revocation_provider is not None else None)
+        result_key, when, user_policies, leaf_id, intermediates, extra_ids = self._result_key(
+            leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy, revocation,
+            intermediates, revocation_provider)
         cached = self._results.get(result_key, when)
         if cached is not None:
             return cached
+        leaf_is_der = leaf.__class__ is bytes
         target = load_certificate(leaf, "certificate", self._parse_cache, leaf_id if leaf_is_der else None)
         params = ValidationParameters(
             at=when,
