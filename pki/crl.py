@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import warnings
+import functools
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -77,8 +78,9 @@ class Crl:
         idp = self.issuing_distribution_point
         return bool(idp and idp.indirect_crl)
 
-    @property
+    @functools.cached_property
     def label(self) -> str:
+        # Named in every status the CRL decides: rendered once.
         number = f" number {self.number}" if self.number is not None else ""
         kind = "delta CRL" if self.is_delta else "CRL"
         return f"{kind}{number} of {render(self.issuer)}"
