@@ -89,6 +89,7 @@ class ParseCache:
         self._extension_size = extension_size
         self._good_rdns: set[bytes] = set()
         self._texts: dict[bytes, str] = {}
+        self._rdn_texts: dict[bytes, str] = {}
         # Extension blocks but their subjectKeyIdentifier: (DER before it,
         # DER after it) -> (fields but subject_key_id, unhandled critical).
         self.extension_blocks: dict[tuple[bytes, bytes], tuple[dict, tuple]] = {}
@@ -114,6 +115,33 @@ class ParseCache:
                 self._texts.clear()
             self._texts[name_der] = found
         return found
+
+    def render(self, name_der: bytes) -> str | None:
+        """The RFC 4514 string cryptography's ``Name.rfc4514_string`` gives
+        for this name, built from its RDNs' renderings by their DER (a leaf's
+        subject shares all but one RDN with its neighbours'); None when an
+        RDN holds something other than a UTF8String, PrintableString or
+        IA5String that decodes cleanly (the caller then asks cryptography)."""
+        try:
+            tag, start, end = derlib.read_tlv(name_der, 0)
+            rdns = derlib.children(name_der, start, end)
+        except InputError:
+            return None
+        texts = self._rdn_texts
+        parts = []
+        for _, rdn_start, _, rdn_end in rdns:
+            rdn = name_der[rdn_start:rdn_end]
+            text = texts.get(rdn)
+            if text is None:
+                text = _render_rdn(rdn)
+                if text is None:
+                    return None
+                if len(texts) >= self._size:
+                    texts.clear()
+                texts[rdn] = text
+            parts.append(text)
+        parts.reverse()  # RFC 4514 2.1: the last RDN first
+        return ",".join(parts)
 
     def check_name(self, name_der: bytes) -> None:
         """``der.check_name``, with the RDNs that passed remembered: a leaf's
@@ -239,6 +267,13 @@ class Certificate:
 
     @property
     def subject_text(self) -> str:
+        return self._derived("subject_text", self._render_subject)
+
+    def _render_subject(self) -> str:
+        if self._names is not None:
+            text = self._names.render(self.subject_der)
+            if text is not None:
+                return text
         return render(self.subject)
 
     @property
@@ -578,16 +613,60 @@ def _extract_extension(oid: str, value, fields: dict) -> None:
         extractor(value, fields)
 
 
+# RFC 4514 attribute names, as cryptography's Name.rfc4514_string uses them;
+# other attributes appear as their dotted OID.
+_RFC4514_NAMES = {
+    "2.5.4.3": "CN", "2.5.4.7": "L", "2.5.4.8": "ST", "2.5.4.10": "O", "2.5.4.11": "OU", "2.5.4.6": "C",
+    "2.5.4.9": "STREET", "0.9.2342.19200300.100.1.25": "DC", "0.9.2342.19200300.100.1.1": "UID",
+}
+# UTF8String, PrintableString, IA5String: the string types whose decoding is
+# plain (cryptography checks the character sets when it loads the certificate).
+_PLAIN_STRINGS = {0x0C: "utf-8", 0x13: "ascii", 0x16: "ascii"}
+
+
+def _escape_rfc4514(value: str) -> str:
+    """cryptography's _escape_dn_value for a str, step for step."""
+    if not value:
+        return ""
+    value = (value.replace("\\", "\\\\").replace('"', '\\"').replace("+", "\\+").replace(",", "\\,")
+             .replace(";", "\\;").replace("<", "\\<").replace(">", "\\>").replace("\0", "\\00"))
+    if value[0] == "#" or (value[0] == " " and len(value) > 1):
+        value = "\\" + value
+    if value[-1] == " ":
+        value = value[:-1] + "\\ "
+    return value
+
+
+def _render_rdn(rdn: bytes) -> str | None:
+    try:
+        tag, start, end = derlib.read_tlv(rdn, 0)
+        texts = []
+        for _, _, atv_start, atv_end in derlib.children(rdn, start, end):
+            (oid_tag, _, oid_start, oid_end), (value_tag, _, value_start, value_end) = derlib.children(rdn, atv_start, atv_end)
+            encoding = _PLAIN_STRINGS.get(value_tag)
+            if oid_tag != 0x06 or encoding is None:
+                return None
+            oid = derlib.decode_oid(rdn[oid_start:oid_end])
+            value = rdn[value_start:value_end].decode(encoding)
+            texts.append(f"{_RFC4514_NAMES.get(oid, oid)}={_escape_rfc4514(value)}")
+    except (InputError, ValueError):
+        return None
+    return "+".join(texts)
+
+
 # --- reading inputs -------------------------------------------------------
 
 _PEM = re.compile(rb"-----BEGIN ([A-Z0-9 #]+)-----\s*(.*?)-----END \1-----", re.S)
+
+
+_NOT_BASE64 = bytes(b for b in range(256) if not (chr(b).isascii() and (chr(b).isalnum() or chr(b) in "+/=")))
 
 
 def _pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
     blocks = []
     for match in _PEM.finditer(data):
         label = match.group(1).decode()
-        body = re.sub(rb"[^A-Za-z0-9+/=]", b"", match.group(2))
+        body = match.group(2).translate(None, _NOT_BASE64)
         # Header lines (Proc-Type: ...) would contain ':'; certificates carry none.
         try:
             blocks.append((label, base64.b64decode(body, validate=True)))

@@ -13,6 +13,7 @@ import tests.pkibuilder as pb
 from pki import Verifier
 from pki.certificate import Certificate, ParseCache, load_certificates, parse_certificate
 from pki.errors import InputError
+from cryptography import x509
 
 REPO = Path(__file__).resolve().parent.parent
 FIELDS = [f.name for f in dataclasses.fields(Certificate) if not f.name.startswith("_")]
@@ -132,3 +133,43 @@ def test_subject_key_identifier_lookalike_bytes_elsewhere_change_nothing(chain, 
         assert_same(plain, cached, f"{where} {i}")
         assert cached.subject_key_id != bytes(20)
         assert v.verify(leaf, at=pb.AT).valid
+
+
+def _name_variants():
+    from cryptography.x509.name import _ASN1Type
+    from cryptography.x509.oid import NameOID, ObjectIdentifier
+
+    A = x509.NameAttribute
+    tricky = ['a,b', 'a+b', 'say "hi"', 'back\\slash', '<tag>', 'semi;colon', '#hash', ' lead', 'trail ', ' ',
+              '广东省数字证书认证中心', 'Macau 澳門', 'x' * 64, 'nul\0char', '=equals=']
+    names = [x509.Name([A(NameOID.COMMON_NAME, value)]) for value in tricky]
+    names.append(x509.Name([A(NameOID.COUNTRY_NAME, "CN"), A(NameOID.STATE_OR_PROVINCE_NAME, "Guangdong"),
+                            A(NameOID.LOCALITY_NAME, "Shenzhen"), A(NameOID.ORGANIZATION_NAME, "Org, Inc."),
+                            A(NameOID.ORGANIZATIONAL_UNIT_NAME, "Unit"), A(NameOID.STREET_ADDRESS, "1 Road"),
+                            A(NameOID.DOMAIN_COMPONENT, "example"), A(NameOID.USER_ID, "u1"),
+                            A(NameOID.EMAIL_ADDRESS, "a@example.org"), A(NameOID.SERIAL_NUMBER, "123"),
+                            A(ObjectIdentifier("1.3.6.1.4.1.32473.1"), "private attribute"),
+                            A(NameOID.COMMON_NAME, "last")]))
+    names.append(x509.Name([x509.RelativeDistinguishedName([A(NameOID.COMMON_NAME, "two"), A(NameOID.USER_ID, "valued")])]))
+    names.append(x509.Name([A(NameOID.COMMON_NAME, "bmp 字", _type=_ASN1Type.BMPString)]))
+    names.append(x509.Name([A(NameOID.COMMON_NAME, "universal", _type=_ASN1Type.UniversalString)]))
+    names.append(x509.Name([A(NameOID.ORGANIZATION_NAME, "teletex", _type=_ASN1Type.T61String)]))
+    return names
+
+
+def test_subject_rendering_from_cached_rdns_is_cryptographys(pkits_dir, chain):
+    from pki.names import render
+
+    anchor, ca = chain
+    cache = ParseCache()
+    ders = [p.read_bytes() for p in sorted((pkits_dir / "certs").glob("*.crt"))]
+    ders += [pb.der(pb.leaf(ca, n)) for n in _name_variants()]
+    for round_ in ("cold", "warm"):
+        for i, der in enumerate(ders):
+            try:
+                plain = parse_certificate(der)
+            except InputError:
+                continue
+            cached = parse_certificate(der, cache)
+            assert cached.subject_text == render(plain.subject), f"{round_} {i}: {render(plain.subject)!r}"
+            assert cached.issuer_text == render(plain.issuer), f"{round_} {i}"
