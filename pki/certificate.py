@@ -12,7 +12,6 @@ the algorithm registry.
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -327,26 +326,32 @@ def parse_certificate(der: bytes, names: ParseCache | None = None, sha256: bytes
     serial_first = tbs[serial_field[2]] if serial_field[2] < serial_field[3] else 0
     # cryptography warns (deprecation) about serials that are not positive;
     # silencing warnings costs more than the parse, so only for those.
-    quiet = warnings.catch_warnings() if serial_first == 0 or serial_first >= 0x80 else contextlib.nullcontext()
-    with quiet:
-        if quiet.__class__ is warnings.catch_warnings:
+    if serial_first == 0 or serial_first >= 0x80:
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            cert = _load(der, tbs, sig_alg, signature, spki_start, spki_end)
+            return _from_cryptography(cert, der, tbs, sig_alg, signature, spki, subject_der, issuer_der, names,
+                                      fields[-1] if fields[-1][0] == 0xA3 else None, sha256)
+    cert = _load(der, tbs, sig_alg, signature, spki_start, spki_end)
+    return _from_cryptography(cert, der, tbs, sig_alg, signature, spki, subject_der, issuer_der, names,
+                              fields[-1] if fields[-1][0] == 0xA3 else None, sha256)
+
+
+def _load(der: bytes, tbs: bytes, sig_alg: bytes, signature: bytes, spki_start: int, spki_end: int) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(der)
+    except x509.InvalidVersion as exc:
+        raise InputError(f"not a parseable X.509 certificate: {exc}") from None
+    except ValueError:
+        # Retry with a placeholder key: the key is the registry's business.
+        patched_tbs = tbs[:spki_start] + _PLACEHOLDER_SPKI + tbs[spki_end:]
+        patched_tbs = _reencode_sequence(patched_tbs)
+        bits = b"\x00" + signature
+        patched = derlib.sequence(patched_tbs, sig_alg, b"\x03" + derlib.encode_length(len(bits)) + bits)
         try:
-            cert = x509.load_der_x509_certificate(der)
-        except x509.InvalidVersion as exc:
+            return x509.load_der_x509_certificate(patched)
+        except (ValueError, x509.InvalidVersion) as exc:
             raise InputError(f"not a parseable X.509 certificate: {exc}") from None
-        except ValueError:
-            # Retry with a placeholder key: the key is the registry's business.
-            patched_tbs = tbs[:spki_start] + _PLACEHOLDER_SPKI + tbs[spki_end:]
-            patched_tbs = _reencode_sequence(patched_tbs)
-            bits = b"\x00" + signature
-            patched = derlib.sequence(patched_tbs, sig_alg, b"\x03" + derlib.encode_length(len(bits)) + bits)
-            try:
-                cert = x509.load_der_x509_certificate(patched)
-            except (ValueError, x509.InvalidVersion) as exc:
-                raise InputError(f"not a parseable X.509 certificate: {exc}") from None
-        extensions_field = fields[-1] if fields[-1][0] == 0xA3 else None
-        return _from_cryptography(cert, der, tbs, sig_alg, signature, spki, subject_der, issuer_der, names, extensions_field, sha256)
 
 
 def _reencode_sequence(tbs_with_new_body: bytes) -> bytes:
