@@ -12,15 +12,25 @@ Hostile or broken servers cost bounded time and memory:
 - bodies are streamed and abandoned at a size cap (a declared
   Content-Length above the cap is refused before reading);
 - at most ``max_redirects`` redirects, to http URLs only.
-When a fetch fails, a cached object is still served until its nextUpdate plus
-``grace``; the checker then reports the status as ``stale``.
+
+Freshness is decided by the real time (``wall_clock``), never by the
+validation time a request asks about: a cached object is used until its
+nextUpdate (objects without one: ``default_ttl`` after they were fetched),
+then fetched again. The objects themselves are handed to pki unchanged, and
+pki judges them against the request's validation time (``RevocationInfo``'s
+``grace``: an object past its nextUpdate by less than ``grace`` at that time
+is used, reported ``stale``). So a request for a far-future or a past time
+neither keeps an object cached for everyone nor spares it a due refresh.
+When a refresh fails, the cached copy is still handed out until its
+nextUpdate plus ``grace`` by the real time (``served from cache``), and
+dropped after that. The cache is a bounded LRU (``max_cached``).
 
 A failed fetch is remembered for ``failure_ttl`` (negative caching): until
 then a request for the same object does not touch the network and answers
 with the same failure, marked as remembered, so one dead CRL or OCSP server
 costs its timeout once per ``failure_ttl`` rather than on every
 verification. Concurrent requests for an object that is not cached share
-one fetch ("single flight"). Both maps are bounded.
+one fetch ("single flight"). All maps are bounded.
 
 Usage::
 
@@ -147,8 +157,8 @@ def _abort(conn: http.client.HTTPConnection) -> None:
 @dataclass
 class _Cached:
     value: object  # Crl, or (OcspResponse, nonce)
-    fresh_until: dt.datetime  # refetch after this
-    usable_until: dt.datetime  # fresh_until + grace: never served after this
+    fresh_until: dt.datetime  # real time: fetch again from then on
+    usable_until: dt.datetime  # real time, fresh_until + grace: never handed out from then on
 
 
 @dataclass(frozen=True)
@@ -182,6 +192,10 @@ class _Flight:
 Fetch = Callable[..., bytes]
 
 
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
 class RevocationSource:
     """Fetching, caching RevocationInfoProvider for the service. Thread-safe;
     one instance is shared by all requests."""
@@ -202,7 +216,14 @@ class RevocationSource:
         failure_ttl: dt.timedelta = dt.timedelta(seconds=30),
         max_failures: int = 4096,  # remembered failures kept; the oldest go first
         max_in_flight: int = 1024,  # keys with a shared fetch in progress; beyond it, fetches are not shared
+        # Fetched objects kept (CRLs by URL, OCSP responses by certificate and
+        # URL); the least recently used go first. 0 keeps none.
+        max_cached: int = 4096,
         clock: Callable[[], float] = time.monotonic,  # measures failure_ttl (not the validation time)
+        # The real time (aware, UTC): decides when a cached object is due for a
+        # refresh and how long it is handed out after a failed one. Never the
+        # validation time a request asks about.
+        wall_clock: Callable[[], dt.datetime] = _utc_now,
     ) -> None:
         self.limits = limits
         self.grace = grace
@@ -211,9 +232,12 @@ class RevocationSource:
         self.failure_ttl = failure_ttl
         self.max_failures = max_failures
         self.max_in_flight = max_in_flight
+        self.max_cached = max_cached
         self._fetch = fetch
         self._clock = clock
-        self._cache: dict[tuple, _Cached] = {}
+        self._wall_clock = wall_clock
+        # Least recently used first.
+        self._cache: OrderedDict[tuple, _Cached] = OrderedDict()
         # Insertion order is expiry order (one TTL, a monotonic clock), so
         # expired entries and the overflow are both at the front.
         self._failures: OrderedDict[tuple, _Failure] = OrderedDict()
@@ -223,11 +247,14 @@ class RevocationSource:
     # -- RevocationInfoProvider ---------------------------------------------
 
     def revocation_info(self, certificate: Certificate, issuer: Certificate, at: dt.datetime) -> RevocationInfo:
+        """The CRLs and OCSP responses for ``certificate``. Which objects
+        (and errors) come back does not depend on ``at``: pki judges them
+        against it."""
         crls: list[Crl] = []
         ocsp: list = []
         errors: list[str] = []
         for url in certificate.ocsp_urls:
-            got = self.ocsp(url, certificate, issuer, at)
+            got = self.ocsp(url, certificate, issuer)
             if got.value is not None:
                 ocsp.append(got.value)
                 if got.stale and got.error:
@@ -235,7 +262,7 @@ class RevocationSource:
                 break
             errors.append(got.error or f"{url}: no response")
         for url in _crl_urls(certificate):
-            got = self.crl(url, at)
+            got = self.crl(url)
             if got.value is not None:
                 crls.append(got.value)
                 if got.stale and got.error:
@@ -247,9 +274,10 @@ class RevocationSource:
 
     # -- CRLs -----------------------------------------------------------------
 
-    def crl(self, url: str, now: dt.datetime | None = None) -> Fetched:
-        now = now or dt.datetime.now(dt.timezone.utc)
-        return self._cached_or_fetch(("crl", url), now, lambda: self._load_crl(url))
+    def crl(self, url: str, at: dt.datetime | None = None) -> Fetched:
+        """The CRL at ``url``, cached or fetched. ``at`` (a validation time)
+        is accepted and ignored: freshness is decided by the real time."""
+        return self._cached_or_fetch(("crl", url), lambda: self._load_crl(url))
 
     def _load_crl(self, url: str) -> tuple[Crl, dt.datetime | None]:
         data = self._fetch(url, max_bytes=self.limits.max_crl_bytes, limits=self.limits)
@@ -261,10 +289,11 @@ class RevocationSource:
 
     # -- OCSP -----------------------------------------------------------------
 
-    def ocsp(self, url: str, certificate: Certificate, issuer: Certificate, now: dt.datetime | None = None) -> Fetched:
-        now = now or dt.datetime.now(dt.timezone.utc)
+    def ocsp(self, url: str, certificate: Certificate, issuer: Certificate, at: dt.datetime | None = None) -> Fetched:
+        """The OCSP response about ``certificate`` from ``url``, cached or
+        fetched; ``at`` is ignored as in ``crl``."""
         key = ("ocsp", url, certificate.issuer_key, certificate.serial, issuer.spki)
-        return self._cached_or_fetch(key, now, lambda: self._load_ocsp(url, certificate, issuer))
+        return self._cached_or_fetch(key, lambda: self._load_ocsp(url, certificate, issuer))
 
     def _load_ocsp(self, url: str, certificate: Certificate, issuer: Certificate):
         nonce = os.urandom(16) if self.use_ocsp_nonce else None
@@ -285,16 +314,17 @@ class RevocationSource:
 
     # -- cache ----------------------------------------------------------------
 
-    def _cached_or_fetch(self, key: tuple, now: dt.datetime, load) -> Fetched:
+    def _cached_or_fetch(self, key: tuple, load) -> Fetched:
         """A fresh cached object; else a remembered failure; else the outcome
         of one fetch, shared with concurrent requests for the same key. A
         failure (fetched, shared or remembered) still serves a cached object
         within its grace, as stale."""
         while True:
-            flight, leader, failure = None, False, None
+            flight, leader = None, False
             with self._lock:
-                cached = self._cache.get(key)
-                if cached is not None and now < cached.fresh_until:
+                wall = self._wall_clock()
+                cached = self._lookup(key, wall)
+                if cached is not None and wall < cached.fresh_until:
                     return Fetched(cached.value)
                 failure = self._live_failure(key)
                 if failure is None:
@@ -303,23 +333,26 @@ class RevocationSource:
                         flight = self._in_flight[key] = _Flight()
                         leader = True
             if failure is not None:
-                return self._failed(cached, now, failure.remembered())
+                return self._failed(cached, wall, failure.remembered())
             if flight is None or leader:
-                return self._fetch_and_store(key, now, load, cached, flight)
+                return self._fetch_and_store(key, load, cached, flight)
             # Another request is fetching this key: wait for its outcome. Its
             # fetch ends within the limits' total timeout (the watchdog), plus
             # parsing; the bound guards against an injected fetch that hangs.
             wait = self.limits.total_timeout + self.limits.connect_timeout + 5.0
             if not flight.done.wait(wait):
-                return self._failed(cached, now, f"{key[1]}: a concurrent fetch did not finish within {wait:g} s")
+                return self._failed(cached, self._wall_clock(), f"{key[1]}: a concurrent fetch did not finish within {wait:g} s")
             if flight.value is not None:
                 return Fetched(flight.value)
             if flight.error is not None:
-                return self._failed(self._cache.get(key), now, flight.error)
+                with self._lock:
+                    wall = self._wall_clock()
+                    cached = self._lookup(key, wall)
+                return self._failed(cached, wall, flight.error)
             # The fetch raised something other than FetchError (which went to
             # its own caller): try again, most likely fetching ourselves.
 
-    def _fetch_and_store(self, key: tuple, now: dt.datetime, load, cached: _Cached | None,
+    def _fetch_and_store(self, key: tuple, load, cached: _Cached | None,
                          flight: _Flight | None) -> Fetched:
         try:
             try:
@@ -330,10 +363,10 @@ class RevocationSource:
                     self._remember_failure(key, error)
                 if flight is not None:
                     flight.error = error
-                return self._failed(cached, now, error)
-            fresh_until = next_update if next_update is not None else now + self.default_ttl
+                return self._failed(cached, self._wall_clock(), error)
             with self._lock:
-                self._cache[key] = _Cached(value, fresh_until, fresh_until + self.grace)
+                fresh_until = next_update if next_update is not None else self._wall_clock() + self.default_ttl
+                self._store(key, _Cached(value, fresh_until, fresh_until + self.grace))
                 self._failures.pop(key, None)
             if flight is not None:
                 flight.value = value
@@ -345,10 +378,33 @@ class RevocationSource:
                         del self._in_flight[key]
                 flight.done.set()
 
-    def _failed(self, cached: _Cached | None, now: dt.datetime, error: str) -> Fetched:
-        if cached is not None and now < cached.usable_until:
+    @staticmethod
+    def _failed(cached: _Cached | None, wall: dt.datetime, error: str) -> Fetched:
+        if cached is not None and wall < cached.usable_until:
             return Fetched(cached.value, stale=True, error=error)
         return Fetched(None, error=error)
+
+    def _lookup(self, key: tuple, wall: dt.datetime) -> _Cached | None:
+        """The cached entry for ``key`` unless it is past use (then dropped),
+        marked as recently used. Under the lock."""
+        cached = self._cache.get(key)
+        if cached is None:
+            return None
+        if wall >= cached.usable_until:
+            del self._cache[key]
+            return None
+        self._cache.move_to_end(key)
+        return cached
+
+    def _store(self, key: tuple, entry: _Cached) -> None:
+        """Under the lock. Drops the least recently used beyond ``max_cached``."""
+        cache = self._cache
+        if self.max_cached <= 0:
+            return
+        cache[key] = entry
+        cache.move_to_end(key)
+        while len(cache) > self.max_cached:
+            cache.popitem(last=False)
 
     def _live_failure(self, key: tuple) -> _Failure | None:
         """The remembered failure for ``key`` if it has not expired. Under the lock."""
@@ -366,12 +422,13 @@ class RevocationSource:
         now = self._clock()
         failures = self._failures
         failures.pop(key, None)
-        failures[key] = _Failure(message, now + ttl, dt.datetime.now(dt.timezone.utc) + self.failure_ttl)
+        failures[key] = _Failure(message, now + ttl, self._wall_clock() + self.failure_ttl)
         while failures:
             oldest = next(iter(failures.values()))
             if len(failures) <= self.max_failures and oldest.until > now:
                 break
             failures.popitem(last=False)
+
 
 def _crl_urls(cert: Certificate) -> list[str]:
     urls = []

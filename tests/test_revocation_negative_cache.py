@@ -19,7 +19,7 @@ from bridge.revocation_source import RevocationSource, http_fetch
 from pki.certificate import parse_certificate
 
 from .test_revocation import NOW, der
-from .test_revocation_source import FAST, cas, error500, leaf_for, send, server, status_of, verifier  # noqa: F401 (fixtures)
+from .test_revocation_source import FAST, WallClock, cas, error500, leaf_for, send, server, status_of, verifier  # noqa: F401 (fixtures)
 
 TTL = dt.timedelta(seconds=30)
 REMEMBERED = re.compile(r"\(remembered failure, retry after \d\d:\d\d:\d\dZ\)")
@@ -99,7 +99,7 @@ def test_after_the_ttl_the_server_is_asked_again(server, cas):
     clock = Clock()
     leaf = leaf_for(sub, crl_url=server.url + "/sub.crl")
     down = server.routes["/sub.crl"] = counted(error500)
-    source = RevocationSource(FAST, failure_ttl=TTL, clock=clock)
+    source = RevocationSource(FAST, failure_ttl=TTL, clock=clock, wall_clock=WallClock())
     assert status_of(source, sub, leaf).state == "unknown"
     up = server.routes["/sub.crl"] = counted(lambda h: send(h, sub.crl([leaf.serial_number])))  # the server is repaired
     clock.t += 29
@@ -161,17 +161,21 @@ def test_stale_copy_is_still_served_during_a_remembered_failure(server, cas):
     _, sub = cas
     leaf = leaf_for(sub, crl_url=server.url + "/sub.crl")
     up = server.routes["/sub.crl"] = counted(lambda h: send(h, sub.crl([], next_update=NOW + dt.timedelta(hours=1))))
-    source = RevocationSource(FAST, grace=dt.timedelta(hours=6), failure_ttl=TTL, clock=Clock())
+    wall = WallClock()
+    source = RevocationSource(FAST, grace=dt.timedelta(hours=6), failure_ttl=TTL, clock=Clock(), wall_clock=wall)
     assert status_of(source, sub, leaf).state == "good"
     down = server.routes["/sub.crl"] = counted(error500)
-    first = status_of(source, sub, leaf, NOW + dt.timedelta(hours=2))
-    second = status_of(source, sub, leaf, NOW + dt.timedelta(hours=3))
+    wall.t = NOW + dt.timedelta(hours=2)
+    first = status_of(source, sub, leaf, wall.t)
+    wall.t = NOW + dt.timedelta(hours=3)
+    second = status_of(source, sub, leaf, wall.t)
     assert first.state == second.state == "stale"
     assert first.source == second.source == "CRL number 1 of CN=Fetch Sub,O=Revocation Tests"
     assert "served from cache" in second.detail and "HTTP 500" in second.detail and REMEMBERED.search(second.detail)
     assert (len(up.hits), len(down.hits)) == (1, 1)
     # Past the grace the remembered failure answers on its own.
-    too_late = status_of(source, sub, leaf, NOW + dt.timedelta(hours=8))
+    wall.t = NOW + dt.timedelta(hours=8)
+    too_late = status_of(source, sub, leaf, wall.t)
     assert too_late.state == "unknown" and "HTTP 500" in too_late.detail
     assert len(down.hits) == 1
 
@@ -238,3 +242,4 @@ def test_failure_map_stays_bounded(server):
     clock.t += TTL.total_seconds()
     source.crl(f"{server.url}/1.crl", NOW)
     assert len(source._failures) == 1
+

@@ -1,8 +1,9 @@
 """The service's fetching, caching revocation source against real HTTP
 servers on 127.0.0.1: CRLs and OCSP responses made with cryptography's
 builders, a server that never answers, one that streams an endless body,
-redirects, malformed bodies, and the cache's grace period. Time is bounded by
-the client's own timeouts; nothing here asserts on durations."""
+redirects, malformed bodies, and the cache: its grace period, its bound, and
+its clock (the real time, injected here, never the validation time). Time is
+bounded by the client's own timeouts; nothing here asserts on durations."""
 from __future__ import annotations
 
 import datetime as dt
@@ -26,6 +27,18 @@ from pki.signatures import SignatureVerifier
 from .test_revocation import NOW, Ca, der
 
 FAST = FetchLimits(connect_timeout=1.0, total_timeout=1.5, max_crl_bytes=200_000, max_ocsp_bytes=20_000, max_redirects=2)
+
+
+class WallClock:
+    """The real time as a RevocationSource sees it (``wall_clock``), moved by
+    hand; it starts at the tests' NOW, which the CRLs and OCSP responses made
+    here are current at."""
+
+    def __init__(self, t: dt.datetime = NOW) -> None:
+        self.t = t
+
+    def __call__(self) -> dt.datetime:
+        return self.t
 
 
 class Server:
@@ -125,14 +138,18 @@ def status_of(source, sub, leaf, at=NOW):
     return ProvidedChecker(source, SignatureVerifier(AlgorithmRegistry())).check(request)
 
 
-def ocsp_route(sub: Ca, status=ocsp.OCSPCertStatus.GOOD, *, echo_nonce=True, next_update=dt.timedelta(hours=6)):
+def ocsp_route(sub: Ca, status=ocsp.OCSPCertStatus.GOOD, *, echo_nonce=True, next_update=dt.timedelta(hours=6), hits=None):
+    """An OCSP responder signing with the sub-CA's key; ``next_update`` None
+    leaves it out. ``hits``: a list each request is appended to."""
     def route(handler):
+        if hits is not None:
+            hits.append(handler.path)
         length = int(handler.headers.get("Content-Length", 0))
         req = ocsp.load_der_ocsp_request(handler.rfile.read(length))
         b = ocsp.OCSPResponseBuilder().add_response_by_hash(
             issuer_name_hash=req.issuer_name_hash, issuer_key_hash=req.issuer_key_hash, serial_number=req.serial_number,
             algorithm=req.hash_algorithm, cert_status=status, this_update=NOW - dt.timedelta(minutes=30),
-            next_update=NOW + next_update, revocation_time=NOW - dt.timedelta(days=1) if status == ocsp.OCSPCertStatus.REVOKED else None,
+            next_update=NOW + next_update if next_update is not None else None, revocation_time=NOW - dt.timedelta(days=1) if status == ocsp.OCSPCertStatus.REVOKED else None,
             revocation_reason=None,
         ).responder_id(ocsp.OCSPResponderEncoding.HASH, sub.cert)
         if echo_nonce:
@@ -236,16 +253,20 @@ def test_cache_serves_until_next_update_then_stale_within_grace(server, cas):
 
     server.routes["/sub.crl"] = route
     leaf = leaf_for(sub, crl_url=server.url + "/sub.crl")
-    source = RevocationSource(FAST, grace=dt.timedelta(hours=6))
+    wall = WallClock()
+    source = RevocationSource(FAST, grace=dt.timedelta(hours=6), wall_clock=wall)
     assert status_of(source, sub, leaf).state == "good"
-    assert status_of(source, sub, leaf, NOW + dt.timedelta(minutes=30)).state == "good"
+    wall.t = NOW + dt.timedelta(minutes=30)
+    assert status_of(source, sub, leaf, wall.t).state == "good"
     assert len(hits) == 1  # the second check was served from the cache
     server.routes["/sub.crl"] = error500  # the CRL server goes down
-    later = status_of(source, sub, leaf, NOW + dt.timedelta(hours=2))
+    wall.t = NOW + dt.timedelta(hours=2)
+    later = status_of(source, sub, leaf, wall.t)
     assert later.state == "stale"
     assert later.source == "CRL number 1 of CN=Fetch Sub,O=Revocation Tests"
     assert "served from cache" in later.detail and "HTTP 500" in later.detail
-    too_late = status_of(source, sub, leaf, NOW + dt.timedelta(hours=8))
+    wall.t = NOW + dt.timedelta(hours=8)
+    too_late = status_of(source, sub, leaf, wall.t)
     assert too_late.state == "unknown"
     assert "HTTP 500" in too_late.detail
 
@@ -254,10 +275,12 @@ def test_stale_cache_still_reports_a_revocation(server, cas):
     _, sub = cas
     leaf = leaf_for(sub, crl_url=server.url + "/sub.crl")
     server.routes["/sub.crl"] = lambda h: send(h, sub.crl([leaf.serial_number], next_update=NOW + dt.timedelta(hours=1)))
-    source = RevocationSource(FAST, grace=dt.timedelta(hours=6))
+    wall = WallClock()
+    source = RevocationSource(FAST, grace=dt.timedelta(hours=6), wall_clock=wall)
     assert status_of(source, sub, leaf).state == "revoked"
     server.routes["/sub.crl"] = error500
-    assert status_of(source, sub, leaf, NOW + dt.timedelta(hours=2)).state == "revoked"
+    wall.t = NOW + dt.timedelta(hours=2)
+    assert status_of(source, sub, leaf, wall.t).state == "revoked"
 
 
 def test_certificate_without_sources(cas):
@@ -340,3 +363,108 @@ def test_ocsp_endless_body(server, cas):
     status = status_of(RevocationSource(FAST), sub, leaf)
     assert status.state == "unknown"
     assert "exceeds the limit of 20000 bytes" in status.detail
+
+
+# -- the cache: bounded, and timed by the real clock ---------------------------
+
+def test_cache_is_a_bounded_lru(server, cas):
+    """Many distinct CRL URLs: the cache keeps at most ``max_cached`` of them,
+    dropping the least recently used, so an entry asked for all along stays."""
+    _, sub = cas
+    body = sub.crl([])
+    hits: dict[str, int] = {}
+
+    def route(h):
+        hits[h.path] = hits.get(h.path, 0) + 1
+        send(h, body)
+
+    for i in range(100):
+        server.routes[f"/{i}.crl"] = route
+    server.routes["/hot.crl"] = route
+    source = RevocationSource(FAST, max_cached=16, wall_clock=WallClock())
+    hot = server.url + "/hot.crl"
+    assert source.crl(hot).value is not None
+    for i in range(100):
+        assert source.crl(f"{server.url}/{i}.crl").value is not None
+        assert source.crl(hot).value is not None  # used again after every other URL
+        assert len(source._cache) <= 16
+    assert len(source._cache) == 16
+    assert hits["/hot.crl"] == 1  # never dropped (a FIFO would have dropped it at the 16th URL)
+    assert source.crl(f"{server.url}/99.crl").error is None and hits["/99.crl"] == 1  # recent: still cached
+    assert source.crl(f"{server.url}/0.crl").error is None and hits["/0.crl"] == 2  # dropped long ago: fetched again
+
+
+def test_zero_max_cached_keeps_nothing(server, cas):
+    _, sub = cas
+    hits = []
+    server.routes["/sub.crl"] = lambda h: (hits.append(1), send(h, sub.crl([])))
+    source = RevocationSource(FAST, max_cached=0, wall_clock=WallClock())
+    assert source.crl(server.url + "/sub.crl").value is not None
+    assert source.crl(server.url + "/sub.crl").value is not None
+    assert len(hits) == 2 and len(source._cache) == 0
+
+
+def test_far_future_validation_time_does_not_keep_an_object_fresh(server, cas):
+    """An OCSP response without nextUpdate is fresh for ``default_ttl`` after
+    it was fetched, by the real time: a request asking about a moment ten
+    years ahead neither stretches that for the requests after it nor makes
+    a fresh object be fetched again."""
+    _, sub = cas
+    hits: list[str] = []
+    server.routes["/ocsp"] = ocsp_route(sub, next_update=None, hits=hits)
+    leaf = leaf_for(sub, ocsp_url=server.url + "/ocsp")
+    wall = WallClock()
+    source = RevocationSource(FAST, default_ttl=dt.timedelta(hours=1), wall_clock=wall)
+    far = NOW + dt.timedelta(days=3653)
+    assert status_of(source, sub, leaf, far).state == "stale"  # pki: too old at that time (no nextUpdate, max age)
+    assert len(hits) == 1
+    wall.t = NOW + dt.timedelta(minutes=30)
+    assert status_of(source, sub, leaf, wall.t).state == "good"
+    assert status_of(source, sub, leaf, far).state == "stale"
+    assert len(hits) == 1  # fresh by the real time, whatever the validation time
+    wall.t = NOW + dt.timedelta(hours=1, minutes=1)
+    assert status_of(source, sub, leaf, wall.t).state == "good"
+    assert len(hits) == 2  # due by the real time: not kept fresh by the request for ten years ahead
+
+
+def test_far_future_validation_time_is_judged_by_pki_not_refetched(server, cas):
+    """A CRL current by the real time is handed out as it is for a
+    validation time past its nextUpdate; pki finds it out of date there."""
+    _, sub = cas
+    hits = []
+    server.routes["/sub.crl"] = lambda h: (hits.append(1), send(h, sub.crl([], next_update=NOW + dt.timedelta(hours=1))))
+    leaf = leaf_for(sub, crl_url=server.url + "/sub.crl")
+    source = RevocationSource(FAST, grace=dt.timedelta(hours=6), wall_clock=WallClock())
+    assert status_of(source, sub, leaf).state == "good"
+    far = status_of(source, sub, leaf, NOW + dt.timedelta(days=3653))
+    assert far.state == "stale" and "out of date" in far.detail  # past nextUpdate + grace at that time
+    assert status_of(source, sub, leaf, NOW + dt.timedelta(hours=2)).state == "stale"  # within grace at that time
+    assert len(hits) == 1
+
+
+def test_object_past_next_update_by_the_real_time_is_refetched_for_a_past_validation_time(server, cas):
+    _, sub = cas
+    hits = []
+    server.routes["/sub.crl"] = lambda h: (hits.append(1), send(h, sub.crl([], next_update=NOW + dt.timedelta(hours=1))))
+    leaf = leaf_for(sub, crl_url=server.url + "/sub.crl")
+    wall = WallClock()
+    source = RevocationSource(FAST, grace=dt.timedelta(hours=6), wall_clock=wall)
+    earlier = NOW - dt.timedelta(minutes=30)  # after the CRL's thisUpdate, before the real time throughout
+    assert status_of(source, sub, leaf, earlier).state == "good"
+    assert len(hits) == 1
+    wall.t = NOW + dt.timedelta(hours=2)  # past nextUpdate by the real time
+    assert status_of(source, sub, leaf, earlier).state == "good"
+    assert len(hits) == 2
+    # When that refresh fails, the copy is handed out (pki judges it against
+    # the validation time) until nextUpdate + grace by the real time ...
+    server.routes["/sub.crl"] = error500
+    wall.t = NOW + dt.timedelta(hours=3)
+    during = status_of(source, sub, leaf, earlier)
+    assert during.state == "good" and during.source.startswith("CRL number 1")
+    # ... and not after it, whatever the validation time.
+    wall.t = NOW + dt.timedelta(hours=8)
+    after = status_of(RevocationSource(FAST, grace=dt.timedelta(hours=6), wall_clock=wall), sub, leaf, earlier)
+    assert after.state == "unknown"
+    got = source.crl(server.url + "/sub.crl")
+    assert got.value is None and "HTTP 500" in got.error
+    assert len(source._cache) == 0  # dropped once past use
