@@ -79,13 +79,15 @@ class ParseCache:
     (policies, key usage, CRL distribution points, ...) byte for byte, so
     a new leaf mostly costs lookups. Bounded: cleared when full."""
 
-    def __init__(self, size: int = 65536, extension_size: int = 4096) -> None:
+    def __init__(self, size: int = 65536, extension_size: int = 4096, rdn_size: int = 16384) -> None:
         self._keys: dict[bytes, NameKey] = {}
         self._size = size
         # Extension TLV -> (oid, critical, ((field, value), ...)), the same
         # as cryptography's decoding of it would give.
         self.extensions: dict[bytes, tuple[str, bool, tuple]] = {}
         self._extension_size = extension_size
+        # RDNs: every new leaf brings one of its own (its CN), so these churn.
+        self._rdn_size = rdn_size
         self._good_rdns: set[bytes] = set()
         self._texts: dict[bytes, str] = {}
         self._rdn_texts: dict[bytes, str] = {}
@@ -135,7 +137,7 @@ class ParseCache:
                 text = _render_rdn(rdn)
                 if text is None:
                     return None
-                if len(texts) >= self._size:
+                if len(texts) >= self._rdn_size:
                     texts.clear()
                 texts[rdn] = text
             parts.append(text)
@@ -153,7 +155,7 @@ class ParseCache:
             rdn = name_der[rdn_start:rdn_end]
             if rdn not in good:
                 derlib.check_rdn(rdn)
-                if len(good) >= self._size:
+                if len(good) >= self._rdn_size:
                     good.clear()
                 good.add(rdn)
 

@@ -115,7 +115,7 @@ def test_the_cache_is_bounded():
     for i in range(20):
         ca = pb.intermediate(anchor, f"Bound CA {i}", policies=[f"1.3.6.1.4.1.32473.9.{i}"])
         parse_certificate(pb.der(pb.leaf(ca, "leaf", policies=[f"1.3.6.1.4.1.32473.9.{i}"])), cache)
-        assert len(cache.extensions) <= 8
+        assert len(cache.extensions) <= 8 and len(cache.extension_blocks) <= 8
 
 
 _LOOKALIKE = b"\x06\x03\x55\x1d\x0e\x04\x16\x04\x14" + bytes(20)
@@ -173,3 +173,12 @@ def test_subject_rendering_from_cached_rdns_is_cryptographys(pkits_dir, chain):
             cached = parse_certificate(der, cache)
             assert cached.subject_text == render(plain.subject), f"{round_} {i}: {render(plain.subject)!r}"
             assert cached.issuer_text == render(plain.issuer), f"{round_} {i}"
+
+
+def test_the_rdn_caches_are_bounded(chain):
+    anchor, ca = chain
+    cache = ParseCache(rdn_size=16)
+    for i in range(40):
+        cert = parse_certificate(pb.der(pb.leaf(ca, f"leaf {i}")), cache)
+        assert cert.subject_text.startswith(f"CN=leaf {i}")
+        assert len(cache._good_rdns) <= 16 and len(cache._rdn_texts) <= 16
