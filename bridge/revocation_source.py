@@ -29,8 +29,13 @@ A failed fetch is remembered for ``failure_ttl`` (negative caching): until
 then a request for the same object does not touch the network and answers
 with the same failure, marked as remembered, so one dead CRL or OCSP server
 costs its timeout once per ``failure_ttl`` rather than on every
-verification. Concurrent requests for an object that is not cached share
-one fetch ("single flight"). All maps are bounded.
+verification. A failure to reach a server at all (``ConnectionFailure``:
+refused, timeout, HTTP 5xx, a body that could not be read) is remembered for
+its URL too, so an OCSP responder that is down costs one timeout, not one
+per certificate asked about; an answer about one certificate (an OCSP
+"unauthorized", a malformed response) is remembered for that certificate
+only. Concurrent requests for an object that is not cached share one fetch
+("single flight"). All maps are bounded.
 
 Usage::
 
@@ -74,6 +79,14 @@ class FetchError(Exception):
     """A fetch that did not produce a body (timeout, too large, HTTP error)."""
 
 
+class ConnectionFailure(FetchError):
+    """The server could not be reached or gave no usable answer: connection
+    refused or timed out, no complete answer in time, HTTP 5xx, a body that
+    could not be read. It says nothing about the object asked for, so it is
+    remembered for the URL (every OCSP request to that responder), not only
+    for the one certificate."""
+
+
 def http_fetch(url: str, *, body: bytes | None = None, content_type: str | None = None,
                max_bytes: int, limits: FetchLimits) -> bytes:
     """GET (or POST ``body``) ``url`` over plain HTTP within ``limits``."""
@@ -84,7 +97,7 @@ def http_fetch(url: str, *, body: bytes | None = None, content_type: str | None 
             raise FetchError(f"{url}: only http:// URLs are fetched")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise FetchError(f"{url}: no answer within {limits.total_timeout:g} s")
+            raise ConnectionFailure(f"{url}: no answer within {limits.total_timeout:g} s")
         conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=min(limits.connect_timeout, remaining))
         watchdog = threading.Timer(remaining, _abort, (conn,))
         watchdog.daemon = True
@@ -92,9 +105,9 @@ def http_fetch(url: str, *, body: bytes | None = None, content_type: str | None 
             try:
                 conn.connect()
             except (socket.timeout, TimeoutError):
-                raise FetchError(f"{url}: could not connect within {limits.connect_timeout:g} s") from None
+                raise ConnectionFailure(f"{url}: could not connect within {limits.connect_timeout:g} s") from None
             except OSError as exc:
-                raise FetchError(f"{url}: could not connect: {exc.strerror or exc}") from None
+                raise ConnectionFailure(f"{url}: could not connect: {exc.strerror or exc}") from None
             watchdog.start()
             conn.sock.settimeout(max(0.01, deadline - time.monotonic()))
             target = parts.path or "/"
@@ -114,6 +127,8 @@ def http_fetch(url: str, *, body: bytes | None = None, content_type: str | None 
                     if resp.status == 303:
                         body, content_type = None, None
                     continue
+                if resp.status >= 500:
+                    raise ConnectionFailure(f"{url}: HTTP {resp.status} {resp.reason}")
                 if resp.status != 200:
                     raise FetchError(f"{url}: HTTP {resp.status} {resp.reason}")
                 declared = resp.getheader("Content-Length")
@@ -129,16 +144,17 @@ def http_fetch(url: str, *, body: bytes | None = None, content_type: str | None 
                     if size > max_bytes:
                         raise FetchError(f"{url}: response exceeds the limit of {max_bytes} bytes")
                     if time.monotonic() > deadline:
-                        raise FetchError(f"{url}: no complete answer within {limits.total_timeout:g} s")
+                        raise ConnectionFailure(f"{url}: no complete answer within {limits.total_timeout:g} s")
                 return b"".join(chunks)
             except FetchError:
                 raise
             except (socket.timeout, TimeoutError):
-                raise FetchError(f"{url}: no complete answer within {limits.total_timeout:g} s") from None
+                raise ConnectionFailure(f"{url}: no complete answer within {limits.total_timeout:g} s") from None
             except (OSError, http.client.HTTPException, ValueError) as exc:
+                # reset, closed early, garbled HTTP, truncated body
                 if time.monotonic() >= deadline:
-                    raise FetchError(f"{url}: no complete answer within {limits.total_timeout:g} s") from None
-                raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from None
+                    raise ConnectionFailure(f"{url}: no complete answer within {limits.total_timeout:g} s") from None
+                raise ConnectionFailure(f"{url}: {type(exc).__name__}: {exc}") from None
         finally:
             watchdog.cancel()
             conn.close()
@@ -293,7 +309,7 @@ class RevocationSource:
         """The OCSP response about ``certificate`` from ``url``, cached or
         fetched; ``at`` is ignored as in ``crl``."""
         key = ("ocsp", url, certificate.issuer_key, certificate.serial, issuer.spki)
-        return self._cached_or_fetch(key, lambda: self._load_ocsp(url, certificate, issuer))
+        return self._cached_or_fetch(key, lambda: self._load_ocsp(url, certificate, issuer), url_key=("ocsp-url", url))
 
     def _load_ocsp(self, url: str, certificate: Certificate, issuer: Certificate):
         nonce = os.urandom(16) if self.use_ocsp_nonce else None
@@ -314,11 +330,12 @@ class RevocationSource:
 
     # -- cache ----------------------------------------------------------------
 
-    def _cached_or_fetch(self, key: tuple, load) -> Fetched:
-        """A fresh cached object; else a remembered failure; else the outcome
-        of one fetch, shared with concurrent requests for the same key. A
-        failure (fetched, shared or remembered) still serves a cached object
-        within its grace, as stale."""
+    def _cached_or_fetch(self, key: tuple, load, url_key: tuple | None = None) -> Fetched:
+        """A fresh cached object; else a remembered failure (for ``key``, or
+        a connection failure for ``url_key``); else the outcome of one fetch,
+        shared with concurrent requests for the same key. A failure (fetched,
+        shared or remembered) still serves a cached object within its grace,
+        as stale."""
         while True:
             flight, leader = None, False
             with self._lock:
@@ -327,6 +344,8 @@ class RevocationSource:
                 if cached is not None and wall < cached.fresh_until:
                     return Fetched(cached.value)
                 failure = self._live_failure(key)
+                if failure is None and url_key is not None:
+                    failure = self._live_failure(url_key)
                 if failure is None:
                     flight = self._in_flight.get(key)
                     if flight is None and len(self._in_flight) < self.max_in_flight:
@@ -335,7 +354,7 @@ class RevocationSource:
             if failure is not None:
                 return self._failed(cached, wall, failure.remembered())
             if flight is None or leader:
-                return self._fetch_and_store(key, load, cached, flight)
+                return self._fetch_and_store(key, url_key, load, cached, flight)
             # Another request is fetching this key: wait for its outcome. Its
             # fetch ends within the limits' total timeout (the watchdog), plus
             # parsing; the bound guards against an injected fetch that hangs.
@@ -352,7 +371,7 @@ class RevocationSource:
             # The fetch raised something other than FetchError (which went to
             # its own caller): try again, most likely fetching ourselves.
 
-    def _fetch_and_store(self, key: tuple, load, cached: _Cached | None,
+    def _fetch_and_store(self, key: tuple, url_key: tuple | None, load, cached: _Cached | None,
                          flight: _Flight | None) -> Fetched:
         try:
             try:
@@ -361,6 +380,8 @@ class RevocationSource:
                 error = str(exc)
                 with self._lock:
                     self._remember_failure(key, error)
+                    if url_key is not None and isinstance(exc, ConnectionFailure):
+                        self._remember_failure(url_key, error)
                 if flight is not None:
                     flight.error = error
                 return self._failed(cached, self._wall_clock(), error)
@@ -368,6 +389,8 @@ class RevocationSource:
                 fresh_until = next_update if next_update is not None else self._wall_clock() + self.default_ttl
                 self._store(key, _Cached(value, fresh_until, fresh_until + self.grace))
                 self._failures.pop(key, None)
+                if url_key is not None:
+                    self._failures.pop(url_key, None)  # the server answers again
             if flight is not None:
                 flight.value = value
             return Fetched(value)

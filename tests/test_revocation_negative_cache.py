@@ -2,9 +2,10 @@
 against real HTTP servers on 127.0.0.1 (the helpers of
 test_revocation_source): a failed fetch is remembered for ``failure_ttl``,
 concurrent requests for one URL share one fetch, and the failure map stays
-bounded. Nothing here asserts on durations: the tests count the requests the
-server received (or the fetches made), and the failure TTL runs on an
-injected clock."""
+bounded; an OCSP responder that cannot be reached is remembered for its URL,
+so other certificates on it do not ask again. Nothing here asserts on
+durations: the tests count the requests the server received (or the fetches
+made), and the failure TTL runs on an injected clock."""
 from __future__ import annotations
 
 import datetime as dt
@@ -14,12 +15,16 @@ import threading
 import time
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import ocsp
 
 from bridge.revocation_source import RevocationSource, http_fetch
 from pki.certificate import parse_certificate
 
 from .test_revocation import NOW, der
-from .test_revocation_source import FAST, WallClock, cas, error500, leaf_for, send, server, status_of, verifier  # noqa: F401 (fixtures)
+from .test_revocation_source import (  # noqa: F401 (fixtures)
+    FAST, WallClock, cas, error500, leaf_for, ocsp_route, send, server, status_of, verifier,
+)
 
 TTL = dt.timedelta(seconds=30)
 REMEMBERED = re.compile(r"\(remembered failure, retry after \d\d:\d\d:\d\dZ\)")
@@ -243,3 +248,74 @@ def test_failure_map_stays_bounded(server):
     source.crl(f"{server.url}/1.crl", NOW)
     assert len(source._failures) == 1
 
+
+# -- a dead OCSP responder is remembered for its URL -----------------------------
+
+def _two_leaves(sub, url):
+    return leaf_for(sub, ocsp_url=url), leaf_for(sub, ocsp_url=url)
+
+
+@pytest.mark.parametrize("failure, reason", [(error500, "HTTP 500"), (hang_up, "RemoteDisconnected")])
+def test_dead_ocsp_responder_costs_one_request_for_all_certificates(server, cas, failure, reason):
+    _, sub = cas
+    route = server.routes["/ocsp"] = counted(failure)
+    first_leaf, second_leaf = _two_leaves(sub, server.url + "/ocsp")
+    source = RevocationSource(FAST, failure_ttl=TTL, clock=Clock())
+    first, second = status_of(source, sub, first_leaf), status_of(source, sub, second_leaf)
+    assert first.state == second.state == "unknown"
+    assert reason in first.detail and not REMEMBERED.search(first.detail)
+    assert reason in second.detail and REMEMBERED.search(second.detail)
+    assert len(route.hits) == 1
+
+
+def test_refused_ocsp_responder_is_remembered_for_its_url(cas):
+    _, sub = cas
+    fetches: list[str] = []
+
+    def fetch(url, **kw):
+        fetches.append(url)
+        return http_fetch(url, **kw)
+
+    clock = Clock()
+    first_leaf, second_leaf = _two_leaves(sub, refused_url().replace("/sub.crl", "/ocsp"))
+    source = RevocationSource(FAST, failure_ttl=TTL, clock=clock, fetch=fetch)
+    assert "could not connect" in status_of(source, sub, first_leaf).detail
+    second = status_of(source, sub, second_leaf)
+    assert "could not connect" in second.detail and REMEMBERED.search(second.detail)
+    assert len(fetches) == 1
+    clock.t += TTL.total_seconds()  # expired for the URL and the certificate alike
+    status_of(source, sub, second_leaf)
+    assert len(fetches) == 2
+
+
+def test_per_certificate_ocsp_answers_are_not_spread(server, cas):
+    """An OCSP "unauthorized" (or any answer the responder did give) is about
+    the certificate asked for: another certificate still asks."""
+    _, sub = cas
+    unauthorized = ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+    body = unauthorized.public_bytes(serialization.Encoding.DER)
+    route = server.routes["/ocsp"] = counted(lambda h: send(h, body, "application/ocsp-response"))
+    first_leaf, second_leaf = _two_leaves(sub, server.url + "/ocsp")
+    source = RevocationSource(FAST, failure_ttl=TTL, clock=Clock())
+    first, second = status_of(source, sub, first_leaf), status_of(source, sub, second_leaf)
+    assert "answered unauthorized" in first.detail and "answered unauthorized" in second.detail
+    assert not REMEMBERED.search(second.detail)
+    assert len(route.hits) == 2
+    assert REMEMBERED.search(status_of(source, sub, first_leaf).detail)  # still remembered for its certificate
+    assert len(route.hits) == 2
+
+
+def test_ocsp_url_failure_expires_and_the_responder_is_used_again(server, cas):
+    _, sub = cas
+    clock = Clock()
+    down = server.routes["/ocsp"] = counted(error500)
+    first_leaf, second_leaf = _two_leaves(sub, server.url + "/ocsp")
+    source = RevocationSource(FAST, failure_ttl=TTL, clock=clock, wall_clock=WallClock())
+    assert status_of(source, sub, first_leaf).state == "unknown"
+    hits: list[str] = []
+    server.routes["/ocsp"] = ocsp_route(sub, hits=hits)
+    clock.t += TTL.total_seconds()
+    assert status_of(source, sub, second_leaf).state == "good"
+    assert status_of(source, sub, first_leaf).state == "good"
+    assert (len(down.hits), len(hits)) == (1, 2)
+    assert source._failures == {}
