@@ -37,6 +37,13 @@ per certificate asked about; an answer about one certificate (an OCSP
 only. Concurrent requests for an object that is not cached share one fetch
 ("single flight"). All maps are bounded.
 
+Under ``no_fetch()`` (a context variable: the current thread or asyncio task
+only) the source never opens a connection and never waits for another
+request's fetch: it answers from its caches exactly what it would answer
+without the context manager, and raises ``FetchNeeded`` where that answer
+would need a fetch. The service answers on its event loop under
+``no_fetch()`` and goes to a worker thread on ``FetchNeeded``.
+
 Usage::
 
     source = RevocationSource()
@@ -44,6 +51,8 @@ Usage::
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import http.client
 import os
@@ -51,6 +60,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urljoin, urlsplit
@@ -85,6 +95,49 @@ class ConnectionFailure(FetchError):
     could not be read. It says nothing about the object asked for, so it is
     remembered for the URL (every OCSP request to that responder), not only
     for the one certificate."""
+
+
+class FetchNeeded(Exception):
+    """Raised under ``no_fetch()`` where the answer would need a fetch (or
+    waiting for another request's fetch): nothing fresh is cached and no
+    failure is remembered. Ask again without ``no_fetch()``."""
+
+
+# The token of the thread that entered no_fetch() (one object per thread), or
+# None. A token rather than True: asyncio.to_thread (like any call run in a
+# copied context) carries context variables into a worker thread, which is
+# exactly where the service wants the fetch done; the token only matches in
+# the thread that set it.
+_NO_FETCH: contextvars.ContextVar[object | None] = contextvars.ContextVar("bridge_revocation_no_fetch", default=None)
+_thread = threading.local()
+
+
+def _thread_token() -> object:
+    token = getattr(_thread, "token", None)
+    if token is None:
+        token = _thread.token = object()
+    return token
+
+
+@contextlib.contextmanager
+def no_fetch() -> Iterator[None]:
+    """Within the block, ``RevocationSource`` answers from its caches only
+    and raises ``FetchNeeded`` instead of fetching or waiting for a fetch.
+    Applies to the current thread, or the current asyncio task (and tasks it
+    creates inside the block); not to other threads, even those handed a
+    copy of this context (``asyncio.to_thread``). Reset on leaving the block,
+    by an exception too."""
+    reset = _NO_FETCH.set(_thread_token())
+    try:
+        yield
+    finally:
+        _NO_FETCH.reset(reset)
+
+
+def fetching_disabled() -> bool:
+    """True inside ``no_fetch()`` in this thread or task."""
+    token = _NO_FETCH.get()
+    return token is not None and token is getattr(_thread, "token", None)
 
 
 def http_fetch(url: str, *, body: bytes | None = None, content_type: str | None = None,
@@ -265,7 +318,8 @@ class RevocationSource:
     def revocation_info(self, certificate: Certificate, issuer: Certificate, at: dt.datetime) -> RevocationInfo:
         """The CRLs and OCSP responses for ``certificate``. Which objects
         (and errors) come back does not depend on ``at``: pki judges them
-        against it."""
+        against it. Under ``no_fetch()`` raises ``FetchNeeded`` when any of
+        them would need a fetch."""
         crls: list[Crl] = []
         ocsp: list = []
         errors: list[str] = []
@@ -335,7 +389,14 @@ class RevocationSource:
         a connection failure for ``url_key``); else the outcome of one fetch,
         shared with concurrent requests for the same key. A failure (fetched,
         shared or remembered) still serves a cached object within its grace,
-        as stale."""
+        as stale.
+
+        Under ``no_fetch()`` the first two answers are given the same way,
+        and ``FetchNeeded`` is raised where a fetch (or waiting for one)
+        would follow; in particular a cached copy past its nextUpdate is
+        served, stale, only alongside a remembered failure, since without one
+        the online path would try a fetch first and its answer is not known."""
+        offline = fetching_disabled()
         while True:
             flight, leader = None, False
             with self._lock:
@@ -346,13 +407,15 @@ class RevocationSource:
                 failure = self._live_failure(key)
                 if failure is None and url_key is not None:
                     failure = self._live_failure(url_key)
-                if failure is None:
+                if failure is None and not offline:
                     flight = self._in_flight.get(key)
                     if flight is None and len(self._in_flight) < self.max_in_flight:
                         flight = self._in_flight[key] = _Flight()
                         leader = True
             if failure is not None:
                 return self._failed(cached, wall, failure.remembered())
+            if offline:
+                raise FetchNeeded(f"{key[1]}: a fetch is needed (nothing fresh cached, no failure remembered)")
             if flight is None or leader:
                 return self._fetch_and_store(key, url_key, load, cached, flight)
             # Another request is fetching this key: wait for its outcome. Its
