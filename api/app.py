@@ -188,9 +188,10 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
               summary="Validate a certificate chain (RFC 5280) through the bridge",
               responses={**json_errors, **_problems(404, 422)})
     async def verify_chain(body: VerifyChainRequest, request: Request, _who: PlatformOrAdmin, _json: JsonBody) -> JSONResponse:
-        # A question answered before is answered here, on the event loop;
-        # anything that may parse, search, read the database or fetch a CRL
-        # runs in the threadpool.
+        # A question answered before, or a new leaf under a CA chain that
+        # validated before with nothing to fetch, is answered here on the
+        # event loop (bounded work: one leaf's checks); anything that may
+        # search, read the database or fetch a CRL runs in the threadpool.
         service = verification(request)
         options = dict(
             intermediates=body.intermediates, trust_anchor=_trust_anchor(body.trust_anchor),
@@ -198,7 +199,7 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
             inhibit_policy_mapping=body.inhibit_policy_mapping, inhibit_any_policy=body.inhibit_any_policy,
             at=body.at, revocation=body.revocation,
         )
-        result = service.cached_chain(body.certificate, **options)
+        result = service.quick_chain(body.certificate, **options)
         if result is None:
             result = await run_in_threadpool(lambda: service.verify_chain(body.certificate, **options))
         return JSONResponse(result)

@@ -21,7 +21,7 @@ from pki.cms import verify_cms, verify_raw_signature
 from pki.crl import Crl, parse_crl
 from pki.revocation import RevocationInfo, RevocationStatus
 
-from .revocation_source import RevocationSource
+from .revocation_source import FetchNeeded, RevocationSource, no_fetch
 from .service import BridgeCA, BridgeError
 
 # Every trust change increments the store's revocation epoch; a process reads
@@ -155,17 +155,41 @@ class VerificationService:
         result = ctx.verifier.verify(certificate, at=at, **self._options(ctx, **options))
         return result.to_dict()
 
-    def cached_chain(self, certificate: str, *, trust_anchor: str = "bridge", at=None, **options) -> dict | None:
-        """``verify_chain``'s answer when it is known already (same question,
-        same epoch, still inside its validity window), without blocking: no
-        database read, no parsing, no fetch. None: call ``verify_chain``."""
+    def _current_context(self, trust_anchor: str) -> _Context | None:
+        """The built context for ``trust_anchor`` if it is current, without
+        reading the database; None when a poll or a rebuild is due."""
         if self.known_epoch() is None:
             return None
         with self._lock:
             ctx = self._contexts.get(trust_anchor)
         if ctx is None or ctx.epoch != self._epoch or time.monotonic() - ctx.built_at >= VERIFIER_MAX_AGE_SECONDS:
             return None
+        return ctx
+
+    def cached_chain(self, certificate: str, *, trust_anchor: str = "bridge", at=None, **options) -> dict | None:
+        """``verify_chain``'s answer when it is known already (same question,
+        same epoch, still inside its validity window), without blocking: no
+        database read, no parsing, no fetch. None: call ``verify_chain``."""
+        ctx = self._current_context(trust_anchor)
+        if ctx is None:
+            return None
         result = ctx.verifier.cached_result(certificate, at=at, **self._options(ctx, **options))
+        return result.to_dict() if result is not None else None
+
+    def quick_chain(self, certificate: str, *, trust_anchor: str = "bridge", at=None, **options) -> dict | None:
+        """``verify_chain``'s answer when it needs no I/O and no search: the
+        answer cached, or a leaf under a CA chain that validated before, with
+        revocation answered from what is cached (``no_fetch``). Bounded work
+        (one leaf's checks), so the service may run it on its event loop.
+        None: call ``verify_chain`` (in a thread)."""
+        ctx = self._current_context(trust_anchor)
+        if ctx is None:
+            return None
+        try:
+            with no_fetch():
+                result = ctx.verifier.verify_without_search(certificate, at=at, **self._options(ctx, **options))
+        except FetchNeeded:
+            return None
         return result.to_dict() if result is not None else None
 
     def verify_cms(self, cms: bytes, *, content: bytes | None = None, trust_anchor: str = "bridge", at=None, **options) -> dict:

@@ -306,6 +306,30 @@ class Verifier:
         certificate for this call (the service's fetching, caching source in
         bridge/revocation_source.py); consulted after the OCSP responses and
         CRLs the Verifier was built with, and processed the same way."""
+        return self._verify(leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy,
+                            revocation, intermediates, revocation_provider, search=True)
+
+    def verify_without_search(
+        self,
+        leaf: bytes | str | Certificate,
+        at: dt.datetime | str | None = None,
+        policies: Sequence[str] | None = None,
+        explicit_policy: bool = False,
+        inhibit_policy_mapping: bool = False,
+        inhibit_any_policy: bool = False,
+        revocation: str = "auto",
+        intermediates: Iterable[bytes | str | Certificate] = (),
+        revocation_provider: RevocationInfoProvider | None = None,
+    ) -> "VerificationResult | None":
+        """``verify``'s answer when it comes from the result cache or from a
+        CA chain that validated before, the leaf's own checks passing: the
+        cheap, bounded case (one leaf's processing). None when ``verify``
+        would search for a path or explain a failure: call it then."""
+        return self._verify(leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy,
+                            revocation, intermediates, revocation_provider, search=False)
+
+    def _verify(self, leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy,
+                revocation, intermediates, revocation_provider, *, search: bool) -> "VerificationResult | None":
         result_key, when, user_policies, leaf_id, intermediates, extra_ids = self._result_key(
             leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy, revocation,
             intermediates, revocation_provider)
@@ -352,6 +376,8 @@ class Verifier:
             # The result holds while the leaf and every CA are valid.
             not_before = max(target.not_before, known.not_before)
             not_after = min(target.not_after, known.not_after)
+        elif not search:
+            return None
         else:
             result = self._search(target, pool, params, rev, revocation_label, revocation_key)
             if result.valid:

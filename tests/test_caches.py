@@ -80,3 +80,18 @@ def test_a_bad_signature_is_not_remembered_as_good():
     assert not r.valid and r.error.code == "signature_invalid"
     r = v.verify(pb.der(forged), at=pb.AT)  # and again, from the caches
     assert not r.valid and r.error.code == "signature_invalid"
+
+
+def test_verify_without_search_answers_only_the_cheap_case_and_as_verify_would():
+    anchor, ca1, ca2 = _chain()
+    v = _verifier(anchor, ca1, ca2)
+    first, second = pb.der(pb.leaf(ca2, "first", policies=[P1])), pb.der(pb.leaf(ca2, "second", policies=[P1]))
+    assert v.verify_without_search(first, at=pb.AT) is None  # no chain known yet: a search is needed
+    assert v.verify(first, at=pb.AT).valid
+    quick = v.verify_without_search(second, at=pb.AT)
+    assert quick is not None and quick.valid
+    fresh = _verifier(anchor, ca1, ca2).verify(second, at=pb.AT)
+    assert quick.to_dict() == fresh.to_dict()
+    late = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)  # ca2 has expired: a failure, explained by verify
+    assert v.verify_without_search(pb.der(pb.leaf(ca2, "third", policies=[P1])), at=late) is None
+    assert v.verify(pb.der(pb.leaf(ca2, "third", policies=[P1])), at=late).error.code == "expired"

@@ -60,3 +60,84 @@ def test_a_revocation_through_another_process_ends_the_cached_answer_when_the_po
     assert after["valid"] is False and after["error"]["code"] == "revoked"
     # and the revoked answer is what is cached from now on
     assert chain(fed, **body) == after
+
+
+def _leaf(fed, code: str, cn: str, *, crl_url: str | None = None, expired: bool = False) -> str:
+    import datetime as dt
+
+    from cryptography import x509 as cx509
+
+    from tests.bridge.members import ec_key, issue, name, pem
+
+    m = fed.members[code]
+    extra = []
+    if crl_url:
+        dp = cx509.DistributionPoint([cx509.UniformResourceIdentifier(crl_url)], None, None, None)
+        extra.append((cx509.CRLDistributionPoints([dp]), False))
+    cert = issue(m.issuing, m.issuing_key, name("HK", f"{m.display} Example Org", cn), ec_key().public_key(),
+                 ca=False, policies=[m.policy], extra=extra)
+    if expired:  # the same leaf, its validity moved 30 days back and 1 day long, signed again
+        from cryptography.hazmat.primitives import hashes
+
+        start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)
+        builder = (cx509.CertificateBuilder().subject_name(cert.subject).issuer_name(cert.issuer)
+                   .public_key(cert.public_key()).serial_number(cert.serial_number)
+                   .not_valid_before(start).not_valid_after(start + dt.timedelta(days=1)))
+        for ext in cert.extensions:
+            builder = builder.add_extension(ext.value, ext.critical)
+        cert = builder.sign(m.issuing_key, hashes.SHA256())
+    return pem(cert).decode()
+
+
+def test_a_new_leaf_under_a_known_chain_is_answered_on_the_loop_as_the_thread_would(tmp_path):
+    fed = make_federation(tmp_path / "home", codes=("HK",))
+    service = fed.app.state.verification
+    body = fed.chain_body("HK")
+    first = _leaf(fed, "HK", "first leaf")
+    assert chain(fed, **dict(body, certificate=first))["valid"] is True  # the CA chain is now known
+    second = _leaf(fed, "HK", "second leaf")
+    quick = service.quick_chain(second, **_options(body))
+    if quick is None:  # the epoch poll fell due between the calls
+        assert chain(fed, **dict(body, certificate=_leaf(fed, "HK", "poll")))["valid"] is True
+        quick = service.quick_chain(second, **_options(body))
+    assert quick is not None and quick["valid"] is True
+    # the thread's full verification (a fresh service, nothing cached) agrees
+    from bridge.verification import VerificationService
+
+    assert VerificationService(fed.ca).verify_chain(second, **_options(body)) == quick
+
+
+def test_what_needs_a_search_or_fails_goes_to_the_thread(tmp_path):
+    fed = make_federation(tmp_path / "home", codes=("HK",))
+    service = fed.app.state.verification
+    body = fed.chain_body("HK")
+    assert chain(fed, **body)["valid"] is True
+    expired = _leaf(fed, "HK", "expired leaf", expired=True)
+    assert chain(fed, **dict(body, certificate=_leaf(fed, "HK", "fresh poll")))["valid"] is True
+    assert service.quick_chain(expired, **_options(body)) is None
+    answer = chain(fed, **dict(body, certificate=expired))
+    assert answer["valid"] is False and answer["error"]["code"] == "expired"
+    # a leaf from an issuer the bridge never saw: no known chain
+    stranger = fed.chain_body("HK")
+    from tests.bridge.members import make_member, pem
+
+    other = make_member("GD")
+    assert service.quick_chain(pem(other.leaf).decode(), **dict(_options(stranger), intermediates=[pem(other.issuing).decode()])) is None
+
+
+def test_a_leaf_whose_crl_is_not_cached_goes_to_the_thread_and_its_fetch_is_remembered(tmp_path):
+    fed = make_federation(tmp_path / "home", codes=("HK",))
+    service = fed.app.state.verification
+    body = fed.chain_body("HK")
+    assert chain(fed, **body)["valid"] is True
+    dead = _leaf(fed, "HK", "leaf with a dead CRL server", crl_url="http://127.0.0.1:9/hk.crl")
+    assert chain(fed, **dict(body, certificate=_leaf(fed, "HK", "fresh poll")))["valid"] is True
+    assert service.quick_chain(dead, **_options(body)) is None  # the CRL would have to be fetched
+    through_thread = chain(fed, **dict(body, certificate=dead))  # fetches, fails, remembers the failure
+    assert through_thread["valid"] is False and through_thread["error"]["code"] == "revocation_unknown"
+    assert through_thread["path"][0]["revocation"] == "unknown"
+    # A failure is never answered on the loop (the thread explains it), even
+    # once the fetch failure is remembered and nothing needs fetching.
+    assert chain(fed, **dict(body, certificate=_leaf(fed, "HK", "fresh poll 2")))["valid"] is True
+    assert service.quick_chain(dead, **_options(body)) is None
+    assert chain(fed, **dict(body, certificate=dead)) == through_thread
