@@ -15,6 +15,7 @@ import base64
 import dataclasses
 import datetime as dt
 import hashlib
+import ipaddress
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -492,7 +493,9 @@ def _extensions_from_cache(tbs: bytes, extensions_field, cert: x509.Certificate,
                 hit = (_SKI_OID, False, (("subject_key_id", tlv[11:]),))
                 ski_at = index
             else:
-                return _decode_and_remember(tlvs, cert, cache)
+                hit = _subject_alt_name(tlv)
+                if hit is None:
+                    return _decode_and_remember(tlvs, cert, cache)
         oid = hit[0]
         if oid in seen:
             return None  # a duplicate: the full decoding reports it
@@ -516,23 +519,70 @@ def _decode_and_remember(tlvs: list[bytes], cert: x509.Certificate, cache: Parse
         return None
     if len(extensions) != len(tlvs):
         return None
+    known = cache.extensions
     fields: dict = {}
     unhandled: list[str] = []
     for tlv, ext in zip(tlvs, extensions):
-        items: dict = {}
-        extractor = _EXTRACTORS.get(type(ext.value))
-        if extractor is not None:
-            try:
-                extractor(ext.value, items)
-            except Exception:
-                return None
-        oid = ext.oid.dotted_string
-        if oid not in _PER_CERTIFICATE_EXTENSIONS:
-            cache.remember_extension(tlv, (oid, ext.critical, tuple(items.items())))
-        fields.update(items)
-        if ext.critical and oid not in HANDLED_EXTENSIONS:
-            unhandled.append(oid)
+        hit = known.get(tlv)
+        if hit is None:
+            items: dict = {}
+            extractor = _EXTRACTORS.get(type(ext.value))
+            if extractor is not None:
+                try:
+                    extractor(ext.value, items)
+                except Exception:
+                    return None
+            hit = (ext.oid.dotted_string, ext.critical, tuple(items.items()))
+            if hit[0] not in _PER_CERTIFICATE_EXTENSIONS:
+                cache.remember_extension(tlv, hit)
+        fields.update(hit[2])
+        if hit[1] and hit[0] not in HANDLED_EXTENSIONS:
+            unhandled.append(hit[0])
     return fields, unhandled, None
+
+
+_SAN_OID_TLV = b"\x06\x03\x55\x1d\x11"
+_CRITICAL_TRUE = b"\x01\x01\xff"
+# GeneralName choices read here, as cryptography reads them (IA5String values).
+_GENERAL_NAMES = {0x81: x509.RFC822Name, 0x82: x509.DNSName, 0x86: x509.UniformResourceIdentifier}
+
+
+def _subject_alt_name(tlv: bytes):
+    """A subjectAltName of rfc822Name, dNSName, uniformResourceIdentifier and
+    iPAddress entries, decoded as cryptography decodes it; None for anything
+    else (other name forms, odd encodings), left to cryptography."""
+    try:
+        _, start, end = derlib.read_tlv(tlv, 0)
+        parts = derlib.children(tlv, start, end)
+        if len(parts) == 3:
+            if tlv[parts[1][1] : parts[1][3]] != _CRITICAL_TRUE:
+                return None
+            critical = True
+        elif len(parts) == 2:
+            critical = False
+        else:
+            return None
+        oid, value = parts[0], parts[-1]
+        if tlv[oid[1] : oid[3]] != _SAN_OID_TLV or value[0] != 0x04:
+            return None
+        seq_tag, seq_start, seq_end = derlib.read_tlv(tlv, value[2])
+        if seq_tag != 0x30 or seq_end != value[3]:
+            return None
+        names = []
+        for tag, _, content_start, content_end in derlib.children(tlv, seq_start, seq_end):
+            body = tlv[content_start:content_end]
+            kind = _GENERAL_NAMES.get(tag)
+            if kind is not None:
+                names.append(kind(body.decode("ascii")))
+            elif tag == 0x87 and len(body) in (4, 16):
+                names.append(x509.IPAddress(ipaddress.ip_address(body)))
+            else:
+                return None
+        if not names:
+            return None
+    except (InputError, ValueError):
+        return None
+    return (SUBJECT_ALT_NAME_OID, critical, (("subject_alt_names", tuple(names)),))
 
 
 _SKI_OID = ExtensionOID.SUBJECT_KEY_IDENTIFIER.dotted_string

@@ -182,3 +182,51 @@ def test_the_rdn_caches_are_bounded(chain):
         cert = parse_certificate(pb.der(pb.leaf(ca, f"leaf {i}")), cache)
         assert cert.subject_text.startswith(f"CN=leaf {i}")
         assert len(cache._good_rdns) <= 16 and len(cache._rdn_texts) <= 16
+
+
+def _san_variants(ca):
+    import ipaddress
+
+    from cryptography.x509.oid import NameOID, ObjectIdentifier
+
+    G = x509
+    plain = [
+        [G.DNSName("www.example.org")],
+        [G.DNSName("a.example"), G.DNSName("b.example"), G.RFC822Name("someone@example.org")],
+        [G.UniformResourceIdentifier("https://example.org/path?q=1")],
+        [G.IPAddress(ipaddress.ip_address("192.0.2.7")), G.IPAddress(ipaddress.ip_address("2001:db8::1"))],
+        [G.DNSName("")],
+        [G.DirectoryName(G.Name([G.NameAttribute(NameOID.COMMON_NAME, "dir")]))],  # left to cryptography
+        [G.RegisteredID(ObjectIdentifier("1.3.6.1.4.1.32473.5")), G.DNSName("mixed.example")],
+        [G.OtherName(ObjectIdentifier("1.3.6.1.4.1.32473.6"), b"\x0c\x02hi")],
+    ]
+    leaves = [pb.der(pb.leaf(ca, f"san {i}", san=names)) for i, names in enumerate(plain)]
+    raw = [
+        pb.tlv(0x30, pb.tlv(0x82, b"critical.example")),  # below, marked critical
+        pb.tlv(0x30, b""),  # no names at all
+        pb.tlv(0x30, pb.tlv(0x82, "d\u00e9j\u00e0.example".encode())),  # not IA5
+        pb.tlv(0x30, pb.tlv(0x87, bytes(8))),  # an IP address of 8 octets
+    ]
+    for i, value in enumerate(raw):
+        ext = pb.raw_extension("2.5.29.17", value, critical=(i == 0))
+        leaves.append(pb.resign(pb.der(pb.leaf(ca, f"raw san {i}")), ca.key,
+                                lambda exts, ext=ext: [e for e in exts if pb.extension_oid(e) != "2.5.29.17"] + [ext]))
+    explicit_false = pb.tlv(0x30, b"\x06\x03\x55\x1d\x11\x01\x01\x00" + pb.tlv(0x04, pb.tlv(0x30, pb.tlv(0x82, b"f.example"))))
+    leaves.append(pb.resign(pb.der(pb.leaf(ca, "explicit false")), ca.key, lambda exts: exts + [explicit_false]))
+    twice = pb.raw_extension("2.5.29.17", pb.tlv(0x30, pb.tlv(0x82, b"twice.example")))
+    leaves.append(pb.resign(pb.der(pb.leaf(ca, "san twice")), ca.key, lambda exts: exts + [twice, twice]))
+    return leaves
+
+
+def test_subject_alt_names_read_here_are_cryptographys(chain):
+    anchor, ca = chain
+    v = _warm_verifier(anchor, ca)
+    leaves = _san_variants(ca)
+    for round_ in ("cold", "warm"):
+        for i, der in enumerate(leaves):
+            plain, cached = _parse(der, None), _parse(der, v._parse_cache)
+            assert_same(plain, cached, f"{round_} SAN variant {i}")
+    # the well-formed ones validate; the defects are reported as such
+    assert all(v.verify(der, at=pb.AT).valid for der in leaves[:4])
+    assert v.verify(leaves[-1], at=pb.AT).error.code == "malformed_certificate"  # SAN twice
+    assert _parse(leaves[-2], v._parse_cache).startswith("InputError")  # explicit FALSE: not DER
