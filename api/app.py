@@ -179,7 +179,10 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
     # ------------------------------------------------------------------ health
 
     @app.get("/v1/health", tags=["service"], response_model=Health, summary="Liveness")
-    def health() -> JSONResponse:
+    async def health() -> JSONResponse:
+        # On the event loop, not in the threadpool: a pool full of slow
+        # verifications (a CRL server that hangs) must not make a live
+        # worker look dead to whoever probes it.
         return JSONResponse({"status": "ok"})
 
     # ------------------------------------------------------------------ verification
