@@ -16,7 +16,9 @@ Hostile or broken servers cost bounded time and memory:
 Freshness is decided by the real time (``wall_clock``), never by the
 validation time a request asks about: a cached object is used until its
 nextUpdate (objects without one: ``default_ttl`` after they were fetched),
-then fetched again. The objects themselves are handed to pki unchanged, and
+but at least ``min_fresh`` after it was fetched, then fetched again (so a CA
+that publishes late, serving an object already past its nextUpdate, costs
+one fetch per ``min_fresh``, not one per verification). The objects themselves are handed to pki unchanged, and
 pki judges them against the request's validation time (``RevocationInfo``'s
 ``grace``: an object past its nextUpdate by less than ``grace`` at that time
 is used, reported ``stale``). So a request for a far-future or a past time
@@ -226,8 +228,8 @@ def _abort(conn: http.client.HTTPConnection) -> None:
 @dataclass
 class _Cached:
     value: object  # Crl, or (OcspResponse, nonce)
-    fresh_until: dt.datetime  # real time: fetch again from then on
-    usable_until: dt.datetime  # real time, fresh_until + grace: never handed out from then on
+    fresh_until: dt.datetime  # real time: fetch again from then on (nextUpdate, but at least min_fresh after the fetch)
+    usable_until: dt.datetime  # real time, nextUpdate + grace (at least fresh_until): never handed out from then on
 
 
 @dataclass(frozen=True)
@@ -275,6 +277,14 @@ class RevocationSource:
         *,
         grace: dt.timedelta = dt.timedelta(hours=12),
         default_ttl: dt.timedelta = dt.timedelta(hours=1),
+        # Every fetched object counts as fresh for at least this long after
+        # the fetch, whatever its nextUpdate says. A CA that publishes late
+        # (its server still serves an object past its nextUpdate) must not
+        # turn into one fetch per verification; a minute is short enough that
+        # a republished CRL or OCSP response is picked up soon. Only the
+        # refetch decision: pki still judges the object against the
+        # validation time (stale, out of date) exactly as without it.
+        min_fresh: dt.timedelta = dt.timedelta(seconds=60),
         use_ocsp_nonce: bool = True,
         fetch: Fetch = http_fetch,
         # How long a failed fetch is remembered. 30 s: long against the fetch
@@ -297,6 +307,7 @@ class RevocationSource:
         self.limits = limits
         self.grace = grace
         self.default_ttl = default_ttl  # for objects without nextUpdate
+        self.min_fresh = min_fresh
         self.use_ocsp_nonce = use_ocsp_nonce
         self.failure_ttl = failure_ttl
         self.max_failures = max_failures
@@ -449,8 +460,12 @@ class RevocationSource:
                     flight.error = error
                 return self._failed(cached, self._wall_clock(), error)
             with self._lock:
-                fresh_until = next_update if next_update is not None else self._wall_clock() + self.default_ttl
-                self._store(key, _Cached(value, fresh_until, fresh_until + self.grace))
+                wall = self._wall_clock()
+                due = next_update if next_update is not None else wall + self.default_ttl
+                fresh_until = max(due, wall + self.min_fresh)
+                # Handed out after a failed refresh until its nextUpdate plus
+                # grace, and in any case while it counts as fresh.
+                self._store(key, _Cached(value, fresh_until, max(due + self.grace, fresh_until)))
                 self._failures.pop(key, None)
                 if url_key is not None:
                     self._failures.pop(url_key, None)  # the server answers again
