@@ -18,14 +18,18 @@ validation time a request asks about: a cached object is used until its
 nextUpdate (objects without one: ``default_ttl`` after they were fetched),
 but at least ``min_fresh`` after it was fetched, then fetched again (so a CA
 that publishes late, serving an object already past its nextUpdate, costs
-one fetch per ``min_fresh``, not one per verification). The objects themselves are handed to pki unchanged, and
-pki judges them against the request's validation time (``RevocationInfo``'s
-``grace``: an object past its nextUpdate by less than ``grace`` at that time
-is used, reported ``stale``). So a request for a far-future or a past time
+one fetch per ``min_fresh``, not one per verification). The objects
+themselves are handed to pki unchanged, and pki judges them against the
+request's validation time (``RevocationInfo``'s ``grace``: an object past
+its nextUpdate by less than ``grace`` at that time is used, reported
+``stale``). So a request for a far-future or a past time
 neither keeps an object cached for everyone nor spares it a due refresh.
 When a refresh fails, the cached copy is still handed out until its
 nextUpdate plus ``grace`` by the real time (``served from cache``), and
-dropped after that. The cache is a bounded LRU (``max_cached``).
+dropped after that. The cache is an LRU bounded by entries (``max_cached``)
+and by the DER bytes of the objects it holds (``max_cached_bytes``); an
+object larger than that whole budget is used for the request that fetched
+it (and those sharing its fetch) but not cached.
 
 A failed fetch is remembered for ``failure_ttl`` (negative caching): until
 then a request for the same object does not touch the network and answers
@@ -228,6 +232,7 @@ def _abort(conn: http.client.HTTPConnection) -> None:
 @dataclass
 class _Cached:
     value: object  # Crl, or (OcspResponse, nonce)
+    size: int  # DER bytes of the object, counted against max_cached_bytes
     fresh_until: dt.datetime  # real time: fetch again from then on (nextUpdate, but at least min_fresh after the fetch)
     usable_until: dt.datetime  # real time, nextUpdate + grace (at least fresh_until): never handed out from then on
 
@@ -298,6 +303,11 @@ class RevocationSource:
         # Fetched objects kept (CRLs by URL, OCSP responses by certificate and
         # URL); the least recently used go first. 0 keeps none.
         max_cached: int = 4096,
+        # ... and their total size, in DER bytes (a CRL can be tens of MiB;
+        # its parsed index grows with it, so the DER size is the measure).
+        # The least recently used go first until the total is within it; an
+        # object larger than the whole budget is not cached at all.
+        max_cached_bytes: int = 256 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,  # measures failure_ttl (not the validation time)
         # The real time (aware, UTC): decides when a cached object is due for a
         # refresh and how long it is handed out after a failed one. Never the
@@ -313,11 +323,13 @@ class RevocationSource:
         self.max_failures = max_failures
         self.max_in_flight = max_in_flight
         self.max_cached = max_cached
+        self.max_cached_bytes = max_cached_bytes
         self._fetch = fetch
         self._clock = clock
         self._wall_clock = wall_clock
         # Least recently used first.
         self._cache: OrderedDict[tuple, _Cached] = OrderedDict()
+        self._cached_bytes = 0  # sum of the entries' sizes
         # Insertion order is expiry order (one TTL, a monotonic clock), so
         # expired entries and the overflow are both at the front.
         self._failures: OrderedDict[tuple, _Failure] = OrderedDict()
@@ -465,7 +477,7 @@ class RevocationSource:
                 fresh_until = max(due, wall + self.min_fresh)
                 # Handed out after a failed refresh until its nextUpdate plus
                 # grace, and in any case while it counts as fresh.
-                self._store(key, _Cached(value, fresh_until, max(due + self.grace, fresh_until)))
+                self._store(key, _Cached(value, _der_size(value), fresh_until, max(due + self.grace, fresh_until)))
                 self._failures.pop(key, None)
                 if url_key is not None:
                     self._failures.pop(url_key, None)  # the server answers again
@@ -492,20 +504,32 @@ class RevocationSource:
         if cached is None:
             return None
         if wall >= cached.usable_until:
-            del self._cache[key]
+            self._drop(key)
             return None
         self._cache.move_to_end(key)
         return cached
 
     def _store(self, key: tuple, entry: _Cached) -> None:
-        """Under the lock. Drops the least recently used beyond ``max_cached``."""
-        cache = self._cache
-        if self.max_cached <= 0:
+        """Under the lock. Replaces the entry for ``key`` (an older copy is
+        dropped even when the new one is not kept), then drops the least
+        recently used beyond ``max_cached`` entries or ``max_cached_bytes``.
+        An entry larger than the whole byte budget is not kept, and costs
+        no other entry its place."""
+        self._drop(key)
+        if self.max_cached <= 0 or entry.size > self.max_cached_bytes:
             return
+        cache = self._cache
         cache[key] = entry
-        cache.move_to_end(key)
-        while len(cache) > self.max_cached:
-            cache.popitem(last=False)
+        self._cached_bytes += entry.size
+        while len(cache) > self.max_cached or self._cached_bytes > self.max_cached_bytes:
+            _, dropped = cache.popitem(last=False)
+            self._cached_bytes -= dropped.size
+
+    def _drop(self, key: tuple) -> None:
+        """Under the lock."""
+        entry = self._cache.pop(key, None)
+        if entry is not None:
+            self._cached_bytes -= entry.size
 
     def _live_failure(self, key: tuple) -> _Failure | None:
         """The remembered failure for ``key`` if it has not expired. Under the lock."""
@@ -529,6 +553,12 @@ class RevocationSource:
             if len(failures) <= self.max_failures and oldest.until > now:
                 break
             failures.popitem(last=False)
+
+
+def _der_size(value: object) -> int:
+    """The DER bytes of a cached object: a Crl, or (OcspResponse, nonce)."""
+    obj = value[0] if isinstance(value, tuple) else value
+    return len(obj.der)
 
 
 def _crl_urls(cert: Certificate) -> list[str]:
