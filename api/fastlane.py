@@ -1,0 +1,114 @@
+"""A fast lane for POST /v1/verify/chain, the service's hot path.
+
+FastAPI's request machinery (dependency solving, body handling) costs about
+three times what answering a known question costs. This ASGI middleware
+answers the request itself when, and only when, the answer is certain to be
+the one the FastAPI route gives: the token is known for the current epoch
+and its role may verify, the body is exactly ``application/json`` and
+validates against the route's own model, and ``VerificationService.quick_chain``
+has the answer (a cached one, or a new leaf under a known CA chain with
+nothing to fetch). The response is rendered by the same JSONResponse class.
+Anything else — an error of any kind, a question that needs a search, the
+database or a fetch — is handed to the FastAPI app unchanged, with the body
+replayed, so errors, documentation and every other behaviour stay FastAPI's.
+It sits inside the body-limit middleware, so the limit applies first.
+"""
+from __future__ import annotations
+
+from fastapi.responses import JSONResponse
+
+from .problems import Problem
+from .schemas import VerifyChainRequest
+
+PATH = "/v1/verify/chain"
+ROLES = frozenset({"platform", "admin"})
+
+
+class VerifyChainFastLane:
+    def __init__(self, app, fastapi_app) -> None:
+        self.app = app
+        self.state = fastapi_app.state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                # The client went away, or the body limit stopped the read:
+                # let the application see exactly that.
+                return await self.app(scope, _replay(chunks, message, receive), send)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        answer = self._answer(scope, body)
+        if answer is None:
+            return await self.app(scope, _replay(chunks, None, receive), send)
+        await JSONResponse(answer)(scope, receive, send)
+
+    def _answer(self, scope, body: bytes) -> dict | None:
+        authorization = content_type = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"content-type":
+                content_type = value
+            elif name == b"transfer-encoding":
+                return None
+        if content_type != b"application/json" or authorization is None or not body:
+            return None
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return None
+        from bridge.service import hash_token
+
+        service = self.state.verification
+        epoch = service.known_epoch()
+        if epoch is None:
+            return None
+        principal = self.state.principals.cached(hash_token(token), epoch)
+        if principal is None or principal[1] not in ROLES:
+            return None
+        try:
+            request = VerifyChainRequest.model_validate_json(body)
+            trust_anchor = _trust_anchor(request.trust_anchor)
+            return service.quick_chain(
+                request.certificate, intermediates=request.intermediates, trust_anchor=trust_anchor,
+                policies=request.policies, require_explicit_policy=request.require_explicit_policy,
+                inhibit_policy_mapping=request.inhibit_policy_mapping, inhibit_any_policy=request.inhibit_any_policy,
+                at=request.at, revocation=request.revocation,
+            )
+        except Exception:  # any refusal is the FastAPI route's to word
+            return None
+
+
+def _trust_anchor(value: str) -> str:
+    from .app import _trust_anchor as check
+
+    try:
+        return check(value)
+    except Problem:
+        raise ValueError(value) from None
+
+
+def _replay(chunks: list[bytes], last: dict | None, receive):
+    """A receive() that gives back what was read (then ``last``, a
+    disconnect, if the read ended so), and after that the real receive()."""
+    pending = [{"type": "http.request", "body": chunk, "more_body": True} for chunk in chunks]
+    if last is None:
+        if pending:
+            pending[-1]["more_body"] = False
+        else:
+            pending.append({"type": "http.request", "body": b"", "more_body": False})
+    else:
+        pending.append(last)
+
+    async def replayed():
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
