@@ -41,7 +41,16 @@ its URL too, so an OCSP responder that is down costs one timeout, not one
 per certificate asked about; an answer about one certificate (an OCSP
 "unauthorized", a malformed response) is remembered for that certificate
 only. Concurrent requests for an object that is not cached share one fetch
-("single flight"). All maps are bounded.
+("single flight"). An OCSP responder that nothing is known about (never
+asked, or its remembered failure expired) gets one request at a time until
+it answers: concurrent requests about other certificates wait for the first
+one's outcome (the responder is probed), then answer from its connection
+failure without connecting, or, once it has answered anything, fetch their
+own certificates' responses side by side. So a dead responder costs one
+timeout even for a burst of different certificates. (One that answered
+before and dies later is found out by the requests under way at that moment,
+each on its own; from the first failure on its URL failure answers.) All
+maps are bounded.
 
 Under ``no_fetch()`` (a context variable: the current thread or asyncio task
 only) the source never opens a connection and never waits for another
@@ -257,15 +266,18 @@ class _Failure:
 class _Flight:
     """One fetch in progress; concurrent requests for its key wait for it."""
 
-    __slots__ = ("done", "value", "error")
+    __slots__ = ("done", "value", "error", "connection_failed")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.value: object | None = None  # set on success
         self.error: str | None = None  # set on a FetchError; both None: the fetch raised something else
+        self.connection_failed = False  # the FetchError was a ConnectionFailure: says nothing about the object
 
 
 Fetch = Callable[..., bytes]
+
+_MAX_ANSWERING = 4096  # OCSP URLs remembered as answering (a few per CA in practice)
 
 
 def _utc_now() -> dt.datetime:
@@ -334,6 +346,13 @@ class RevocationSource:
         # expired entries and the overflow are both at the front.
         self._failures: OrderedDict[tuple, _Failure] = OrderedDict()
         self._in_flight: dict[tuple, _Flight] = {}
+        # OCSP URLs (url keys) that answered (anything but a ConnectionFailure)
+        # since their last connection failure, least recently answered first,
+        # at most _MAX_ANSWERING; and, for a URL not among them, the fetch that
+        # is probing it (one of _in_flight), which other certificates' first
+        # requests to that URL wait for.
+        self._answering: OrderedDict[tuple, None] = OrderedDict()
+        self._probes: dict[tuple, _Flight] = {}
         self._lock = threading.Lock()
 
     # -- RevocationInfoProvider ---------------------------------------------
@@ -420,8 +439,12 @@ class RevocationSource:
         served, stale, only alongside a remembered failure, since without one
         the online path would try a fetch first and its answer is not known."""
         offline = fetching_disabled()
+        # A fetch ends within the limits' total timeout (the watchdog), plus
+        # parsing; this bound on waiting for another request's fetch guards
+        # against an injected fetch that hangs.
+        wait = self.limits.total_timeout + self.limits.connect_timeout + 5.0
         while True:
-            flight, leader = None, False
+            flight, leader, probe = None, False, None
             with self._lock:
                 wall = self._wall_clock()
                 cached = self._lookup(key, wall)
@@ -432,19 +455,36 @@ class RevocationSource:
                     failure = self._live_failure(url_key)
                 if failure is None and not offline:
                     flight = self._in_flight.get(key)
-                    if flight is None and len(self._in_flight) < self.max_in_flight:
+                    unknown_url = url_key is not None and url_key not in self._answering
+                    if flight is None and unknown_url:
+                        probe = self._probes.get(url_key)
+                    if flight is None and probe is None and len(self._in_flight) < self.max_in_flight:
                         flight = self._in_flight[key] = _Flight()
                         leader = True
+                        if unknown_url:
+                            self._probes[url_key] = flight
             if failure is not None:
                 return self._failed(cached, wall, failure.remembered())
             if offline:
                 raise FetchNeeded(f"{key[1]}: a fetch is needed (nothing fresh cached, no failure remembered)")
+            if probe is not None:
+                # Another certificate's request is the first to this OCSP
+                # responder: wait for its outcome (it never waits for us).
+                if not probe.done.wait(wait):
+                    return self._failed(cached, self._wall_clock(),
+                                        f"{key[1]}: a concurrent request to this responder did not finish within {wait:g} s")
+                if probe.connection_failed:
+                    # Not reachable: answer from its failure, remembered for
+                    # the URL (or, with nothing remembered, as it was).
+                    with self._lock:
+                        wall = self._wall_clock()
+                        cached = self._lookup(key, wall)
+                        failure = self._live_failure(url_key)
+                    return self._failed(cached, wall, failure.remembered() if failure is not None else probe.error)
+                continue  # it answered (or the probe raised): ask about our certificate
             if flight is None or leader:
                 return self._fetch_and_store(key, url_key, load, cached, flight)
-            # Another request is fetching this key: wait for its outcome. Its
-            # fetch ends within the limits' total timeout (the watchdog), plus
-            # parsing; the bound guards against an injected fetch that hangs.
-            wait = self.limits.total_timeout + self.limits.connect_timeout + 5.0
+            # Another request is fetching this key: wait for its outcome.
             if not flight.done.wait(wait):
                 return self._failed(cached, self._wall_clock(), f"{key[1]}: a concurrent fetch did not finish within {wait:g} s")
             if flight.value is not None:
@@ -464,12 +504,18 @@ class RevocationSource:
                 value, next_update = load()
             except FetchError as exc:
                 error = str(exc)
+                connection_failed = isinstance(exc, ConnectionFailure)
                 with self._lock:
                     self._remember_failure(key, error)
-                    if url_key is not None and isinstance(exc, ConnectionFailure):
-                        self._remember_failure(url_key, error)
+                    if url_key is not None:
+                        if connection_failed:
+                            self._remember_failure(url_key, error)
+                            self._answering.pop(url_key, None)
+                        else:
+                            self._mark_answering(url_key)  # an answer about this certificate
                 if flight is not None:
                     flight.error = error
+                    flight.connection_failed = connection_failed
                 return self._failed(cached, self._wall_clock(), error)
             with self._lock:
                 wall = self._wall_clock()
@@ -481,6 +527,7 @@ class RevocationSource:
                 self._failures.pop(key, None)
                 if url_key is not None:
                     self._failures.pop(url_key, None)  # the server answers again
+                    self._mark_answering(url_key)
             if flight is not None:
                 flight.value = value
             return Fetched(value)
@@ -489,6 +536,8 @@ class RevocationSource:
                 with self._lock:
                     if self._in_flight.get(key) is flight:
                         del self._in_flight[key]
+                    if url_key is not None and self._probes.get(url_key) is flight:
+                        del self._probes[url_key]
                 flight.done.set()
 
     @staticmethod
@@ -530,6 +579,15 @@ class RevocationSource:
         entry = self._cache.pop(key, None)
         if entry is not None:
             self._cached_bytes -= entry.size
+
+    def _mark_answering(self, url_key: tuple) -> None:
+        """Under the lock: ``url_key`` answered; keeps at most ``_MAX_ANSWERING``
+        (one forgotten is probed again: one request at a time until it answers)."""
+        answering = self._answering
+        answering[url_key] = None
+        answering.move_to_end(url_key)
+        while len(answering) > _MAX_ANSWERING:
+            answering.popitem(last=False)
 
     def _live_failure(self, key: tuple) -> _Failure | None:
         """The remembered failure for ``key`` if it has not expired. Under the lock."""

@@ -3,9 +3,11 @@ against real HTTP servers on 127.0.0.1 (the helpers of
 test_revocation_source): a failed fetch is remembered for ``failure_ttl``,
 concurrent requests for one URL share one fetch, and the failure map stays
 bounded; an OCSP responder that cannot be reached is remembered for its URL,
-so other certificates on it do not ask again. Nothing here asserts on
-durations: the tests count the requests the server received (or the fetches
-made), and the failure TTL runs on an injected clock."""
+so other certificates on it do not ask again, and concurrent first requests
+to a responder nothing is known about wait for one of them to find out.
+Nothing here asserts on durations: the tests count the requests (or
+connections) the server received, or the fetches made, and the failure TTL
+runs on an injected clock."""
 from __future__ import annotations
 
 import datetime as dt
@@ -18,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 
-from bridge.revocation_source import RevocationSource, http_fetch
+from bridge.revocation_source import FetchLimits, RevocationSource, http_fetch
 from pki.certificate import parse_certificate
 
 from .test_revocation import NOW, der
@@ -188,12 +190,18 @@ def test_stale_copy_is_still_served_during_a_remembered_failure(server, cas):
 # -- single flight ----------------------------------------------------------------
 
 def _ask_at_once(n, ask):
+    return _all_at_once([ask] * n)
+
+
+def _all_at_once(asks):
+    """Runs the callables in threads released together; their results."""
+    n = len(asks)
     barrier = threading.Barrier(n)
     results: list = [None] * n
 
     def run(i):
         barrier.wait()
-        results[i] = ask()
+        results[i] = asks[i]()
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in threads:
@@ -319,3 +327,163 @@ def test_ocsp_url_failure_expires_and_the_responder_is_used_again(server, cas):
     assert status_of(source, sub, first_leaf).state == "good"
     assert (len(down.hits), len(hits)) == (1, 2)
     assert source._failures == {}
+
+
+# -- a burst of certificates to an OCSP responder nothing is known about -----------
+
+class Hanging:
+    """Accepts TCP connections, counts them, reads nothing and never answers;
+    the connections stay open until the test ends."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/ocsp"
+        self.connections: list[socket.socket] = []
+        self.first = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, TimeoutError):
+                continue
+            except OSError:
+                return
+            self.connections.append(conn)
+            self.first.set()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        self.sock.close()
+        for conn in self.connections:
+            conn.close()
+
+
+@pytest.fixture
+def hanging():
+    h = Hanging()
+    yield h
+    h.close()
+
+
+def _leaves(sub, url, n):
+    return [leaf_for(sub, ocsp_url=url) for _ in range(n)]
+
+
+@pytest.mark.parametrize("ttl", [TTL, dt.timedelta(0)], ids=["remembered", "ttl-0"])
+def test_burst_to_a_dead_responder_makes_one_connection(hanging, cas, ttl):
+    """N certificates asked about at once on a responder that accepts and
+    never answers: the first request finds out (one timeout), the others
+    wait for it and answer from its failure without connecting; with
+    failure_ttl 0 (nothing remembered) from the same failure as it was."""
+    _, sub = cas
+    n = 8
+    leaves = _leaves(sub, hanging.url, n)
+    source = RevocationSource(FAST, failure_ttl=ttl, clock=Clock())
+    results = _all_at_once([lambda leaf=leaf: status_of(source, sub, leaf) for leaf in leaves])
+    assert hanging.first.wait(30)
+    assert len(hanging.connections) == 1
+    assert all(r.state == "unknown" and "no complete answer within 1.5 s" in r.detail for r in results)
+    remembered = [bool(REMEMBERED.search(r.detail)) for r in results]
+    assert remembered.count(False) == (1 if ttl else n)
+    assert source._in_flight == {} and source._probes == {}
+    # Afterwards the remembered URL failure answers on its own (with a TTL).
+    if ttl:
+        assert REMEMBERED.search(status_of(source, sub, leaf_for(sub, ocsp_url=hanging.url)).detail)
+        assert len(hanging.connections) == 1
+
+
+def test_burst_to_a_healthy_responder_asks_for_every_certificate(server, cas):
+    """N certificates at once on a responder that answers: one request
+    first, then the others side by side (they meet in the responder), each
+    for its own certificate's response."""
+    _, sub = cas
+    n = 8
+    hits: list[str] = []
+    answer = ocsp_route(sub, hits=hits)
+    together = threading.Barrier(n - 1, timeout=10)
+    serialized: list[bool] = []
+
+    def route(h):
+        if len(hits) > 0:  # not the first request: wait for the other n - 2
+            try:
+                together.wait()
+            except threading.BrokenBarrierError:
+                serialized.append(True)
+        answer(h)
+
+    server.routes["/ocsp"] = route
+    leaves = _leaves(sub, server.url + "/ocsp", n)
+    limits = FetchLimits(connect_timeout=5.0, total_timeout=20.0, max_crl_bytes=200_000, max_ocsp_bytes=20_000)
+    source = RevocationSource(limits, failure_ttl=TTL, clock=Clock(), wall_clock=WallClock())
+    results = _all_at_once([lambda leaf=leaf: status_of(source, sub, leaf) for leaf in leaves])
+    assert [r.state for r in results] == ["good"] * n
+    assert len(hits) == n and not serialized
+    assert len(source._cache) == n and source._in_flight == {} and source._probes == {}
+
+
+def test_burst_after_a_per_certificate_answer_still_asks(server, cas):
+    """The first request's answer is about its certificate (an OCSP
+    "unauthorized"): the responder is up, so every other certificate asks."""
+    _, sub = cas
+    n = 4
+    unauthorized = ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+    body = unauthorized.public_bytes(serialization.Encoding.DER)
+    route = server.routes["/ocsp"] = counted(slowly(lambda h: send(h, body, "application/ocsp-response"), 0.1))
+    leaves = _leaves(sub, server.url + "/ocsp", n)
+    source = RevocationSource(FAST, failure_ttl=TTL, clock=Clock())
+    results = _all_at_once([lambda leaf=leaf: status_of(source, sub, leaf) for leaf in leaves])
+    assert all("answered unauthorized" in r.detail and not REMEMBERED.search(r.detail) for r in results)
+    assert len(route.hits) == n
+
+
+def test_waiting_for_another_certificates_request_is_bounded(cas):
+    """A first request that never finishes (an injected fetch that hangs
+    past every limit) holds the others back only for the bound, and never
+    deadlocks; once it ends the responder is asked again normally."""
+    _, sub = cas
+    release = threading.Event()
+    entered = threading.Event()
+    calls: list[str] = []
+
+    def fetch(url, **kw):
+        calls.append(url)
+        if len(calls) == 1:
+            entered.set()
+            release.wait(60)
+        raise ConnectionRefusedError  # not a FetchError: nothing is remembered
+
+    url = "http://127.0.0.1:9/ocsp"
+    first_leaf, second_leaf = _leaves(sub, url, 2)
+    limits = FetchLimits(connect_timeout=0.1, total_timeout=0.2)
+    source = RevocationSource(limits, failure_ttl=TTL, clock=Clock(), fetch=fetch)
+    first: list = []
+    holder = threading.Thread(target=lambda: first.append(_catch(lambda: status_of(source, sub, first_leaf))))
+    holder.start()
+    try:
+        assert entered.wait(30)
+        waited = status_of(source, sub, second_leaf)
+        assert waited.state == "unknown" and "a concurrent request to this responder did not finish within 5.3 s" in waited.detail
+        assert len(calls) == 1
+    finally:
+        release.set()
+        holder.join(30)
+    assert isinstance(first[0], ConnectionRefusedError)
+    assert source._in_flight == {} and source._probes == {}
+    with pytest.raises(ConnectionRefusedError):
+        status_of(source, sub, second_leaf)  # the probe is gone: this one asks itself
+    assert len(calls) == 2
+
+
+def _catch(call):
+    try:
+        return call()
+    except Exception as exc:  # noqa: BLE001 (returned for the test to look at)
+        return exc

@@ -194,6 +194,41 @@ def test_does_not_wait_for_another_requests_fetch(server, cas):
         assert source.crl(url) == results[0]
 
 
+def test_does_not_wait_for_another_certificates_probe(server, cas):
+    """A first request to an OCSP responder nothing is known about is in
+    progress for one certificate: online, another certificate's request
+    would wait for it; under no_fetch() it raises FetchNeeded at once."""
+    _, sub = cas
+    entered, release = threading.Event(), threading.Event()
+    hits: list[str] = []
+    answer = ocsp_route(sub, hits=hits)
+
+    def held(h):
+        if not hits:
+            entered.set()
+            release.wait(30)
+        answer(h)
+
+    server.routes["/ocsp"] = held
+    first_leaf = leaf_for(sub, ocsp_url=server.url + "/ocsp")
+    second_leaf = leaf_for(sub, ocsp_url=server.url + "/ocsp")
+    source = source_for_tests()
+    results: list = []
+    online = threading.Thread(target=lambda: results.append(info_of(source, sub, first_leaf)))
+    online.start()
+    try:
+        assert entered.wait(30)
+        assert source._probes  # the responder is being probed
+        with no_fetch(), pytest.raises(FetchNeeded):
+            info_of(source, sub, second_leaf)
+    finally:
+        release.set()
+        online.join(30)
+    assert results[0].ocsp and len(hits) == 1
+    assert info_of(source, sub, second_leaf).ocsp and len(hits) == 2
+    assert source._probes == {} and source._in_flight == {}
+
+
 # -- the mode is the caller's only, and ends with the block ---------------------------
 
 def test_other_threads_fetch_normally(server, cas):
