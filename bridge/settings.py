@@ -53,6 +53,12 @@ class BridgeSettings(BaseSettings):
     # HTTP request bodies over this many bytes are refused (413) before being read whole.
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
 
+    # Fetching CRLs and OCSP responses for /v1/verify/* (bridge/revocation_source.py).
+    revocation_connect_timeout: float = Field(default=3.0, gt=0)
+    revocation_total_timeout: float = Field(default=10.0, gt=0)
+    revocation_failure_ttl_seconds: float = Field(default=30.0, ge=0)  # a failed fetch is not retried sooner
+    revocation_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=0)  # DER bytes of fetched objects kept
+
     bridge_validity_days: int = 3650
     cross_certificate_validity_days: int = 1095
     crl_next_update_hours: float = 24.0

@@ -21,7 +21,7 @@ from pki.cms import verify_cms, verify_raw_signature
 from pki.crl import Crl, parse_crl
 from pki.revocation import RevocationInfo, RevocationStatus
 
-from .revocation_source import FetchNeeded, RevocationSource, no_fetch
+from .revocation_source import FetchLimits, FetchNeeded, RevocationSource, no_fetch
 from .service import BridgeCA, BridgeError
 
 # Every trust change increments the store's revocation epoch; a process reads
@@ -62,10 +62,19 @@ class _Context:
     epoch: int
 
 
+def revocation_source_for(settings) -> RevocationSource:
+    """The fetching source the settings describe."""
+    return RevocationSource(
+        FetchLimits(connect_timeout=settings.revocation_connect_timeout, total_timeout=settings.revocation_total_timeout),
+        failure_ttl=dt.timedelta(seconds=settings.revocation_failure_ttl_seconds),
+        max_cached_bytes=settings.revocation_cache_bytes,
+    )
+
+
 class VerificationService:
     def __init__(self, ca: BridgeCA, source: RevocationSource | None = None) -> None:
         self._ca = ca
-        self._source = source if source is not None else RevocationSource()
+        self._source = source if source is not None else revocation_source_for(ca.settings)
         self._lock = threading.Lock()
         self._contexts: dict[str, _Context] = {}
         self._epoch = -1
