@@ -87,7 +87,7 @@ from cryptography.x509 import ocsp as x509_ocsp
 from pki.certificate import Certificate
 from pki.crl import Crl, parse_crl
 from pki.errors import InputError
-from pki.ocsp import OcspResponse, parse_ocsp_response
+from pki.ocsp import parse_ocsp_response
 from pki.revocation import RevocationInfo
 
 

@@ -12,7 +12,6 @@ the algorithm registry.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime as dt
 import hashlib
 import ipaddress

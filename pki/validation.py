@@ -16,7 +16,7 @@ from . import errors as E
 from .algorithms import UnsupportedSignatureAlgorithm, dsa_parameters
 from .budget import Budget
 from .certificate import ANY_POLICY, Certificate
-from .errors import BudgetExceeded, ValidationError
+from .errors import ValidationError
 from .name_constraints import NameConstraintsState
 from .policy import PolicyGraph
 from .revocation import RevocationChecker, RevocationRequest, RevocationStatus

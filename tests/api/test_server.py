@@ -96,14 +96,20 @@ def server(tmp_path_factory):
             time.sleep(0.1)
         yield {"base": base, "port": port, "tokens": tokens, "home": home, "process": process}
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully on SIGINT
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=20)
+        stop(process)
         log.close()
+
+
+def stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGINT (uvicorn, and the workers' supervisor, shut down gracefully on
+    it), then SIGKILL if it has not exited within ``timeout``."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
 
 
 def test_health(server):

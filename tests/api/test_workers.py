@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_server import READY_WITHIN, REPO, bridgeca, env, free_port, run
+from .test_server import READY_WITHIN, REPO, bridgeca, env, free_port, run, stop
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists() or not hasattr(socket, "SO_REUSEPORT"),
                                 reason="needs Linux /proc and SO_REUSEPORT")
@@ -113,13 +113,7 @@ def served(tmp_path_factory):
         assert process.poll() is None, (log.seek(0), log.read())
         yield {"process": process, "port": port, "home": home, "log": log}
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=30)
+        stop(process)
         log.close()
 
 
