@@ -52,8 +52,12 @@ class VerifyChainFastLane:
         authorization = content_type = None
         for name, value in scope["headers"]:
             if name == b"authorization":
+                if authorization is not None:
+                    return None  # twice: the route's reading decides
                 authorization = value
             elif name == b"content-type":
+                if content_type is not None:
+                    return None
                 content_type = value
             elif name == b"transfer-encoding":
                 return None

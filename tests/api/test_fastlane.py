@@ -92,6 +92,17 @@ def test_every_refusal_is_left_to_the_route(lanes):
     for case in cases:
         body = case.pop("body")
         _both(fed, plain, body, **case)
+    # headers given twice: whichever one FastAPI reads, the lane leaves it to it
+    data = json.dumps(hk).encode()
+    for headers in ([("content-type", "text/plain"), ("content-type", "application/json")],
+                    [("authorization", "Bearer bca_unknown"), ("authorization", f"Bearer {fed.tokens['platform']}")]):
+        full = [("authorization", f"Bearer {fed.tokens['platform']}"), ("content-type", "application/json")]
+        names = {n for n, _ in headers}
+        sent = [h for h in full if h[0] not in names] + headers
+        with bridge_env():
+            a = fed.client.post("/v1/verify/chain", headers=sent, content=data)
+            b = plain.post("/v1/verify/chain", headers=sent, content=data)
+        assert (a.status_code, a.content) == (b.status_code, b.content)
     assert not any(answered), answered
 
 
