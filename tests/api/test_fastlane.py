@@ -43,6 +43,7 @@ def _both(fed, plain, body, *, role="platform", content_type="application/json",
         a = fed.client.post("/v1/verify/chain", headers=headers, content=data)
         b = plain.post("/v1/verify/chain", headers=headers, content=data)
     assert (a.status_code, a.headers.get("content-type"), a.content) == (b.status_code, b.headers.get("content-type"), b.content)
+    assert sorted(a.headers.items()) == sorted(b.headers.items())
     return a
 
 
