@@ -77,6 +77,7 @@ class VerificationService:
         self._source = source if source is not None else revocation_source_for(ca.settings)
         self._lock = threading.Lock()
         self._contexts: dict[str, _Context] = {}
+        self._build_locks = tuple(threading.Lock() for _ in range(16))
         self._epoch = -1
         self._epoch_read_at = float("-inf")
 
@@ -117,6 +118,19 @@ class VerificationService:
             ctx = self._contexts.get(trust_anchor)
         if ctx is not None and ctx.epoch == epoch and now - ctx.built_at < VERIFIER_MAX_AGE_SECONDS:
             return ctx
+        # One build per trust anchor at a time: after an epoch change every
+        # request in flight finds its context stale, and each building its
+        # own (database reads, parsing, a Verifier with empty caches) would
+        # multiply the work by the number of worker threads. Striped locks
+        # keep the lock table bounded whatever ids are asked about.
+        with self._build_locks[hash(trust_anchor) % len(self._build_locks)]:
+            with self._lock:
+                ctx = self._contexts.get(trust_anchor)
+            if ctx is not None and ctx.epoch == epoch and time.monotonic() - ctx.built_at < VERIFIER_MAX_AGE_SECONDS:
+                return ctx  # built by another thread meanwhile
+            return self._build_context(trust_anchor, epoch, now)
+
+    def _build_context(self, trust_anchor: str, epoch: int, now: float) -> _Context:
         anchor = self._anchor(trust_anchor)
         from cryptography.hazmat.primitives.serialization import Encoding
 
