@@ -98,10 +98,6 @@ async def _json_body(request: Request) -> None:
     raise Problem(415, "unsupported_media_type", "the request body must be application/json")
 
 
-# Declared after the principal in each handler, so authentication answers first.
-JsonBody = Annotated[None, Depends(_json_body)]
-
-
 def _json_caller(*roles: str):
     """One dependency for a JSON route: token, role, then media type (in that
     order, as separate dependencies would answer), at a third of the cost of

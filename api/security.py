@@ -92,5 +92,3 @@ def require(*roles: str):
 
 AnyUser = Annotated[Principal, Depends(current_principal)]
 Admin = Annotated[Principal, Depends(require("admin"))]
-IssuerOrAdmin = Annotated[Principal, Depends(require("issuer", "admin"))]
-PlatformOrAdmin = Annotated[Principal, Depends(require("platform", "admin"))]

@@ -189,16 +189,6 @@ class VerificationService:
             return None
         return ctx
 
-    def cached_chain(self, certificate: str, *, trust_anchor: str = "bridge", at=None, **options) -> dict | None:
-        """``verify_chain``'s answer when it is known already (same question,
-        same epoch, still inside its validity window), without blocking: no
-        database read, no parsing, no fetch. None: call ``verify_chain``."""
-        ctx = self._current_context(trust_anchor)
-        if ctx is None:
-            return None
-        result = ctx.verifier.cached_result(certificate, at=at, **self._options(ctx, **options))
-        return result.to_dict() if result is not None else None
-
     def quick_chain(self, certificate: str, *, trust_anchor: str = "bridge", at=None, **options) -> dict | None:
         """``verify_chain``'s answer when it needs no I/O and no search: the
         answer cached, or a leaf under a CA chain that validated before, with

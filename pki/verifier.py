@@ -270,26 +270,6 @@ class Verifier:
                       revocation, id(revocation_provider) if revocation_provider is not None else None)
         return result_key, when, user_policies, leaf_id, intermediates, extra_ids
 
-    def cached_result(
-        self,
-        leaf: bytes | str | Certificate,
-        at: dt.datetime | str | None = None,
-        policies: Sequence[str] | None = None,
-        explicit_policy: bool = False,
-        inhibit_policy_mapping: bool = False,
-        inhibit_any_policy: bool = False,
-        revocation: str = "auto",
-        intermediates: Iterable[bytes | str | Certificate] = (),
-        revocation_provider: RevocationInfoProvider | None = None,
-    ) -> "VerificationResult | None":
-        """What ``verify`` with these arguments would answer from the result
-        cache, without parsing, searching or any I/O; None when ``verify``
-        would have to do the work. Raises InputError as ``verify`` does."""
-        result_key, when, *_ = self._result_key(
-            leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy, revocation,
-            intermediates, revocation_provider)
-        return self._results.get(result_key, when)
-
     def verify(
         self,
         leaf: bytes | str | Certificate,
