@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import re
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +23,7 @@ from bridge.verification import VerificationService
 
 from . import problems
 from .fastlane import VerifyChainFastLane
+from .inputs import chain_options, check_issuer_id, check_serial
 from .limits import BodyLimitMiddleware
 from .problems import PROBLEM, Problem
 from .schemas import (
@@ -62,29 +62,6 @@ def _b64(value: str | None, field: str) -> bytes | None:
         return base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):
         raise Problem(400, "invalid_base64", f"{field} is not valid base64") from None
-
-
-# Enrollment ids are the store's hex UUIDs; anything else is unknown, and is
-# answered as such without reaching the database (PostgreSQL refuses NUL).
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# RFC 5280 4.1.2.2: at most 20 octets; hexadecimal, with or without colons.
-_SERIAL = re.compile(r"^(?:[0-9A-Fa-f]{1,40}|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){0,19})$")
-
-
-def _issuer_id(issuer_id: str) -> str:
-    if not _ID.match(issuer_id):
-        raise Problem(404, "not_found", "no enrollment with that id")
-    return issuer_id
-
-
-def _trust_anchor(trust_anchor: str) -> str:
-    return trust_anchor if trust_anchor == "bridge" else _issuer_id(trust_anchor)
-
-
-def _serial(serial: str) -> str:
-    if not _SERIAL.match(serial):
-        raise Problem(400, "invalid_serial", "a serial number is 1 to 40 hexadecimal digits (20 octets), optionally colon-separated")
-    return serial
 
 
 async def _json_body(request: Request) -> None:
@@ -215,12 +192,7 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
         # event loop (bounded work: one leaf's checks); anything that may
         # search, read the database or fetch a CRL runs in the threadpool.
         service = verification(request)
-        options = dict(
-            intermediates=body.intermediates, trust_anchor=_trust_anchor(body.trust_anchor),
-            policies=body.policies, require_explicit_policy=body.require_explicit_policy,
-            inhibit_policy_mapping=body.inhibit_policy_mapping, inhibit_any_policy=body.inhibit_any_policy,
-            at=body.at, revocation=body.revocation,
-        )
+        options = chain_options(body)
         result = service.quick_chain(body.certificate, **options)
         if result is None:
             result = await run_in_threadpool(lambda: service.verify_chain(body.certificate, **options))
@@ -230,11 +202,7 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
               summary="Verify a CMS SignedData or a raw signature, then the signer's chain",
               responses={**json_errors, **_problems(404, 422)})
     def verify_signature(body: VerifySignatureRequest, request: Request, _who: PlatformOrAdminJson) -> JSONResponse:
-        options = dict(
-            intermediates=body.intermediates, trust_anchor=_trust_anchor(body.trust_anchor), policies=body.policies,
-            require_explicit_policy=body.require_explicit_policy, inhibit_policy_mapping=body.inhibit_policy_mapping,
-            inhibit_any_policy=body.inhibit_any_policy, at=body.at, revocation=body.revocation,
-        )
+        options = chain_options(body)
         if body.cms is not None:
             if body.certificate is not None or body.signature is not None or body.data is not None:
                 raise Problem(400, "invalid_request", "give either cms, or certificate + signature + data")
@@ -275,13 +243,13 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
     @app.get("/v1/issuers/{issuer_id}", response_model=IssuerView, tags=["issuers"],
              summary="One enrollment, with its cross-certificates", responses=_problems(401, 404))
     def show_issuer(issuer_id: str, request: Request, who: AnyUser) -> JSONResponse:
-        return JSONResponse(request.app.state.ca.issuer(_issuer_id(issuer_id), owner=_owner(who)))
+        return JSONResponse(request.app.state.ca.issuer(check_issuer_id(issuer_id), owner=_owner(who)))
 
     @app.post("/v1/issuers/{issuer_id}/approve", response_model=ApprovedIssuerView, tags=["issuers"],
               summary="Issue the cross-certificate (bridge → member root)",
               responses={**common, **_problems(404, 409, 422, 503)})
     def approve(issuer_id: str, request: Request, who: Admin) -> JSONResponse:
-        view = request.app.state.ca.approve(_issuer_id(issuer_id), actor=who.actor)
+        view = request.app.state.ca.approve(check_issuer_id(issuer_id), actor=who.actor)
         request.app.state.verification.invalidate()
         return JSONResponse(view)
 
@@ -291,7 +259,7 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
     def reverse_certificate(issuer_id: str, body: ReverseCertificateRequest, request: Request,
                             who: IssuerOrAdminJson) -> JSONResponse:
         ca = request.app.state.ca
-        ca.issuer(_issuer_id(issuer_id), owner=_owner(who))  # 404 for another issuer's enrollment
+        ca.issuer(check_issuer_id(issuer_id), owner=_owner(who))  # 404 for another issuer's enrollment
         view = ca.upload_reverse(issuer_id, body.certificate, actor=who.actor)
         request.app.state.verification.invalidate()
         return JSONResponse(view, status_code=201)
@@ -301,7 +269,7 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
               responses={**json_errors, **_problems(404, 409, 422, 503)})
     def revoke(serial: str, request: Request, who: AdminJson, body: RevokeRequest | None = None) -> JSONResponse:
         reason = body.reason if body is not None else "unspecified"
-        result = request.app.state.ca.revoke(_serial(serial), reason, actor=who.actor)
+        result = request.app.state.ca.revoke(check_serial(serial), reason, actor=who.actor)
         request.app.state.verification.invalidate()
         return JSONResponse(result)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from fastapi.responses import JSONResponse
 
-from .problems import Problem
+from .inputs import chain_options
 from .schemas import VerifyChainRequest
 
 PATH = "/v1/verify/chain"
@@ -78,24 +78,9 @@ class VerifyChainFastLane:
             return None
         try:
             request = VerifyChainRequest.model_validate_json(body)
-            trust_anchor = _trust_anchor(request.trust_anchor)
-            return service.quick_chain(
-                request.certificate, intermediates=request.intermediates, trust_anchor=trust_anchor,
-                policies=request.policies, require_explicit_policy=request.require_explicit_policy,
-                inhibit_policy_mapping=request.inhibit_policy_mapping, inhibit_any_policy=request.inhibit_any_policy,
-                at=request.at, revocation=request.revocation,
-            )
-        except Exception:  # any refusal is the FastAPI route's to word
+            return service.quick_chain(request.certificate, **chain_options(request))
+        except Exception:  # any refusal (a Problem included) is the FastAPI route's to word
             return None
-
-
-def _trust_anchor(value: str) -> str:
-    from .app import _trust_anchor as check
-
-    try:
-        return check(value)
-    except Problem:
-        raise ValueError(value) from None
 
 
 def _replay(chunks: list[bytes], last: dict | None, receive):

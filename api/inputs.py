@@ -1,0 +1,40 @@
+"""Checks of path and body inputs shared by the routes (api/app.py) and the
+fast lane (api/fastlane.py), so that both read a request the same way."""
+from __future__ import annotations
+
+import re
+
+from .problems import Problem
+
+# Enrollment ids are the store's hex UUIDs; anything else is unknown, and is
+# answered as such without reaching the database (PostgreSQL refuses NUL).
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# RFC 5280 4.1.2.2: at most 20 octets; hexadecimal, with or without colons.
+_SERIAL = re.compile(r"^(?:[0-9A-Fa-f]{1,40}|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){0,19})$")
+
+
+def check_issuer_id(issuer_id: str) -> str:
+    if not _ID.match(issuer_id):
+        raise Problem(404, "not_found", "no enrollment with that id")
+    return issuer_id
+
+
+def check_trust_anchor(trust_anchor: str) -> str:
+    return trust_anchor if trust_anchor == "bridge" else check_issuer_id(trust_anchor)
+
+
+def check_serial(serial: str) -> str:
+    if not _SERIAL.match(serial):
+        raise Problem(400, "invalid_serial", "a serial number is 1 to 40 hexadecimal digits (20 octets), optionally colon-separated")
+    return serial
+
+
+def chain_options(body) -> dict:
+    """The verification options of a chain or signature request (the
+    ChainOptions fields), trust anchor checked, as VerificationService takes them."""
+    return dict(
+        intermediates=body.intermediates, trust_anchor=check_trust_anchor(body.trust_anchor),
+        policies=body.policies, require_explicit_policy=body.require_explicit_policy,
+        inhibit_policy_mapping=body.inhibit_policy_mapping, inhibit_any_policy=body.inhibit_any_policy,
+        at=body.at, revocation=body.revocation,
+    )
