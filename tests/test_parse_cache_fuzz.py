@@ -1,0 +1,79 @@
+"""Differential fuzzing of the parse cache: leaves whose extension block is
+damaged at random (bytes changed, inserted or removed, seeded so every run
+is the same) parse to the same Certificate, or the same error, through a
+warm ParseCache as through the plain parse. The cache's shortcuts (values by
+exact DER, the block but its subjectKeyIdentifier, subjectAltName read here)
+must never change a verdict, whatever the bytes."""
+from __future__ import annotations
+
+import random
+
+import pytest
+from cryptography import x509
+
+import tests.pkibuilder as pb
+from pki.certificate import ParseCache
+
+from .test_parse_cache import _parse, assert_same
+
+ROUNDS = 3000
+
+
+def _extension_block(der: bytes) -> tuple[int, int]:
+    """(start, end) of the [3] extensions element inside the certificate DER."""
+    tbs = pb.split(der)[0]
+    offset = der.index(tbs)
+    pos = 0
+    for field in pb.split(tbs):
+        pos = tbs.index(field, pos)
+        if field[0] == 0xA3:
+            return offset + pos, offset + pos + len(field)
+    raise AssertionError("no extensions")
+
+
+def _mutate(der: bytes, rng: random.Random) -> bytes:
+    start, end = _extension_block(der)
+    data = bytearray(der)
+    for _ in range(rng.randint(1, 3)):
+        at = rng.randrange(start, min(end, len(data)))
+        choice = rng.random()
+        if choice < 0.6:
+            data[at] = rng.randrange(256)
+        elif choice < 0.8:
+            data[at] ^= 1 << rng.randrange(8)
+        elif choice < 0.9:
+            data.insert(at, rng.randrange(256))
+        else:
+            del data[at]
+    return bytes(data)
+
+
+@pytest.fixture(scope="module")
+def leaves():
+    import ipaddress
+
+    anchor = pb.root("Fuzz Root")
+    ca = pb.intermediate(anchor, "Fuzz CA", policies=[pb.ANY_POLICY])
+    eku = (x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+    out = [pb.der(pb.leaf(ca, f"plain {i}")) for i in range(3)]
+    out += [pb.der(pb.leaf(ca, f"san {i}", san=[x509.DNSName(f"h{i}.example"), x509.RFC822Name(f"u{i}@example.org"),
+                                                 x509.IPAddress(ipaddress.ip_address("192.0.2.1"))], extra=[eku]))
+            for i in range(3)]
+    return out
+
+
+def test_damaged_extension_blocks_parse_alike_with_and_without_the_cache(leaves):
+    rng = random.Random(20261124)
+    cache = ParseCache()
+    for der in leaves:  # warm: every original extension value, and the blocks, are cached
+        assert not isinstance(_parse(der, cache), str)
+        assert not isinstance(_parse(der, cache), str)
+    outcomes = {"parsed": 0, "defect": 0, "refused": 0}
+    for i in range(ROUNDS):
+        damaged = _mutate(rng.choice(leaves), rng)
+        plain, cached = _parse(damaged, None), _parse(damaged, cache)
+        assert_same(plain, cached, f"round {i}: {damaged.hex()}")
+        kind = "refused" if isinstance(plain, str) else "defect" if plain.defect else "parsed"
+        outcomes[kind] += 1
+    # the damage reached every kind of outcome, so each path of the cache ran
+    assert all(count > 50 for count in outcomes.values()), outcomes
