@@ -77,3 +77,33 @@ def test_damaged_extension_blocks_parse_alike_with_and_without_the_cache(leaves)
         outcomes[kind] += 1
     # the damage reached every kind of outcome, so each path of the cache ran
     assert all(count > 50 for count in outcomes.values()), outcomes
+
+
+def test_random_subject_names_render_as_cryptography_renders_them():
+    from cryptography.x509.name import _ASN1Type
+    from cryptography.x509.oid import NameOID
+
+    from pki.certificate import parse_certificate
+    from pki.names import render
+
+    rng = random.Random(7)
+    alphabet = 'abcXYZ019 ,+"\\<>;#=\0\n\t-._/:()\'' + "广东澳門香港éß€"
+    oids = [NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME, NameOID.ORGANIZATIONAL_UNIT_NAME, NameOID.LOCALITY_NAME,
+            NameOID.EMAIL_ADDRESS, NameOID.DOMAIN_COMPONENT, NameOID.SERIAL_NUMBER, NameOID.TITLE]
+    anchor = pb.root("Render Root")
+    ca = pb.intermediate(anchor, "Render CA", policies=[pb.ANY_POLICY])
+    cache = ParseCache()
+    for i in range(300):
+        attributes = []
+        for _ in range(rng.randint(1, 4)):
+            oid = rng.choice(oids)
+            ascii_only = oid in (NameOID.EMAIL_ADDRESS, NameOID.DOMAIN_COMPONENT)
+            pool = alphabet[:32] if ascii_only else alphabet
+            value = "".join(rng.choice(pool) for _ in range(rng.randint(1, 20)))
+            kind = _ASN1Type.IA5String if ascii_only else rng.choice([_ASN1Type.UTF8String, _ASN1Type.BMPString])
+            attributes.append(x509.NameAttribute(oid, value, _type=kind))
+        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, f"n{i}"))
+        der = pb.der(pb.leaf(ca, x509.Name(attributes)))
+        for _ in range(2):  # cold, then from the RDN cache
+            cached = parse_certificate(der, cache)
+            assert cached.subject_text == render(parse_certificate(der).subject), repr(attributes)
