@@ -107,3 +107,44 @@ def test_random_subject_names_render_as_cryptography_renders_them():
         for _ in range(2):  # cold, then from the RDN cache
             cached = parse_certificate(der, cache)
             assert cached.subject_text == render(parse_certificate(der).subject), repr(attributes)
+
+
+def test_the_one_block_pem_path_reads_what_the_regular_expression_reads():
+    import base64
+
+    from pki import certificate as C
+    from pki.errors import InputError
+
+    def by_regex(data: bytes):  # the general reader, the one-block shortcut left out
+        blocks = []
+        for match in C._PEM.finditer(data):
+            label = match.group(1).decode()
+            try:
+                blocks.append((label, base64.b64decode(match.group(2).translate(None, C._NOT_BASE64), validate=True)))
+            except ValueError:
+                raise InputError(f"bad base64 in PEM block {label}") from None
+        return blocks
+
+    def outcome(read, data):
+        try:
+            return read(data)
+        except InputError as exc:
+            return str(exc)
+
+    body = base64.encodebytes(bytes(range(256)) * 3)
+    block = b"-----BEGIN CERTIFICATE-----\n" + body + b"-----END CERTIFICATE-----\n"
+    cases = [block, block.replace(b"\n", b"\r\n") + b"trailing text", b"text before\n" + block, block + block,
+             block[:-26], block.replace(b"END CERTIFICATE", b"END X509 CRL"), block.replace(b"CERTIFICATE", b"X509 CRL"),
+             b"-----BEGIN CERTIFICATE-----\nAAA*\n-----END CERTIFICATE-----\n",
+             b"-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n",
+             b"-----BEGIN certificate-----\nAAAA\n-----END certificate-----\n", b"-----BEGIN -----\nAAAA\n-----END -----\n",
+             b"-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\n\nAAAA\n-----END CERTIFICATE-----\n",
+             b"-----BEGIN CERTIFICATE----------END CERTIFICATE-----"]
+    rng = random.Random(3)
+    for _ in range(ROUNDS):
+        damaged = bytearray(rng.choice(cases[:3]))
+        for _ in range(rng.randint(1, 3)):
+            damaged[rng.randrange(len(damaged))] = rng.choice(b"-ABCDE \n=+/#x")
+        cases.append(bytes(damaged))
+    for data in cases:
+        assert outcome(C._pem_blocks, data) == outcome(by_regex, data), data[:80]
