@@ -58,6 +58,8 @@ class BridgeSettings(BaseSettings):
     revocation_total_timeout: float = Field(default=10.0, gt=0)
     revocation_failure_ttl_seconds: float = Field(default=30.0, ge=0)  # a failed fetch is not retried sooner
     revocation_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=0)  # DER bytes of fetched objects kept
+    revocation_cache_entries: int = Field(default=4096, ge=0)  # fetched objects kept
+    revocation_min_fresh_seconds: float = Field(default=60.0, ge=0)  # a fetched object is not fetched again sooner
 
     bridge_validity_days: int = 3650
     cross_certificate_validity_days: int = 1095

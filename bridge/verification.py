@@ -68,6 +68,8 @@ def revocation_source_for(settings) -> RevocationSource:
         FetchLimits(connect_timeout=settings.revocation_connect_timeout, total_timeout=settings.revocation_total_timeout),
         failure_ttl=dt.timedelta(seconds=settings.revocation_failure_ttl_seconds),
         max_cached_bytes=settings.revocation_cache_bytes,
+        max_cached=settings.revocation_cache_entries,
+        min_fresh=dt.timedelta(seconds=settings.revocation_min_fresh_seconds),
     )
 
 

@@ -14,11 +14,14 @@ def test_the_service_fetches_with_the_configured_limits(tmp_path, monkeypatch):
     monkeypatch.setenv("BRIDGECA_REVOCATION_TOTAL_TIMEOUT", "4")
     monkeypatch.setenv("BRIDGECA_REVOCATION_FAILURE_TTL_SECONDS", "0")
     monkeypatch.setenv("BRIDGECA_REVOCATION_CACHE_BYTES", "1048576")
+    monkeypatch.setenv("BRIDGECA_REVOCATION_CACHE_ENTRIES", "17")
+    monkeypatch.setenv("BRIDGECA_REVOCATION_MIN_FRESH_SECONDS", "5")
     fed = make_federation(tmp_path / "home", codes=())
     source = fed.app.state.verification._source
     assert (source.limits.connect_timeout, source.limits.total_timeout) == (1.5, 4.0)
     assert source.failure_ttl == dt.timedelta(0)
     assert source.max_cached_bytes == 1 << 20
+    assert source.max_cached == 17 and source.min_fresh == dt.timedelta(seconds=5)
 
 
 def test_the_defaults(tmp_path):
