@@ -286,6 +286,21 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
             return Response(ca.certificate_der(), media_type=PKIX_CERT, headers=headers)
         return PlainTextResponse(ca.certificate_pem(), media_type=PEM, headers=headers)
 
+    @app.get("/v1/ca/certificates", tags=["publication"], response_class=PkixCertResponse,
+             summary="Every certificate of the bridge itself: each key's self-signed certificate, then the link "
+                     "certificates of a dual-key bridge. PEM, or a certs-only CMS bundle with Accept: application/pkcs7-mime",
+             responses={200: {"description": "the bridge's own certificates", "content": {
+                 PEM: {"schema": {"type": "string"}}, PKCS7: {"schema": {"type": "string", "format": "binary"}}}}})
+    def ca_certificates(request: Request) -> Response:
+        # A dual-key bridge (SM2 and ECDSA under one name) has a second
+        # self-signed certificate: relying parties that anchor on its SM2 key
+        # need it, and /v1/ca/certificate serves the primary only.
+        ca = request.app.state.ca
+        headers = {"Vary": "Accept", "Cache-Control": "public, max-age=3600"}
+        if PKCS7 in request.headers.get("accept", "").lower():
+            return Response(ca.own_certificates_p7c(), media_type=PKCS7, headers=headers)
+        return PlainTextResponse(ca.own_certificates_pem(), media_type=PEM, headers=headers)
+
     @app.get("/v1/crl", tags=["publication"], response_class=PkixCrlResponse, summary="The bridge's current CRL (DER)",
              responses=_binary(PKIX_CRL, "the current CRL, DER; Cache-Control max-age runs no later than its nextUpdate"))
     def crl(request: Request) -> Response:

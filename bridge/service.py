@@ -375,6 +375,14 @@ class BridgeCA:
         """For a dual-key bridge, the certificates its two keys issued each other; else none."""
         return list(self.authority.links)
 
+    def own_certificates_pem(self) -> str:
+        """Every certificate of the bridge itself, PEM: each key's self-signed
+        certificate (the primary first), then the link certificates."""
+        return "".join(_pem(c) for c in self.bridge_certificates() + self.link_certificates())
+
+    def own_certificates_p7c(self) -> bytes:
+        return certs_only_p7c(self.bridge_certificates() + self.link_certificates())
+
     # ------------------------------------------------------------------ enrollment
 
     def enroll(

@@ -243,6 +243,7 @@ def sweep_table(s: Sweeper) -> dict[tuple[str, str], dict]:
                 Case("reason: number", 400, "invalid_request", json={"reason": 1}),
             ] + wrong_method("GET")},
         ("GET", "/v1/ca/certificate"): {"role": None, "cases": wrong_method("POST")},
+        ("GET", "/v1/ca/certificates"): {"role": None, "cases": wrong_method("POST")},
         ("GET", "/v1/crl"): {"role": None, "cases": wrong_method("POST")},
         ("GET", "/v1/ca/issued-by-bridge.p7c"): {"role": None, "cases": wrong_method("POST")},
         ("GET", "/v1/ca/issued-to-bridge.p7c"): {"role": None, "cases": wrong_method("POST")},
