@@ -289,27 +289,17 @@ class Verifier:
         return self._verify(leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy,
                             revocation, intermediates, revocation_provider, search=True)
 
-    def verify_without_search(
-        self,
-        leaf: bytes | str | Certificate,
-        at: dt.datetime | str | None = None,
-        policies: Sequence[str] | None = None,
-        explicit_policy: bool = False,
-        inhibit_policy_mapping: bool = False,
-        inhibit_any_policy: bool = False,
-        revocation: str = "auto",
-        intermediates: Iterable[bytes | str | Certificate] = (),
-        revocation_provider: RevocationInfoProvider | None = None,
-    ) -> "VerificationResult | None":
-        """``verify``'s answer when it comes from the result cache or from a
-        CA chain that validated before, the leaf's own checks passing: the
-        cheap, bounded case (one leaf's processing). None when ``verify``
-        would search for a path or explain a failure: call it then."""
-        return self._verify(leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy,
-                            revocation, intermediates, revocation_provider, search=False)
+    def verify_without_search(self, leaf: bytes | str | Certificate, **options) -> "VerificationResult | None":
+        """``verify``'s answer (same arguments) when it comes from the result
+        cache or from a CA chain that validated before, the leaf's own checks
+        passing: the cheap, bounded case (one leaf's processing). None when
+        ``verify`` would search for a path or explain a failure: call it then."""
+        return self._verify(leaf, **options, search=False)
 
-    def _verify(self, leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy,
-                revocation, intermediates, revocation_provider, *, search: bool) -> "VerificationResult | None":
+    def _verify(self, leaf, at=None, policies=None, explicit_policy=False, inhibit_policy_mapping=False,
+                inhibit_any_policy=False, revocation="auto", intermediates=(), revocation_provider=None, *,
+                search: bool) -> "VerificationResult | None":
+        # verify's defaults, so that verify_without_search takes its keywords.
         result_key, when, user_policies, leaf_id, intermediates, extra_ids = self._result_key(
             leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy, revocation,
             intermediates, revocation_provider)
