@@ -26,6 +26,22 @@ class Limits:
     # Candidate issuers considered while building, cached signatures included:
     # a warm signature cache must not make a mesh search endless.
     candidate_edges: int = 20_000
+    # CMS (pki/cms.py; one Budget per verify_cms call). A real SignedData has
+    # one SignerInfo, a few for a co-signed document, and carries its signer's
+    # chain (a handful of certificates). Without these a message could
+    # multiply its work: N certificates sharing one issuer and serial times N
+    # SignerInfos with garbage signatures was quadratic (issue 11: 38 s of CPU
+    # for a 224 KB body). Counted before anything is parsed or verified, so a
+    # hostile message costs a few milliseconds.
+    cms_signer_infos: int = 32
+    # The message's certificates plus the intermediates given beside it: each
+    # is parsed, so a bundle far beyond a chain's length is refused first.
+    cms_certificates: int = 256
+    # (SignerInfo, certificate its identifier matches) pairs: one per
+    # SignerInfo normally, a few when a renewed certificate kept its key and
+    # serial or key identifier. Every pair may cost a signature verification,
+    # which also counts against signature_checks.
+    cms_candidate_pairs: int = 256
 
 
 DEFAULT_LIMITS = Limits()
@@ -34,7 +50,8 @@ DEFAULT_LIMITS = Limits()
 class Budget:
     """Counters for one verification call; not shared between threads."""
 
-    __slots__ = ("limits", "signature_checks", "name_constraint_checks", "policy_nodes", "candidate_paths", "candidate_edges", "crl_signers_in_progress")
+    __slots__ = ("limits", "signature_checks", "name_constraint_checks", "policy_nodes", "candidate_paths", "candidate_edges", "crl_signers_in_progress",
+                 "cms_signer_infos", "cms_certificates", "cms_candidate_pairs")
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
@@ -43,6 +60,9 @@ class Budget:
         self.policy_nodes = 0
         self.candidate_paths = 0
         self.candidate_edges = 0
+        self.cms_signer_infos = 0
+        self.cms_certificates = 0
+        self.cms_candidate_pairs = 0
         # Identities of CRL signers whose own paths are being validated, so a
         # CRL signer whose status depends on itself cannot recurse forever.
         self.crl_signers_in_progress: set = set()
@@ -71,3 +91,18 @@ class Budget:
         self.candidate_paths += 1
         if self.candidate_paths > self.limits.candidate_paths:
             raise BudgetExceeded("candidate paths", self.limits.candidate_paths)
+
+    def charge_cms_signer_infos(self, n: int = 1) -> None:
+        self.cms_signer_infos += n
+        if self.cms_signer_infos > self.limits.cms_signer_infos:
+            raise BudgetExceeded("CMS signer infos", self.limits.cms_signer_infos)
+
+    def charge_cms_certificates(self, n: int = 1) -> None:
+        self.cms_certificates += n
+        if self.cms_certificates > self.limits.cms_certificates:
+            raise BudgetExceeded("certificates in the CMS message and intermediates", self.limits.cms_certificates)
+
+    def charge_cms_candidate_pairs(self, n: int = 1) -> None:
+        self.cms_candidate_pairs += n
+        if self.cms_candidate_pairs > self.limits.cms_candidate_pairs:
+            raise BudgetExceeded("(signer info, candidate certificate) pairs", self.limits.cms_candidate_pairs)

@@ -50,8 +50,9 @@ from .algorithms import (
     RSA_PSS,
     UnsupportedSignatureAlgorithm,
 )
+from .budget import Budget
 from .certificate import Certificate, load_certificate, load_many, parse_certificate
-from .errors import InputError, ValidationError
+from .errors import BudgetExceeded, InputError, ValidationError
 from .verifier import VerificationResult, Verifier, parse_time
 
 # --- stable error codes (ValidationError.code) -------------------------------
@@ -228,7 +229,7 @@ class _Parsed:
     signer_infos: tuple[asn1_cms.SignerInfo, ...]
 
 
-def _parse(cms_der: bytes, content: bytes | None) -> _Parsed:
+def _parse(cms_der: bytes, content: bytes | None, budget: Budget) -> _Parsed:
     try:
         info = asn1_cms.ContentInfo.load(cms_der)
         content_type = info["content_type"].dotted
@@ -239,9 +240,15 @@ def _parse(cms_der: bytes, content: bytes | None) -> _Parsed:
         e_content_type = encap["content_type"].dotted
         e_content = encap["content"]
         attached = None if isinstance(e_content, asn1_core.Void) else bytes(e_content)
-        signer_infos = tuple(signed["signer_infos"])
-        cert_ders = []
+        # Counted before any SignerInfo is decoded or certificate parsed: the
+        # budget's point is that a hostile message costs little to refuse.
+        sets = signed["signer_infos"]
+        budget.charge_cms_signer_infos(len(sets))
         certs = signed["certificates"]
+        if not isinstance(certs, asn1_core.Void):
+            budget.charge_cms_certificates(len(certs))
+        signer_infos = tuple(sets)
+        cert_ders = []
         if not isinstance(certs, asn1_core.Void):
             for choice in certs:
                 if choice.name == "certificate":
@@ -250,7 +257,7 @@ def _parse(cms_der: bytes, content: bytes | None) -> _Parsed:
         # here as malformed input, not later as a crash.
         for si in signer_infos:
             si.native
-    except MalformedCms:
+    except (MalformedCms, BudgetExceeded):
         raise
     except Exception as exc:  # asn1crypto raises ValueError, TypeError, KeyError ...
         raise MalformedCms(f"cms: not a readable CMS SignedData: {exc}") from None
@@ -295,20 +302,34 @@ def verify_cms(
     _check_chain_options(chain_options)
     if not (isinstance(at, str) and at == SIGNING_TIME):
         at = parse_time(at) if at is not None else None
-    parsed = _parse(_cms_bytes(cms_der), content)
-    extra = tuple(load_many(chain_options.pop("intermediates", ()) or (), "intermediate"))
-    algs = CMS_SIGNATURE_ALGORITHMS if signature_algorithms is None else signature_algorithms
-    dig = DIGESTS if digests is None else digests
-    if not parsed.signer_infos:
-        return _signature_failure(SIGNER_NOT_FOUND, "the SignedData has no SignerInfo (a certificates-only bundle?)",
-                                  content_type=parsed.content_type)
-    results = [
-        _verify_signer_info(si, parsed, extra, verifier, at, algs, dig, chain_options) for si in parsed.signer_infos
-    ]
-    for r in results:
-        if not r.valid:
-            return r
-    return results[0]
+    # One budget for the whole message (signer infos, certificates, pairs,
+    # signature attempts); each signer's chain gets the Verifier's own.
+    budget = Budget(verifier.limits)
+    content_type = None
+    try:
+        parsed = _parse(_cms_bytes(cms_der), content, budget)
+        content_type = parsed.content_type
+        extra = tuple(load_many(chain_options.pop("intermediates", ()) or (), "intermediate"))
+        budget.charge_cms_certificates(len(extra))
+        algs = CMS_SIGNATURE_ALGORITHMS if signature_algorithms is None else signature_algorithms
+        dig = DIGESTS if digests is None else digests
+        if not parsed.signer_infos:
+            return _signature_failure(SIGNER_NOT_FOUND, "the SignedData has no SignerInfo (a certificates-only bundle?)",
+                                      content_type=parsed.content_type)
+        index = _SignerIndex(parsed.certificates + extra)
+        chains: dict = {}
+        first = None
+        # Every SignerInfo must verify and the first failure is the answer, so
+        # the ones after it need not cost anything.
+        for si in parsed.signer_infos:
+            r = _verify_signer_info(si, parsed, extra, index, verifier, at, algs, dig, chain_options, budget, chains)
+            if not r.valid:
+                return r
+            if first is None:
+                first = r
+        return first
+    except BudgetExceeded as exc:
+        return _signature_failure(E.BUDGET_EXCEEDED, str(exc), content_type=content_type)
 
 
 def _sid_description(sid) -> dict:
@@ -328,26 +349,67 @@ def _key_identifier(cert: Certificate) -> bytes:
     return hashlib.sha1(derlib.spki_parts(cert.spki)[2]).digest()
 
 
-def _matches(sid, cert: Certificate) -> bool:
-    if sid.name == "issuer_and_serial_number":
-        if cert.serial != sid.chosen["serial_number"].native:
-            return False
-        try:
-            return asn1_x509.Name.load(cert.issuer.public_bytes()) == sid.chosen["issuer"]
-        except Exception:
-            return False
-    if sid.name == "subject_key_identifier":
-        return _key_identifier(cert) == bytes(sid.chosen)
-    return False
+def _name_match_key(name: asn1_x509.Name) -> tuple:
+    """Equal for names RFC 5280 7.1 calls equal (asn1crypto's comparison, as
+    its ``==`` does); the exact DER when the name cannot be normalised, so
+    an odd name still matches its own bytes."""
+    try:
+        return ("name", name.hashable)
+    except Exception:
+        return ("der", name.dump())
 
 
-def _candidates(sid, certificates: Iterable[Certificate]) -> list[Certificate]:
-    out, seen = [], set()
-    for cert in certificates:
-        if cert.sha256 not in seen and _matches(sid, cert):
-            seen.add(cert.sha256)
-            out.append(cert)
-    return out
+class _SignerIndex:
+    """The message's certificates (and the intermediates given) by signer
+    identifier, built once per verify_cms call, so finding each SignerInfo's
+    certificates is a lookup, not a scan: a scan per SignerInfo made a message
+    with many of both quadratic."""
+
+    def __init__(self, certificates: Iterable[Certificate]) -> None:
+        self._certificates: list[Certificate] = []
+        seen: set[bytes] = set()
+        for cert in certificates:
+            if cert.sha256 not in seen:
+                seen.add(cert.sha256)
+                self._certificates.append(cert)
+        self._by_issuer_serial: dict | None = None
+        self._by_key_id: dict | None = None
+
+    def _issuer_serial_index(self) -> dict:
+        if self._by_issuer_serial is None:
+            index: dict[tuple, list[Certificate]] = {}
+            names: dict[bytes, tuple] = {}  # a CA's leaves share its name: normalised once
+            for cert in self._certificates:
+                key = names.get(cert.issuer_der)
+                if key is None:
+                    try:
+                        key = _name_match_key(asn1_x509.Name.load(cert.issuer_der))
+                    except Exception:
+                        key = ("der", cert.issuer_der)
+                    names[cert.issuer_der] = key
+                index.setdefault((cert.serial, key), []).append(cert)
+            self._by_issuer_serial = index
+        return self._by_issuer_serial
+
+    def _key_id_index(self) -> dict:
+        if self._by_key_id is None:
+            index: dict[bytes, list[Certificate]] = {}
+            for cert in self._certificates:
+                try:
+                    index.setdefault(_key_identifier(cert), []).append(cert)
+                except Exception:  # an SPKI too damaged to hash: it identifies nothing
+                    continue
+            self._by_key_id = index
+        return self._by_key_id
+
+    def candidates(self, sid) -> list[Certificate]:
+        """The certificates ``sid`` matches, in the message's order."""
+        if sid.name == "issuer_and_serial_number":
+            key = (sid.chosen["serial_number"].native, _name_match_key(sid.chosen["issuer"]))
+            return list(self._issuer_serial_index().get(key, ()))
+        if sid.name == "subject_key_identifier":
+            return list(self._key_id_index().get(bytes(sid.chosen), ()))
+        return []
 
 
 def _single_value(attrs: dict, oid: str, name: str):
@@ -393,10 +455,12 @@ def algorithm_identifier(oid: str) -> bytes:
     return derlib.sequence(body)
 
 
-def _verify_signer_info(si, parsed: _Parsed, extra, verifier, at, algs, digests, chain_options) -> SignatureResult:
+def _verify_signer_info(si, parsed: _Parsed, extra, index: _SignerIndex, verifier, at, algs, digests, chain_options,
+                        budget: Budget, chains: dict) -> SignatureResult:
     sid = si["sid"]
     ctype = parsed.content_type
-    candidates = _candidates(sid, parsed.certificates + extra)
+    candidates = index.candidates(sid)
+    budget.charge_cms_candidate_pairs(len(candidates))
     if not candidates:
         return _signature_failure(
             SIGNER_NOT_FOUND,
@@ -465,6 +529,7 @@ def _verify_signer_info(si, parsed: _Parsed, extra, verifier, at, algs, digests,
             message = b"\x31" + raw[1:]  # [0] IMPLICIT -> SET OF (RFC 5652 5.4)
         signer, error = None, None
         for cert in candidates:
+            budget.charge_signature()
             try:
                 ok = verifier.registry.verify(cert.spki, sig_alg, signature, message)
             except UnsupportedSignatureAlgorithm as exc:
@@ -482,7 +547,7 @@ def _verify_signer_info(si, parsed: _Parsed, extra, verifier, at, algs, digests,
             )
     except ValidationError as err:
         return SignatureResult(False, first, signing_time, None, err, scheme, ctype)
-    return _finish(signer, signing_time, scheme, ctype, verifier, at, parsed.certificates + extra, chain_options)
+    return _finish(signer, signing_time, scheme, ctype, verifier, at, parsed.certificates + extra, chain_options, chains)
 
 
 def _signer_key_usage_error(cert: Certificate) -> ValidationError | None:
@@ -497,7 +562,8 @@ def _signer_key_usage_error(cert: Certificate) -> ValidationError | None:
     return None
 
 
-def _finish(signer: Certificate, signing_time, scheme, ctype, verifier: Verifier, at, intermediates, chain_options):
+def _finish(signer: Certificate, signing_time, scheme, ctype, verifier: Verifier, at, intermediates, chain_options,
+            chains: dict | None = None):
     summary = signer.summary()
     if isinstance(at, str) and at == SIGNING_TIME:
         if signing_time is None:
@@ -507,7 +573,14 @@ def _finish(signer: Certificate, signing_time, scheme, ctype, verifier: Verifier
             )
             return SignatureResult(False, summary, None, None, err, scheme, ctype)
         at = signing_time
-    chain = verifier.verify(signer, at=at, intermediates=list(intermediates), **chain_options)
+    # SignerInfos of one signer (at one time) share its chain's answer within
+    # a call: repeating a valid SignerInfo must not repeat the path search.
+    chain_key = (signer.sha256, at)
+    chain = chains.get(chain_key) if chains is not None else None
+    if chain is None:
+        chain = verifier.verify(signer, at=at, intermediates=list(intermediates), **chain_options)
+        if chains is not None:
+            chains[chain_key] = chain
     error = _signer_key_usage_error(signer) or chain.error
     if error is None and not chain.valid:  # pragma: no cover - the verifier always says why
         error = ValidationError(E.NO_PATH, "the signer certificate's chain is not valid", 0, signer.subject_text)
