@@ -354,6 +354,9 @@ class RevocationSource:
         self._answering: OrderedDict[tuple, None] = OrderedDict()
         self._probes: dict[tuple, _Flight] = {}
         self._lock = threading.Lock()
+        # Called with ("crl" | "ocsp", connection failed) after each failed
+        # fetch (not a remembered one), outside the lock: the service's metrics.
+        self.on_fetch_failure: Callable[[str, bool], None] | None = None
 
     # -- RevocationInfoProvider ---------------------------------------------
 
@@ -516,6 +519,8 @@ class RevocationSource:
                 if flight is not None:
                     flight.error = error
                     flight.connection_failed = connection_failed
+                if self.on_fetch_failure is not None:
+                    self.on_fetch_failure(key[0], connection_failed)
                 return self._failed(cached, self._wall_clock(), error)
             with self._lock:
                 wall = self._wall_clock()
