@@ -139,7 +139,7 @@ _NULL_PARAMS = frozenset(_RSA_WITH.values())
 
 _CHAIN_OPTIONS = frozenset(
     {"policies", "explicit_policy", "inhibit_policy_mapping", "inhibit_any_policy", "revocation", "intermediates",
-     "revocation_provider"}
+     "revocation_provider", "profile", "anchor_constraints", "key_usage", "extended_key_usage", "max_chain_depth"}
 )
 
 
@@ -554,7 +554,7 @@ def _signer_key_usage_error(cert: Certificate) -> ValidationError | None:
     ku = cert.key_usage
     if ku is not None and not (ku.digital_signature or ku.content_commitment):
         return ValidationError(
-            KEY_USAGE,
+            E.PURPOSE,
             "the signer certificate's keyUsage allows neither digitalSignature nor nonRepudiation",
             0,
             cert.subject_text,

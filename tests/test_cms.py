@@ -295,7 +295,7 @@ def test_key_usage_without_signing_bits(p):
     cert, key = p.leaf("Encryption only", ku=_ku(sign=False, encipher=True))
     blob = builder_cms(DATA, cert, key, extra=[p.ca])
     r = verify_cms(blob, p.verifier)
-    assert_code(r, "key_usage")
+    assert_code(r, "purpose")
     assert r.chain is not None and r.chain.valid  # the chain itself is fine
     assert r.error.index == 0
 
@@ -596,7 +596,7 @@ def test_raw_bad_algorithm_names_and_time(p):
 def test_raw_key_usage_and_time(p):
     cert, key = p.leaf("Raw encryption only", ku=_ku(sign=False, encipher=True))
     sig = key.sign(DATA, ec.ECDSA(hashes.SHA256()))
-    assert_code(vrs(p, cert, sig, DATA), "key_usage")
+    assert_code(vrs(p, cert, sig, DATA), "purpose")
     sig = p.ec_key.sign(DATA, ec.ECDSA(hashes.SHA256()))
     assert_code(vrs(p, p.ec_leaf, sig, DATA, at="2050-01-01T00:00:00Z"), "expired")
     assert vrs(p, p.ec_leaf, sig, DATA, at=AT).valid
