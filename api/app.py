@@ -273,6 +273,10 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
         request.app.state.verification.invalidate()
         return JSONResponse(result)
 
+    from . import admin_routes  # reject, CRL now, tokens: so `bridgeca ... --url` covers every admin command
+
+    admin_routes.install(app, AdminJson, _problems)
+
     # ------------------------------------------------------------------ publication
 
     @app.get("/v1/ca/certificate", tags=["publication"], response_class=PkixCertResponse,

@@ -21,6 +21,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bridgeca", description="Bridge CA and RFC 5280 verification service")
+    parser.add_argument("--version", action="version", version=f"bridgeca {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     from . import cli_verify
 
@@ -37,12 +38,27 @@ def build_parser() -> argparse.ArgumentParser:
         cli_service = None
     if cli_service is not None:
         cli_service.register(sub)
+    from . import cli_admin
+
+    cli_admin.register(sub)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bridgeca")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --version, --help: printed; return rather than exit (main is called in-process too)
+            return int(exc.code or 0)
         return int(args.handler(args) or 0)
     except UsageError as exc:
         print(f"bridgeca: {exc}", file=sys.stderr)

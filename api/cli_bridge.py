@@ -1,4 +1,5 @@
-"""Bridge commands of ``bridgeca``: init, token create, audit verify.
+"""Bridge commands of ``bridgeca``: init, audit verify (tokens and the other
+administration commands are in cli_admin.py).
 
 Nothing prompts: the key passphrase comes from BRIDGECA_KEY_PASSPHRASE (the
 PKCS#11 PIN from BRIDGECA_PKCS11_PIN, else the passphrase), the database from
@@ -7,10 +8,11 @@ BRIDGECA_DATABASE_URL (default: SQLite in the home).
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 
 KEY_TYPES = ("ec-p256", "ec-p384", "rsa-3072", "sm2")
-ROLES = ("admin", "issuer", "platform")
 
 
 def _fail(exc) -> int:
@@ -20,14 +22,22 @@ def _fail(exc) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from bridge.service import BridgeCA, BridgeError
+    from bridge.service import BridgeCA, BridgeError, check_base_url
 
+    try:
+        # Checked before anything is written: the URL goes into certificates
+        # valid for years, and the old default (loopback) sent every relying
+        # party's CRL and OCSP fetches to itself.
+        base_url = check_base_url(args.base_url or os.environ.get("BRIDGECA_BASE_URL"),
+                                  allow_loopback=args.allow_loopback_url)
+    except BridgeError as exc:
+        return _fail(exc)
     try:
         ca = BridgeCA.init(
             args.home,
             key_type=args.key_type,
             subject=args.subject,
-            base_url=args.base_url,
+            base_url=base_url,
             signer=args.signer,
             pkcs11_module=args.pkcs11_module,
             pkcs11_token_label=args.pkcs11_token,
@@ -38,6 +48,15 @@ def cmd_init(args: argparse.Namespace) -> int:
         return _fail(exc)
     with ca:
         cert = ca.certificate
+        settings = ca.settings
+        if args.json:
+            print(json.dumps({
+                "home": str(settings.home), "subject": cert.subject.rfc4514_string(), "key_type": settings.key_type,
+                "signer": settings.signer, "second_key_type": settings.second_key_type, "database": ca.store.safe_url,
+                "certificate": str(settings.cert_path), "base_url": settings.base_url, "crl_url": settings.crl_url,
+                "ocsp_url": settings.ocsp_url, "ca_issuers_url": settings.ca_issuers_url,
+            }, indent=2))
+            return 0
         print(f"bridge CA created in {ca.settings.home}")
         print(f"subject: {cert.subject.rfc4514_string()}")
         print(f"key: {ca.settings.key_type} ({ca.settings.signer})")
@@ -46,30 +65,10 @@ def cmd_init(args: argparse.Namespace) -> int:
                   f"link certificates {ca.settings.links_path}")
         print(f"database: {ca.store.safe_url}")
         print(f"certificate: {ca.settings.cert_path}")
-    return 0
-
-
-def cmd_token_create(args: argparse.Namespace) -> int:
-    from bridge.service import BridgeError, create_token_without_key
-
-    try:
-        token, token_id = create_token_without_key(args.home, args.role, actor="cli", with_id=True)
-    except BridgeError as exc:
-        return _fail(exc)
-    print(f"new {args.role} token, id {token_id} (shown once; only its hash is stored; "
-          f"'bridgeca token revoke --id {token_id}' revokes it):")
-    print(token)
-    return 0
-
-
-def cmd_token_revoke(args: argparse.Namespace) -> int:
-    from bridge.service import BridgeError, revoke_token_without_key
-
-    try:
-        revoke_token_without_key(args.home, args.id, actor="cli")
-    except BridgeError as exc:
-        return _fail(exc)
-    print(f"token {args.id} revoked")
+        print("every cross-certificate will carry these URLs (the service must answer there):")
+        print(f"  CRL distribution point: {settings.crl_url}")
+        print(f"  OCSP:                   {settings.ocsp_url}")
+        print(f"  CA issuers:             {settings.ca_issuers_url}")
     return 0
 
 
@@ -87,6 +86,9 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     except Exception as exc:  # a mangled database: report, do not trace back
         print(f"bridgeca: audit log unreadable: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
         return 1
+    if args.json:
+        print(json.dumps({"intact": finding.intact, "message": finding.message}))
+        return 0 if finding.intact else 1
     if finding.intact:
         print(finding.message)
         return 0
@@ -103,26 +105,21 @@ def register(subparsers) -> None:
                       help="make a dual-key bridge: a second key under the same name (one of the two keys sm2, the other "
                            "ECDSA/RSA); SM2 member roots are cross-certified by the SM2 key, the others by the other key")
     init.add_argument("--subject", default=None, help="bridge subject, RFC 4514 (default: the Guangdong bridge's)")
-    init.add_argument("--base-url", default=None, help="public URL of this service (CRL, OCSP, AIA point under it)")
+    init.add_argument("--base-url", default=None,
+                      help="public URL of this service, required (or BRIDGECA_BASE_URL): every cross-certificate's CRL, "
+                           "OCSP and CA-issuers URLs point under it")
+    init.add_argument("--allow-loopback-url", action="store_true",
+                      help="accept a localhost/loopback --base-url (a bridge used from this host only)")
+    init.add_argument("--json", action="store_true", help="print what was created, and the URLs, as JSON")
     init.add_argument("--signer", choices=("software", "pkcs11"), default=None, help="where the key lives (default software)")
     init.add_argument("--pkcs11-module", default=None, help="PKCS#11 module path (signer pkcs11)")
     init.add_argument("--pkcs11-token", default=None, help="PKCS#11 token label (signer pkcs11)")
     init.add_argument("--pkcs11-key-label", default=None, help="label of the key generated on the token")
     init.set_defaults(handler=cmd_init)
 
-    token = subparsers.add_parser("token", help="API tokens")
-    token_sub = token.add_subparsers(dest="token_command", required=True, parser_class=subparsers._parser_class)
-    create = token_sub.add_parser("create", help="print a new API token (alone on the last line)")
-    create.add_argument("--home", required=True)
-    create.add_argument("--role", required=True, choices=ROLES)
-    create.set_defaults(handler=cmd_token_create)
-    revoke = token_sub.add_parser("revoke", help="revoke an API token by its id (printed at creation)")
-    revoke.add_argument("--home", required=True)
-    revoke.add_argument("--id", required=True, type=int)
-    revoke.set_defaults(handler=cmd_token_revoke)
-
     audit = subparsers.add_parser("audit", help="the hash-chained audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, parser_class=subparsers._parser_class)
     verify = audit_sub.add_parser("verify", help="check the audit chain: exit 0 intact, 1 tampered")
     verify.add_argument("--home", required=True)
+    verify.add_argument("--json", action="store_true", help='print {"intact": ..., "message": ...}')
     verify.set_defaults(handler=cmd_audit_verify)

@@ -35,7 +35,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from bridge.service import BridgeCA, BridgeError
+from bridge.service import BridgeCA, BridgeError, write_private
 
 from .cli import UsageError
 
@@ -150,7 +150,8 @@ def _is_marked(home: Path) -> bool:
 
 
 def _fresh_home(home: Path) -> None:
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    home.chmod(0o700)  # mkdir's mode passes through the umask
     (home / MARKER).write_text("made by 'bridgeca demo': a demo bridge with public demo keys; safe to delete\n")
 
 
@@ -200,8 +201,7 @@ def _tokens(ca: BridgeCA, home: Path) -> tuple[dict[str, str], bool]:
             new = True
         tokens[role] = token
     if new or tokens != stored:
-        path.write_text(json.dumps(tokens, indent=2) + "\n")
-        path.chmod(0o600)
+        write_private(path, (json.dumps(tokens, indent=2) + "\n").encode())  # never readable by others, not even briefly
     return tokens, new
 
 
@@ -260,7 +260,7 @@ def _display(path: Path) -> str:
 
 def _write_requests(home: Path, bridge_policy: str, enrolled: dict[str, Enrolled]) -> dict[str, Path]:
     directory = home / REQUESTS_DIR
-    directory.mkdir(exist_ok=True)
+    directory.mkdir(mode=0o700, exist_ok=True)
     gd, hk, mo = enrolled["GD"], enrolled["HK"], enrolled["MO"]
     bodies = {
         "hk-leaf-from-gd.json": {

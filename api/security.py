@@ -1,6 +1,7 @@
 """Bearer-token authentication and role checks, as FastAPI dependencies."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -34,17 +35,22 @@ class PrincipalCache:
     the epoch poll interval. Saves a database query per request."""
 
     def __init__(self, size: int = 4096) -> None:
-        self._entries: dict[str, tuple[int, tuple[int, str]]] = {}
+        self._entries: dict[str, tuple[int, tuple[int, str], float | None]] = {}
         self._size = size
 
     def cached(self, token_hash: str, epoch: int) -> tuple[int, str] | None:
         hit = self._entries.get(token_hash)
-        return hit[1] if hit is not None and hit[0] == epoch else None
+        if hit is None or hit[0] != epoch:
+            return None
+        # Expiry bumps no epoch: the cache checks it itself.
+        if hit[2] is not None and time.time() >= hit[2]:
+            return None
+        return hit[1]
 
-    def remember(self, token_hash: str, epoch: int, principal: tuple[int, str]) -> None:
+    def remember(self, token_hash: str, epoch: int, principal: tuple[int, str], expires_at: float | None = None) -> None:
         if len(self._entries) >= self._size:
             self._entries.clear()
-        self._entries[token_hash] = (epoch, principal)
+        self._entries[token_hash] = (epoch, principal, expires_at)
 
     def lookup(self, request: Request, token: str) -> tuple[int, str] | None:
         """Blocking form (database reads when the cache cannot answer)."""
@@ -54,9 +60,10 @@ class PrincipalCache:
         key = hash_token(token)
         principal = self.cached(key, epoch)
         if principal is None:
-            principal = request.app.state.ca.principal(token)
-            if principal is not None:
-                self.remember(key, epoch, principal)
+            found = request.app.state.ca.principal_until(token)
+            if found is not None:
+                principal = found[0]
+                self.remember(key, epoch, *found)
         return principal
 
 
@@ -74,7 +81,7 @@ async def current_principal(request: Request) -> Principal:
     if principal is None:
         principal = await run_in_threadpool(state.principals.lookup, request, token)
     if principal is None:
-        raise Problem(401, "unauthorized", "unknown or revoked token")
+        raise Problem(401, "unauthorized", "unknown, revoked or expired token")
     return Principal(*principal)
 
 

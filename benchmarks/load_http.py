@@ -516,7 +516,7 @@ def main() -> None:
     try:
         if args.database_url:
             schema, env["BRIDGECA_DATABASE_URL"] = private_schema(args.database_url)
-        bridgeca("init", "--home", str(home), env=env)
+        bridgeca("init", "--home", str(home), "--base-url", "https://bridge.bench.example", env=env)
         tokens = {role: bridgeca("token", "create", "--home", str(home), "--role", role, env=env).split()[-1]
                   for role in ("admin", "issuer", "platform")}
         server = Server(home, free_port(), args.workers, env, workdir / "server.log", args.patch_uvicorn_nodelay)

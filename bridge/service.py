@@ -18,13 +18,17 @@ bridge/authority.py.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import ipaddress
 import json
+import os
 import secrets
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -128,6 +132,56 @@ def _settings_problem(exc: Exception) -> str:
     return str(exc).splitlines()[0]
 
 
+def check_base_url(url: str | None, *, allow_loopback: bool = False) -> str:
+    """The public base URL ``init`` writes into every cross-certificate (CRL
+    distribution point, AIA caIssuers, OCSP), checked: those certificates live
+    for years, and a relying party elsewhere resolves localhost to itself, so a
+    loopback URL is only for a bridge nobody else uses (the demo, tests)."""
+    if not url:
+        raise BridgeError("base_url_required", "--base-url (or BRIDGECA_BASE_URL) is required: it is the public URL that "
+                          "every cross-certificate's CRL, OCSP and CA-issuers URLs point under", 400)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BridgeError("invalid_base_url", f"base URL {url!r} is not an http:// or https:// URL with a host", 400)
+    if parts.query or parts.fragment:
+        raise BridgeError("invalid_base_url", f"base URL {url!r} must not have a query or fragment", 400)
+    host = parts.hostname.lower().rstrip(".")
+    try:
+        address = ipaddress.ip_address(host)
+        local = address.is_loopback or address.is_unspecified
+    except ValueError:
+        local = host == "localhost" or host.endswith(".localhost")
+    if local and not allow_loopback:
+        raise BridgeError("loopback_base_url", f"base URL {url} is a loopback address: certificates would send every relying "
+                          "party to itself; give the public URL, or --allow-loopback-url for a bridge only this host uses", 400)
+    return url.rstrip("/")
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file in a bridge home readable by its owner only (0600), whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)  # an existing file keeps its mode through O_CREAT
+        handle.write(data)
+
+
+def _make_private_dir(path: Path) -> None:
+    existed = path.exists()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not existed:
+        path.chmod(0o700)  # mkdir's mode is filtered by the umask
+
+
+def _database_url(settings: BridgeSettings) -> str:
+    """The database of an existing home. Its SQLite file must already exist:
+    connecting would create an empty one, hiding that the home's database is
+    elsewhere (a PostgreSQL home opened without its URL)."""
+    if settings.database_url is None and not (settings.home / DATABASE_FILE).exists():
+        raise BridgeError("database_not_found", f"{settings.home} has no {DATABASE_FILE} and its config.json names no "
+                          "database: set BRIDGECA_DATABASE_URL to the database it was initialised with", 400)
+    return settings.database_url_resolved
+
+
 def _open_second_key(settings: BridgeSettings) -> tuple[tuple[Signer, x509.Certificate] | None, list[x509.Certificate]]:
     """The second key of a dual-key bridge (a software key), its certificate and the link certificates."""
     if settings.second_key_type is None:
@@ -205,7 +259,7 @@ class BridgeCA:
         if (home / CONFIG_FILE).exists():
             raise BridgeError("already_initialised", f"{home} already holds a bridge ({CONFIG_FILE} exists)", 409)
         try:
-            home.mkdir(parents=True, exist_ok=True)
+            _make_private_dir(home)
             settings = BridgeSettings.load(
                 home, key_type=key_type, subject=subject, base_url=base_url, signer=signer,
                 pkcs11_module=pkcs11_module, pkcs11_token_label=pkcs11_token_label, pkcs11_key_label=pkcs11_key_label,
@@ -225,6 +279,11 @@ class BridgeCA:
         second_signer: Signer | None = None
         try:
             with _translated():
+                if written:
+                    # Created empty and private before SQLite opens it: SQLite
+                    # would create it with the umask's mode (often 0644), and
+                    # gives its journal files the database file's mode.
+                    write_private(settings.home / DATABASE_FILE, b"")
                 store = Store.open(settings.database_url_resolved, create=True)
                 if store.audit_counter() > 0:
                     raise BridgeError("already_initialised", f"database {store.safe_url} already holds a bridge", 409)
@@ -243,7 +302,7 @@ class BridgeCA:
                     written.append(settings.key_path)
                     signer_obj = SoftwareSigner.generate(settings.key_path, settings.key_type, passphrase)
                 certificate = BridgeAuthority.create_self_signed(signer_obj, name, settings.bridge_validity_days)
-                settings.cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+                write_private(settings.cert_path, certificate.public_bytes(serialization.Encoding.PEM))
                 written.append(settings.cert_path)
                 second, links = None, []
                 if settings.second_key_type:
@@ -260,8 +319,8 @@ class BridgeCA:
                         BridgeAuthority.create_link_certificate(second_signer, second_certificate, certificate),
                     ]
                     written += [settings.second_cert_path, settings.links_path]
-                    settings.second_cert_path.write_bytes(second_certificate.public_bytes(serialization.Encoding.PEM))
-                    settings.links_path.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in links))
+                    write_private(settings.second_cert_path, second_certificate.public_bytes(serialization.Encoding.PEM))
+                    write_private(settings.links_path, b"".join(c.public_bytes(serialization.Encoding.PEM) for c in links))
                     second = (second_signer, second_certificate)
                 authority = BridgeAuthority(
                     signer_obj, certificate, _profile(settings),
@@ -325,7 +384,7 @@ class BridgeCA:
                     crl_hours=settings.crl_next_update_hours, ocsp_hours=settings.ocsp_next_update_hours,
                     second=second, links=links,
                 )
-                store = Store.open(settings.database_url_resolved)
+                store = Store.open(_database_url(settings))
             except BaseException:
                 signer.close()
                 if second is not None:
@@ -339,9 +398,12 @@ class BridgeCA:
         home = Path(home)
         if not (home / CONFIG_FILE).exists():
             raise BridgeError("not_initialised", f"{home} is not a bridge home (no {CONFIG_FILE})", 400)
-        settings = BridgeSettings.load(home)
+        try:
+            settings = BridgeSettings.load(home)
+        except ValueError as exc:
+            raise BridgeError("invalid_settings", _settings_problem(exc), 400) from exc
         with _translated():
-            return Store.open(settings.database_url_resolved)
+            return Store.open(_database_url(settings))
 
     def close(self) -> None:
         self._signer.close()
@@ -498,33 +560,7 @@ class BridgeCA:
         )
 
     def _issuer_view(self, record) -> dict:
-        crosses = self.store.cross_certificates(enrollment_id=record.id)
-        return {
-            "id": record.id,
-            "name": record.member,
-            "jurisdiction": record.jurisdiction,
-            "status": record.status,
-            "root_subject": record.root_subject,
-            "root_certificate": _pem(x509.load_der_x509_certificate(record.root_der)),
-            "policy_mappings": json.loads(record.policy_mappings),
-            "permitted_subtrees": json.loads(record.permitted_subtrees),
-            "excluded_subtrees": json.loads(record.excluded_subtrees),
-            "path_length": record.path_length,
-            "replaces": record.replaces_id,
-            "created_at": record.created_at.isoformat(),
-            "cross_certificates": [
-                {
-                    "serial": c.serial,
-                    "status": c.status,
-                    "not_before": c.not_before.isoformat() if c.not_before else None,
-                    "not_after": c.not_after.isoformat() if c.not_after else None,
-                    "revoked_at": c.revoked_at.isoformat() if c.revoked_at else None,
-                    "revocation_reason": c.revocation_reason,
-                    "certificate": _pem(x509.load_der_x509_certificate(c.der)),
-                }
-                for c in crosses
-            ],
-        }
+        return issuer_view(self.store, record)
 
     # ------------------------------------------------------------------ reverse certificates
 
@@ -630,21 +666,41 @@ class BridgeCA:
 
     # ------------------------------------------------------------------ tokens and audit
 
-    def create_token(self, role: str, *, actor: str = "bridgeca") -> str:
-        if role not in ROLES:
-            raise BridgeError("invalid_role", f"role {role!r} is not one of {', '.join(ROLES)}", 400)
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        with _translated():
-            self.store.add_token(actor=actor, role=role, token_hash=hash_token(token))
-        return token
+    def create_token(self, role: str, *, actor: str = "bridgeca", expires_in: timedelta | None = None) -> str:
+        return _new_token(self.store, role, actor, expires_in)[0]
 
     def principal(self, token: str) -> tuple[int, str] | None:
-        """(token id, role) of an API token, or None when it is unknown or revoked."""
+        """(token id, role) of an API token, or None when it is unknown, revoked or expired."""
+        found = self.principal_until(token)
+        return found[0] if found is not None else None
+
+    def principal_until(self, token: str) -> tuple[tuple[int, str], float | None] | None:
+        """((token id, role), expiry as a POSIX time or None for never), or None
+        when the token is unknown, revoked or expired: callers that cache a
+        token must stop trusting it at its expiry."""
         if not token or not token.startswith(TOKEN_PREFIX):
             return None
         with _translated():
             row = self.store.find_token(hash_token(token))
-        return (int(row.id), row.role) if row is not None else None
+        if row is None:
+            return None
+        return (int(row.id), row.role), (row.expires_at.timestamp() if row.expires_at is not None else None)
+
+    def tokens(self) -> list[dict]:
+        with _translated():
+            return [token_view(r) for r in self.store.list_tokens()]
+
+    def revoke_token(self, token_id: int, *, actor: str = "admin") -> dict:
+        with _translated():
+            self.store.revoke_token(actor=actor, token_id=token_id)
+            return next(token_view(r) for r in self.store.list_tokens() if r.id == token_id)
+
+    def issue_crl(self, *, actor: str = "admin") -> dict:
+        """Issue a CRL now (it is otherwise issued at revocations and once half the current one's life has passed)."""
+        with _translated():
+            record = self.store.issue_crl(actor=actor, build_crl=self.authority.build_crl)
+        return {"crl_number": record.number, "this_update": record.this_update.isoformat(),
+                "next_update": record.next_update.isoformat()}
 
     def authenticate(self, token: str) -> str | None:
         """The role of an API token, or None when it is unknown or revoked."""
@@ -659,34 +715,105 @@ class BridgeCA:
             return self.store.verify_audit()
 
 
+def issuer_view(store: Store, record) -> dict:
+    """An enrollment as the API shows it (GET /v1/issuers/{id}); needs the database only."""
+    crosses = store.cross_certificates(enrollment_id=record.id)
+    return {
+        "id": record.id,
+        "name": record.member,
+        "jurisdiction": record.jurisdiction,
+        "status": record.status,
+        "root_subject": record.root_subject,
+        "root_certificate": _pem(x509.load_der_x509_certificate(record.root_der)),
+        "policy_mappings": json.loads(record.policy_mappings),
+        "permitted_subtrees": json.loads(record.permitted_subtrees),
+        "excluded_subtrees": json.loads(record.excluded_subtrees),
+        "path_length": record.path_length,
+        "replaces": record.replaces_id,
+        "created_at": record.created_at.isoformat(),
+        "cross_certificates": [
+            {
+                "serial": c.serial,
+                "status": c.status,
+                "not_before": c.not_before.isoformat() if c.not_before else None,
+                "not_after": c.not_after.isoformat() if c.not_after else None,
+                "revoked_at": c.revoked_at.isoformat() if c.revoked_at else None,
+                "revocation_reason": c.revocation_reason,
+                "certificate": _pem(x509.load_der_x509_certificate(c.der)),
+            }
+            for c in crosses
+        ],
+    }
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token_without_key(home: Path | str, role: str, actor: str = "bridgeca", *, with_id: bool = False):
-    """Tokens need the database, not the bridge key. ``with_id``: return
-    (token, token id), the id being what ``revoke_token_without_key`` takes."""
+def token_view(row) -> dict:
+    """What may be shown of an API token: never the token, nor its hash."""
+    now = _now()
+    return {
+        "id": int(row.id),
+        "role": row.role,
+        "created_at": row.created_at.isoformat(),
+        "expires_at": row.expires_at.isoformat() if row.expires_at is not None else None,
+        "revoked_at": row.revoked_at.isoformat() if row.revoked_at is not None else None,
+        "state": "revoked" if row.revoked_at is not None
+        else "expired" if row.expires_at is not None and row.expires_at <= now else "active",
+    }
+
+
+def _new_token(store: Store, role: str, actor: str, expires_in: timedelta | None) -> tuple[str, int, datetime | None]:
     if role not in ROLES:
         raise BridgeError("invalid_role", f"role {role!r} is not one of {', '.join(ROLES)}", 400)
+    if expires_in is not None and expires_in <= timedelta(0):
+        raise BridgeError("invalid_expiry", "a token's lifetime must be positive", 400)
+    expires_at = _now() + expires_in if expires_in is not None else None
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with _translated():
+        token_id = store.add_token(actor=actor, role=role, token_hash=hash_token(token), expires_at=expires_at)
+    return token, token_id, expires_at
+
+
+@contextlib.contextmanager
+def store_of(home: Path | str):
+    """The database of a bridge home, without the key, closed afterwards."""
     store = BridgeCA.open_store_only(home)
     try:
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        with _translated():
-            token_id = store.add_token(actor=actor, role=role, token_hash=hash_token(token))
-        return (token, token_id) if with_id else token
+        yield store
     finally:
         store.close()
 
 
-def revoke_token_without_key(home: Path | str, token_id: int, actor: str = "bridgeca") -> None:
+def create_token_without_key(home: Path | str, role: str, actor: str = "bridgeca", *, with_id: bool = False,
+                             expires_in: timedelta | None = None):
+    """Tokens need the database, not the bridge key. ``with_id``: return
+    (token, token id), the id being what ``revoke_token_without_key`` takes."""
+    with store_of(home) as store:
+        token, token_id, _ = _new_token(store, role, actor, expires_in)
+    return (token, token_id) if with_id else token
+
+
+def revoke_token_without_key(home: Path | str, token_id: int, actor: str = "bridgeca") -> dict:
     """Revoke an API token by id: it is refused (401) from then on."""
-    store = BridgeCA.open_store_only(home)
-    try:
-        with _translated():
-            try:
-                store.revoke_token(actor=actor, token_id=token_id)
-            except NotFound as exc:
-                raise BridgeError("not_found", str(exc), 404) from None
-    finally:
-        store.close()
+    with store_of(home) as store, _translated():
+        store.revoke_token(actor=actor, token_id=token_id)
+        return next(token_view(r) for r in store.list_tokens() if r.id == token_id)
+
+
+def tokens_without_key(home: Path | str) -> list[dict]:
+    with store_of(home) as store, _translated():
+        return [token_view(r) for r in store.list_tokens()]
+
+
+def issuers_without_key(home: Path | str) -> list[dict]:
+    """GET /v1/issuers as an admin sees it, from the database alone."""
+    with store_of(home) as store, _translated():
+        return [issuer_view(store, r) for r in store.list_enrollments()]
+
+
+def issuer_without_key(home: Path | str, enrollment_id: str) -> dict:
+    with store_of(home) as store, _translated():
+        return issuer_view(store, store.get_enrollment(enrollment_id))
 

@@ -116,9 +116,22 @@ class BridgeSettings(BaseSettings):
         return cls(**values)
 
     def save(self) -> None:
-        """Write the non-secret settings to the home's config.json."""
+        """Write the non-secret settings to the home's config.json (0600).
+
+        The database URL is kept when one was given, so that a later command
+        run without BRIDGECA_DATABASE_URL reaches the same database instead of
+        a new SQLite file (the variable still overrides it). It may carry a
+        database password, hence the file's mode.
+        """
+        import os
+
         data = self.model_dump(mode="json", exclude={"home", "key_passphrase", "pkcs11_pin", "database_url"})
-        (self.home / CONFIG_FILE).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        if self.database_url is not None:
+            data["database_url"] = self.database_url
+        fd = os.open(self.home / CONFIG_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     @property
     def database_url_resolved(self) -> str:

@@ -378,12 +378,10 @@ class SoftwareSigner(Signer):
             _write_new_key_file(path, signer.to_pem(passphrase))
             return signer
         key = _generate_private_key(key_type)
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(passphrase.encode("utf-8")),
-        )
-        _write_new_key_file(path, pem)
+        _write_new_key_file(path, encrypt_pkcs8(
+            key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+            passphrase,
+        ))
         return cls(key)
 
     @classmethod
@@ -423,6 +421,61 @@ class SoftwareSigner(Signer):
 
     def sign_ocsp(self, builder, responder):
         return builder.responder_id(ocsp.OCSPResponderEncoding.HASH, responder).sign(self.__key, self.hash_algorithm)
+
+
+# PBKDF2-HMAC-SHA256 iterations for key files (OWASP's 2023 figure, as for SM2
+# keys in sm2_keys.py). cryptography's BestAvailableEncryption, used before,
+# offers no choice and writes 2,048; such files still load (the iteration
+# count is read from the file).
+PBKDF2_ITERATIONS = 600_000
+
+
+def encrypt_pkcs8(pkcs8_der: bytes, passphrase: str, *, iterations: int = PBKDF2_ITERATIONS) -> bytes:
+    """An unencrypted PKCS#8 key as "ENCRYPTED PRIVATE KEY" PEM: PBES2 with
+    PBKDF2-HMAC-SHA256 and AES-256-CBC (RFC 8018), which cryptography and the
+    openssl CLI read. Built here because cryptography cannot set the count."""
+    from asn1crypto import algos as asn1_algos
+    from asn1crypto import keys as asn1_keys
+    from asn1crypto import pem as asn1_pem
+    from cryptography.hazmat.primitives import padding as sym_padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    salt, iv = os.urandom(16), os.urandom(16)
+    key = hashlib.pbkdf2_hmac("sha256", passphrase.encode("utf-8"), salt, iterations, dklen=32)
+    padder = sym_padding.PKCS7(128).padder()
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    ciphertext = encryptor.update(padder.update(pkcs8_der) + padder.finalize()) + encryptor.finalize()
+    info = asn1_keys.EncryptedPrivateKeyInfo({
+        "encryption_algorithm": {
+            "algorithm": "pbes2",
+            "parameters": {
+                "key_derivation_func": {
+                    "algorithm": "pbkdf2",
+                    "parameters": {"salt": asn1_algos.Pbkdf2Salt(name="specified", value=salt), "iteration_count": iterations, "prf": {"algorithm": "sha256"}},
+                },
+                "encryption_scheme": {"algorithm": "aes256_cbc", "parameters": iv},
+            },
+        },
+        "encrypted_data": ciphertext,
+    })
+    return asn1_pem.armor("ENCRYPTED PRIVATE KEY", info.dump())
+
+
+def key_file_kdf(data: bytes) -> tuple[str, int | None]:
+    """(KDF name, iteration count) protecting an encrypted PKCS#8 PEM key file,
+    e.g. ("pbkdf2-sha256", 600000); for telling old key files from new ones."""
+    from asn1crypto import keys as asn1_keys
+    from asn1crypto import pem as asn1_pem
+
+    _label, _headers, der = asn1_pem.unarmor(data)
+    algorithm = asn1_keys.EncryptedPrivateKeyInfo.load(der)["encryption_algorithm"]
+    if algorithm["algorithm"].native != "pbes2":
+        return algorithm["algorithm"].native, None
+    kdf = algorithm["parameters"]["key_derivation_func"]
+    if kdf["algorithm"].native != "pbkdf2":
+        return kdf["algorithm"].native, None
+    params = kdf["parameters"]
+    return f"pbkdf2-{params['prf']['algorithm'].native}", params["iteration_count"].native
 
 
 def _write_new_key_file(path: Path, pem: bytes) -> None:

@@ -156,6 +156,7 @@ class ApiToken(SQLModel, table=True):
     token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
     created_at: datetime = Field(sa_type=TZDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=TZDateTime)  # None: never (migration 0004)
 
 
 class AuditEntry(SQLModel, table=True):
@@ -624,13 +625,16 @@ class Store:
 
     # ------------------------------------------------------------------ API tokens
 
-    def add_token(self, *, actor: str, role: str, token_hash: str) -> int:
+    def add_token(self, *, actor: str, role: str, token_hash: str, expires_at: datetime | None = None) -> int:
         with self._transaction() as session:
-            row = ApiToken(role=role, token_hash=token_hash, created_at=utcnow())
+            row = ApiToken(role=role, token_hash=token_hash, created_at=utcnow(), expires_at=expires_at)
             session.add(row)
             session.flush()
             # The hash's prefix only: enough to correlate, useless to log in with.
-            self._audit(session, actor, "token.create", {"token_id": row.id, "role": role, "hash_prefix": token_hash[:8]})
+            details = {"token_id": row.id, "role": role, "hash_prefix": token_hash[:8]}
+            if expires_at is not None:
+                details["expires_at"] = expires_at.isoformat()
+            self._audit(session, actor, "token.create", details)
             return int(row.id)
 
     def revoke_token(self, *, actor: str, token_id: int) -> None:
@@ -647,9 +651,22 @@ class Store:
             self._bump_epoch(session)
 
     def find_token(self, token_hash: str) -> ApiToken | None:
+        """The token with this hash, unless revoked or expired."""
         with self._read() as session:
             row = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))).first()
+        if row is None:
+            return None
+        row = _fix_times(row)
+        # Compared here rather than in SQL: SQLite stores the times as text, so
+        # a WHERE on them would compare strings.
+        if row.expires_at is not None and row.expires_at <= utcnow():
+            return None
         return row
+
+    def list_tokens(self) -> list[ApiToken]:
+        with self._read() as session:
+            rows = session.exec(select(ApiToken).order_by(ApiToken.id)).all()
+        return [_fix_times(r) for r in rows]
 
     # ------------------------------------------------------------------ audit
 

@@ -69,7 +69,7 @@ def http(method: str, url: str, token: str | None = None, body: object = None, r
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("served") / "home"
-    run("init", "--home", str(home), "--base-url", "http://127.0.0.1:1")
+    run("init", "--home", str(home), "--base-url", "http://127.0.0.1:1", "--allow-loopback-url")
     tokens = {role: run("token", "create", "--home", str(home), "--role", role).strip().splitlines()[-1]
               for role in ("admin", "issuer", "platform")}
     port = free_port()

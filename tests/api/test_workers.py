@@ -103,7 +103,7 @@ def _serve(home: Path, port: int, log) -> subprocess.Popen:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     home = tmp_path_factory.mktemp("workers") / "home"
-    run("init", "--home", str(home), "--base-url", "http://127.0.0.1:1")
+    run("init", "--home", str(home), "--base-url", "http://127.0.0.1:1", "--allow-loopback-url")
     port = free_port()
     log = open(home.parent / "server.log", "w+b")
     process = _serve(home, port, log)
@@ -175,7 +175,7 @@ def test_a_port_in_use_is_refused_with_one_message(served, tmp_path):
 
 def test_sigint_stops_the_supervisor_and_its_workers(tmp_path):
     home = tmp_path / "home"
-    run("init", "--home", str(home), "--base-url", "http://127.0.0.1:1")
+    run("init", "--home", str(home), "--base-url", "http://127.0.0.1:1", "--allow-loopback-url")
     port = free_port()
     with open(tmp_path / "server.log", "w+b") as log:
         process = _serve(home, port, log)

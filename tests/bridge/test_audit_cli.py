@@ -116,7 +116,7 @@ def test_the_real_commands_in_a_subprocess(tmp_path):
     tampered = _run(["audit", "verify", "--home", str(copy)])
     assert tampered.returncode == 1 and "TAMPERED" in tampered.stdout
 
-    no_passphrase = _run(["init", "--home", str(tmp_path / "other")])
+    no_passphrase = _run(["init", "--home", str(tmp_path / "other"), "--base-url", "https://bridge.gd.example"])
     assert no_passphrase.returncode == 1
     assert "BRIDGECA_KEY_PASSPHRASE" in no_passphrase.stderr and "Traceback" not in no_passphrase.stderr
     assert not (tmp_path / "other" / "bridge.db").exists()

@@ -653,9 +653,9 @@ def test_dual_key_bridge_with_its_ecdsa_key_on_a_token(softhsm_token, tmp_path, 
 def test_bridgeca_init_makes_sm2_and_dual_key_bridges(tmp_path, capsys):
     from api.cli import main
 
-    assert main(["init", "--home", str(tmp_path / "sm2"), "--key-type", "sm2"]) == 0
+    assert main(["init", "--home", str(tmp_path / "sm2"), "--key-type", "sm2", "--base-url", "https://bridge.gd.example"]) == 0
     assert "key: sm2 (software)" in capsys.readouterr().out
-    assert main(["init", "--home", str(tmp_path / "dual"), "--second-key-type", "sm2"]) == 0
+    assert main(["init", "--home", str(tmp_path / "dual"), "--second-key-type", "sm2", "--base-url", "https://bridge.gd.example"]) == 0
     out = capsys.readouterr().out
     assert "key: ec-p256 (software)" in out and "second key: sm2" in out
     with BridgeCA.open(tmp_path / "sm2") as sm2_ca:
@@ -664,6 +664,6 @@ def test_bridgeca_init_makes_sm2_and_dual_key_bridges(tmp_path, capsys):
         assert [signature_oid(c) for c in dual_ca.bridge_certificates()] == [ECDSA_WITH_SHA256, SM2_WITH_SM3]
         assert len(dual_ca.link_certificates()) == 2
     # Two SM2 keys are not a dual-key bridge; nothing is left behind.
-    assert main(["init", "--home", str(tmp_path / "twice"), "--key-type", "sm2", "--second-key-type", "sm2"]) == 2
+    assert main(["init", "--home", str(tmp_path / "twice"), "--key-type", "sm2", "--second-key-type", "sm2", "--base-url", "https://bridge.gd.example"]) == 2
     assert "one SM2 key and one ECDSA or RSA key" in capsys.readouterr().err
     assert not (tmp_path / "twice" / "config.json").exists()
