@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from bridge.service import BridgeCA
 from bridge.verification import VerificationService
 
-from . import problems
+from . import docs, http_cache, problems
 from .fastlane import VerifyChainFastLane
 from .inputs import chain_options, check_issuer_id, check_serial
 from .limits import BodyLimitMiddleware
@@ -156,12 +156,15 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
             f"the certificate invalid is a 200 with `\"valid\": false`. Request bodies are limited to {limit} bytes."
         ),
         lifespan=lifespan,
+        docs_url=None,  # api/docs.py serves /docs and /redoc from packaged files, not a CDN
+        redoc_url=None,
     )
     app.state.ca = ca
     app.state.verification = VerificationService(ca)
     app.state.principals = PrincipalCache()
     app.state.max_body_bytes = limit
     problems.install(app)
+    docs.install(app)
     if fast_lane:
         app.add_middleware(VerifyChainFastLane, fastapi_app=app)  # added first: inside the body limit
     app.add_middleware(BodyLimitMiddleware, max_bytes=limit)
@@ -279,49 +282,63 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
 
     # ------------------------------------------------------------------ publication
 
-    @app.get("/v1/ca/certificate", tags=["publication"], response_class=PkixCertResponse,
-             summary="The bridge certificate: PEM, or DER with Accept: application/pkix-cert",
-             responses={200: {"description": "the bridge certificate", "content": {
-                 PEM: {"schema": {"type": "string"}}, PKIX_CERT: {"schema": {"type": "string", "format": "binary"}}}}})
+    # Every public GET that publishes goes through http_cache: ETag, 304, HEAD.
+
+    @http_cache.publication(app, "/v1/ca/certificate", tags=["publication"], response_class=PkixCertResponse,
+                            summary="The bridge certificate: PEM, or DER with Accept: application/pkix-cert",
+                            responses={200: {"description": "the bridge certificate", "content": {
+                                PEM: {"schema": {"type": "string"}}, PKIX_CERT: {"schema": {"type": "string", "format": "binary"}}}}})
     def ca_certificate(request: Request) -> Response:
         ca = request.app.state.ca
-        headers = {"Vary": "Accept", "Cache-Control": "public, max-age=3600"}
-        if PKIX_CERT in request.headers.get("accept", "").lower():
-            return Response(ca.certificate_der(), media_type=PKIX_CERT, headers=headers)
-        return PlainTextResponse(ca.certificate_pem(), media_type=PEM, headers=headers)
+        der = PKIX_CERT in request.headers.get("accept", "").lower()
+        return http_cache.respond(request, ca.certificate_der() if der else ca.certificate_pem().encode(),
+                                  PKIX_CERT if der else PEM, cache_control="public, max-age=3600",
+                                  last_modified=ca.certificate.not_valid_before_utc, vary="Accept")
 
-    @app.get("/v1/ca/certificates", tags=["publication"], response_class=PkixCertResponse,
-             summary="Every certificate of the bridge itself: each key's self-signed certificate, then the link "
-                     "certificates of a dual-key bridge. PEM, or a certs-only CMS bundle with Accept: application/pkcs7-mime",
-             responses={200: {"description": "the bridge's own certificates", "content": {
-                 PEM: {"schema": {"type": "string"}}, PKCS7: {"schema": {"type": "string", "format": "binary"}}}}})
+    @http_cache.publication(app, "/v1/ca/certificates", tags=["publication"], response_class=PkixCertResponse,
+                            summary="Every certificate of the bridge itself: each key's self-signed certificate, then the link "
+                                    "certificates of a dual-key bridge. PEM, or a certs-only CMS bundle with Accept: application/pkcs7-mime",
+                            responses={200: {"description": "the bridge's own certificates", "content": {
+                                PEM: {"schema": {"type": "string"}}, PKCS7: {"schema": {"type": "string", "format": "binary"}}}}})
     def ca_certificates(request: Request) -> Response:
         # A dual-key bridge (SM2 and ECDSA under one name) has a second
         # self-signed certificate: relying parties that anchor on its SM2 key
         # need it, and /v1/ca/certificate serves the primary only.
         ca = request.app.state.ca
-        headers = {"Vary": "Accept", "Cache-Control": "public, max-age=3600"}
-        if PKCS7 in request.headers.get("accept", "").lower():
-            return Response(ca.own_certificates_p7c(), media_type=PKCS7, headers=headers)
-        return PlainTextResponse(ca.own_certificates_pem(), media_type=PEM, headers=headers)
+        bundle = PKCS7 in request.headers.get("accept", "").lower()
+        # Certificates are only ever added to this set, each dated by its
+        # notBefore, so the newest notBefore is when the set last changed.
+        newest = max(c.not_valid_before_utc for c in ca.bridge_certificates() + ca.link_certificates())
+        return http_cache.respond(request, ca.own_certificates_p7c() if bundle else ca.own_certificates_pem().encode(),
+                                  PKCS7 if bundle else PEM, cache_control="public, max-age=3600",
+                                  last_modified=newest, vary="Accept")
 
-    @app.get("/v1/crl", tags=["publication"], response_class=PkixCrlResponse, summary="The bridge's current CRL (DER)",
-             responses=_binary(PKIX_CRL, "the current CRL, DER; Cache-Control max-age runs no later than its nextUpdate"))
+    @http_cache.publication(app, "/v1/crl", tags=["publication"], response_class=PkixCrlResponse,
+                            summary="The bridge's current CRL (DER)",
+                            responses=_binary(PKIX_CRL, "the current CRL, DER; Cache-Control max-age runs no later than its nextUpdate"))
     def crl(request: Request) -> Response:
+        from cryptography import x509
+
         der = request.app.state.ca.current_crl()
-        return Response(der, media_type=PKIX_CRL, headers={"Cache-Control": f"public, max-age={max(0, _seconds_to_next_update(der))}"})
+        parsed = x509.load_der_x509_crl(der)
+        return http_cache.respond(request, der, PKIX_CRL, last_modified=parsed.last_update_utc,
+                                  cache_control=f"public, max-age={max(0, _seconds_to_next_update(parsed))}")
 
-    @app.get("/v1/ca/issued-by-bridge.p7c", tags=["publication"], response_class=Pkcs7Response,
-             summary="Certs-only CMS bundle of the cross-certificates the bridge issued",
-             responses=_binary(PKCS7, "certs-only CMS SignedData (RFC 5652), DER"))
+    # The bundles carry no Last-Modified: a revocation or an expiry removes a
+    # certificate, and nothing left in the bundle dates that removal, so a
+    # date taken from the members would answer a changed bundle with 304.
+
+    @http_cache.publication(app, "/v1/ca/issued-by-bridge.p7c", tags=["publication"], response_class=Pkcs7Response,
+                            summary="Certs-only CMS bundle of the cross-certificates the bridge issued",
+                            responses=_binary(PKCS7, "certs-only CMS SignedData (RFC 5652), DER"))
     def issued_by(request: Request) -> Response:
-        return Response(request.app.state.ca.issued_by_bridge_p7c(), media_type=PKCS7, headers={"Cache-Control": "public, max-age=300"})
+        return http_cache.respond(request, request.app.state.ca.issued_by_bridge_p7c(), PKCS7, cache_control="public, max-age=300")
 
-    @app.get("/v1/ca/issued-to-bridge.p7c", tags=["publication"], response_class=Pkcs7Response,
-             summary="Certs-only CMS bundle of the certificates members issued to the bridge",
-             responses=_binary(PKCS7, "certs-only CMS SignedData (RFC 5652), DER"))
+    @http_cache.publication(app, "/v1/ca/issued-to-bridge.p7c", tags=["publication"], response_class=Pkcs7Response,
+                            summary="Certs-only CMS bundle of the certificates members issued to the bridge",
+                            responses=_binary(PKCS7, "certs-only CMS SignedData (RFC 5652), DER"))
     def issued_to(request: Request) -> Response:
-        return Response(request.app.state.ca.issued_to_bridge_p7c(), media_type=PKCS7, headers={"Cache-Control": "public, max-age=300"})
+        return http_cache.respond(request, request.app.state.ca.issued_to_bridge_p7c(), PKCS7, cache_control="public, max-age=300")
 
     async def _ocsp(request: Request, der: bytes) -> Response:
         response = await run_in_threadpool(request.app.state.ca.ocsp_response, der)
@@ -368,6 +385,7 @@ def _openapi(app: FastAPI) -> dict:
                         response["content"] = {PROBLEM: problem}
     for name in ("HTTPValidationError", "ValidationError"):
         schema.get("components", {}).get("schemas", {}).pop(name, None)
+    docs.add_bearer_security(schema)
     app.openapi_schema = schema
     return schema
 
@@ -389,10 +407,7 @@ def _ocsp_cache_control(response_der: bytes) -> str:
     return f"public, max-age={max(0, seconds)}"
 
 
-def _seconds_to_next_update(crl_der: bytes) -> int:
-    from cryptography import x509
-
-    crl = x509.load_der_x509_crl(crl_der)
+def _seconds_to_next_update(crl) -> int:
     next_update = crl.next_update_utc
     if next_update is None:
         return 0

@@ -1,0 +1,87 @@
+"""/docs (Swagger UI) and /redoc (ReDoc) from files installed with bridgeca,
+and the bearer security scheme that gives Swagger its Authorize button.
+
+FastAPI's own pages load their scripts from a CDN, so they are blank on the
+offline networks bridges run on. The scripts come from the fastapi-offline
+wheel (a PyPI dependency that ships swagger-ui-dist and ReDoc's standalone
+bundle): a pip install brings them, and upgrading them is a version bump
+rather than megabytes of minified JavaScript in this repository.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+ASSETS_URL = "/docs-assets"
+ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
+BEARER = "bearer"
+
+
+def assets_dir() -> Path:
+    """The installed fastapi-offline's static directory, checked whole: a
+    layout change in a new release fails at start, not as a blank page."""
+    import fastapi_offline
+
+    directory = Path(fastapi_offline.__file__).parent / "static"
+    missing = [name for name in ASSETS if not (directory / name).is_file()]
+    if missing:
+        raise RuntimeError(f"fastapi-offline at {directory} lacks {', '.join(missing)}: the API docs cannot be served")
+    return directory
+
+
+def install(app: FastAPI) -> None:
+    """Serve /docs and /redoc; the app must be made with docs_url=None and
+    redoc_url=None so that FastAPI's CDN pages are not registered first."""
+    app.mount(ASSETS_URL, StaticFiles(directory=assets_dir()), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} API",
+            swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+            # validatorUrl: Swagger would otherwise send the spec to
+            # validator.swagger.io; offline that is a broken badge, online a leak.
+            swagger_ui_parameters={**(app.swagger_ui_parameters or {}), "validatorUrl": None},
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} API reference",
+            redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
+def add_bearer_security(schema: dict) -> dict:
+    """Declare the bearer scheme and put it on every operation that documents
+    a 401, i.e. every route that asks for a token.
+
+    Only the document changes: api/security.py still decides who gets in,
+    with its own 401/403 problems (a FastAPI HTTPBearer dependency would add
+    a dependency level to each request and answer its own 403s). That the
+    document and the behaviour agree is tested route by route
+    (tests/api/test_docs_browser.py).
+    """
+    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes[BEARER] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API token from `bridgeca token create --role admin|issuer|platform` (starts with `bca_`).",
+    }
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if "401" in operation.get("responses", {}):
+                operation["security"] = [{BEARER: []}]
+    return schema
