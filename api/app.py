@@ -25,6 +25,7 @@ from . import docs, http_cache, problems
 from .fastlane import VerifyChainFastLane
 from .inputs import chain_options, check_issuer_id, check_serial
 from .limits import BodyLimitMiddleware
+from .observability import Metrics, ObservabilityMiddleware, ReadyView, measured_verification, ready_response, scrape
 from .problems import PROBLEM, Problem
 from .schemas import (
     ApprovedIssuerView,
@@ -160,7 +161,8 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
         redoc_url=None,
     )
     app.state.ca = ca
-    app.state.verification = VerificationService(ca)
+    app.state.metrics = Metrics()
+    app.state.verification = measured_verification(ca, app.state.metrics)  # counts each answer
     app.state.principals = PrincipalCache()
     app.state.max_body_bytes = limit
     problems.install(app)
@@ -168,6 +170,11 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
     if fast_lane:
         app.add_middleware(VerifyChainFastLane, fastapi_app=app)  # added first: inside the body limit
     app.add_middleware(BodyLimitMiddleware, max_bytes=limit)
+    # Outermost of all: every response, a 413 or 429 sent by the middlewares
+    # inside and the fast lane's answers included, gets a request id, a count
+    # and an access-log line.
+    app.add_middleware(ObservabilityMiddleware, fastapi_app=app, metrics=app.state.metrics,
+                       access_log_enabled=getattr(ca.settings, "access_log", True))
 
     def verification(request: Request) -> VerificationService:
         return request.app.state.verification
@@ -183,6 +190,17 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
         # verifications (a CRL server that hangs) must not make a live
         # worker look dead to whoever probes it.
         return JSONResponse({"status": "ok"})
+
+    @app.get("/v1/ready", tags=["service"], response_model=ReadyView, summary="Readiness: database, signer, CRL, epoch poll",
+             responses=_problems(503))
+    def ready(request: Request) -> JSONResponse:
+        return ready_response(request.app.state)
+
+    @app.get("/metrics", tags=["service"], response_class=PlainTextResponse, summary="Prometheus metrics (all workers)",
+             responses={200: {"description": "Prometheus text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}})
+    def metrics(request: Request) -> Response:
+        body, media_type = scrape(request.app.state)
+        return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})
 
     # ------------------------------------------------------------------ verification
 

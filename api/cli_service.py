@@ -13,6 +13,8 @@ def register(sub) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, help="worker processes")
     p.add_argument("--max-body-bytes", type=int, default=None, help="request body limit (default 1 MiB)")
+    p.add_argument("--log-format", choices=("json", "text"), default=None,
+                   help="logs on stderr: one JSON object per line (default) or text; or BRIDGECA_LOG_FORMAT")
     p.set_defaults(handler=cmd_serve)
 
     d = sub.add_parser("demo", help="set up and serve the demo federation (see README)")
@@ -34,8 +36,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError("--max-body-bytes must be at least 1")
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
+    if getattr(args, "log_format", None):
+        os.environ["BRIDGECA_LOG_FORMAT"] = args.log_format  # the workers' settings read it too
     try:
-        BridgeCA.open(args.home).close()  # fail fast, with one line, on a bad home or passphrase
+        with BridgeCA.open(args.home) as ca:  # fail fast, with one line, on a bad home or passphrase
+            log_format = ca.settings.log_format
     except BridgeError as exc:
         raise UsageError(f"{exc.code}: {exc.message}") from None
     os.environ["BRIDGECA_HOME"] = str(args.home)
@@ -44,7 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
 
     try:
-        return serve(args.host, args.port, args.workers)
+        return serve(args.host, args.port, args.workers, log_format=log_format)
     except KeyboardInterrupt:
         return 0
 

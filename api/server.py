@@ -23,6 +23,8 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
+from .observability import logging_config, start_multiprocess_metrics, stop_multiprocess_metrics, worker_exited
+
 logger = logging.getLogger("uvicorn.error")
 
 
@@ -52,6 +54,7 @@ def _port_socket(host: str, port: int) -> socket.socket:
 
 
 def _worker(config: Config, host: str, port: int) -> None:  # pragma: no cover - runs in the worker process
+    config.configure_logging()  # spawned: the parent's logging setup is not inherited
     try:
         sock = _port_socket(host, port)
     except OSError as exc:
@@ -112,6 +115,7 @@ class ReusePortSupervisor:
                         self.exit_code = STARTUP_FAILURE
                         self.should_exit.set()
                         break
+                    worker_exited(process.pid)  # it no longer counts as a live worker in /metrics
                     logger.warning("worker %d exited with %s; starting another", process.pid, process.exitcode)
                     self.processes[i] = self._start(port)
         finally:
@@ -131,14 +135,19 @@ class ReusePortSupervisor:
                 process.join()
 
 
-def serve(host: str, port: int, workers: int) -> int:
-    # No per-request access log: it costs more than a cached verification.
+def serve(host: str, port: int, workers: int, *, log_format: str = "json") -> int:
+    # uvicorn's access log is off: api/observability.py writes one line per
+    # request itself, with the request id and the duration.
     config = Config("api.asgi:app", host=host, port=port, workers=workers, log_level="info",
-                    access_log=False, proxy_headers=False, server_header=False)
-    if config.workers > 1 and hasattr(socket, "SO_REUSEPORT") and not config.uds and config.fd is None:
-        return ReusePortSupervisor(config, config.workers).run()
-    if config.workers > 1:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
-    else:
-        uvicorn.Server(config).run()
-    return 0
+                    access_log=False, proxy_headers=False, server_header=False, log_config=logging_config(log_format))
+    metrics_dir = start_multiprocess_metrics(config.workers)  # /metrics sums the workers' files
+    try:
+        if config.workers > 1 and hasattr(socket, "SO_REUSEPORT") and not config.uds and config.fd is None:
+            return ReusePortSupervisor(config, config.workers).run()
+        if config.workers > 1:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        else:
+            uvicorn.Server(config).run()
+        return 0
+    finally:
+        stop_multiprocess_metrics(metrics_dir)

@@ -50,6 +50,11 @@ class BridgeSettings(BaseSettings):
     key_passphrase: SecretStr | None = Field(default=None, exclude=True)
     pkcs11_pin: SecretStr | None = Field(default=None, exclude=True)
 
+    # Service logs: one JSON object per line ("json") or plain lines ("text"),
+    # on stderr; access_log writes one line per request (with its request id).
+    log_format: Literal["json", "text"] = "json"
+    access_log: bool = True
+
     # HTTP request bodies over this many bytes are refused (413) before being read whole.
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
 
