@@ -25,6 +25,19 @@ def register(sub) -> None:
     p.add_argument("--inhibit-policy-mapping", action="store_true", help="initial-policy-mapping-inhibit = true")
     p.add_argument("--inhibit-any-policy", action="store_true", help="initial-any-policy-inhibit = true")
     p.add_argument("--revocation", choices=("auto", "require", "off"), default="auto")
+    p.add_argument("--profile", choices=("strict", "rfc5280"), default="strict",
+                   help="strict (default): RFC 5280 6.1 plus section 4's rules for conforming CAs; rfc5280: 6.1 alone")
+    p.add_argument("--anchor-constraints", action=argparse.BooleanOptionalAction, default=True,
+                   help="honour the trust anchor certificate's validity, CA-ness, critical extensions and constraints "
+                        "(RFC 5937; default); --no-anchor-constraints: the anchor is a bare name and key")
+    p.add_argument("--key-usage", action="append", default=[], metavar="NAME",
+                   help="a keyUsage bit the end-entity certificate must allow (digitalSignature, nonRepudiation, "
+                        "keyEncipherment, ...); repeatable, all required")
+    p.add_argument("--extended-key-usage", action="append", default=[], metavar="OID_OR_NAME",
+                   help="a purpose the path must allow (OID, or serverAuth, clientAuth, codeSigning, emailProtection, "
+                        "timeStamping, documentSigning, ...); repeatable, one required")
+    p.add_argument("--max-chain-depth", type=int, metavar="N",
+                   help="intermediate certificates allowed between CERT and the trust anchor (0 to 64)")
     p.add_argument("--json", action="store_true", help="print the result object as JSON")
     p.set_defaults(handler=run)
 
@@ -54,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
             inhibit_policy_mapping=args.inhibit_policy_mapping,
             inhibit_any_policy=args.inhibit_any_policy,
             revocation=args.revocation,
+            profile=args.profile,
+            anchor_constraints=args.anchor_constraints,
+            key_usage=args.key_usage,
+            extended_key_usage=args.extended_key_usage,
+            max_chain_depth=args.max_chain_depth,
         )
     except InputError as exc:
         raise UsageError(str(exc)) from None

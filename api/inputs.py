@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from pki.profile import parse_extended_key_usage
+
 from .problems import Problem
 
 # Enrollment ids are the store's hex UUIDs; anything else is unknown, and is
@@ -31,10 +33,19 @@ def check_serial(serial: str) -> str:
 
 def chain_options(body) -> dict:
     """The verification options of a chain or signature request (the
-    ChainOptions fields), trust anchor checked, as VerificationService takes them."""
+    ChainOptions fields), trust anchor checked, as VerificationService takes them.
+
+    extended_key_usage is checked here, not only when the core gets to the
+    chain (a signature route may fail before): an entry that is neither an
+    OID nor a known name raises InputError (400 malformed_input, as a
+    policy that is not an OID). The schema refuses the other fields' bad
+    values (400 invalid_request, as an unknown revocation mode)."""
+    parse_extended_key_usage(body.extended_key_usage)
     return dict(
         intermediates=body.intermediates, trust_anchor=check_trust_anchor(body.trust_anchor),
         policies=body.policies, require_explicit_policy=body.require_explicit_policy,
         inhibit_policy_mapping=body.inhibit_policy_mapping, inhibit_any_policy=body.inhibit_any_policy,
         at=body.at, revocation=body.revocation,
+        profile=body.profile, anchor_constraints=body.anchor_constraints, key_usage=body.key_usage,
+        extended_key_usage=body.extended_key_usage, max_chain_depth=body.max_chain_depth,
     )

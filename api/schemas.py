@@ -11,11 +11,18 @@ tests/api checks every real response against its model.
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from pki.profile import EXTENDED_KEY_USAGE_NAMES, KEY_USAGE_NAMES
 
 RevocationMode = Literal["auto", "require", "off"]
+Profile = Literal["strict", "rfc5280"]
+# RFC 5280 4.2.1.3's bit names (nonRepudiation also as X.509's contentCommitment).
+KeyUsageName = Literal[tuple(KEY_USAGE_NAMES)]
+# A dotted OID or one of the names in pki/profile.py; the core checks it.
+ExtendedKeyUsage = Annotated[str, StringConstraints(max_length=200)]
 
 PEM_EXAMPLE = "-----BEGIN CERTIFICATE-----\nMIIB...\n-----END CERTIFICATE-----\n"
 BRIDGE_POLICY_EXAMPLE = "1.3.6.1.4.1.32473.77.1.1"
@@ -59,6 +66,28 @@ class ChainOptions(RequestModel):
     inhibit_any_policy: bool = False
     at: str | None = Field(None, description='validation time, ISO 8601; default now ("signing-time" for signatures)', max_length=64)
     revocation: RevocationMode = Field("auto", description="auto (default), require or off; see INTERFACE.md")
+    profile: Profile = Field(
+        "strict",
+        description='"strict" (default): RFC 5280 6.1 path validation plus the section-4 rules conforming CAs must '
+                    'follow (a certificate breaking one fails with malformed_certificate); "rfc5280": 6.1 alone')
+    anchor_constraints: bool = Field(
+        True,
+        description="true (default): the trust anchor's own certificate constrains the path (RFC 5937): its validity "
+                    "at the validation time, CA-ness, critical extensions, name and policy constraints (failure: "
+                    "anchor_invalid or the constraint's code); false: the anchor is a bare name and key (RFC 5280 6.1.1)")
+    key_usage: list[KeyUsageName] = Field(
+        default_factory=list, max_length=16,
+        description="keyUsage bits the end-entity certificate must allow, all of them, when it has keyUsage "
+                    "(failure: purpose). The signature route always requires digitalSignature or nonRepudiation "
+                    "of a signer that has keyUsage")
+    extended_key_usage: list[ExtendedKeyUsage] = Field(
+        default_factory=list, max_length=64,
+        description="purposes, as OIDs or names (" + ", ".join(n for n in EXTENDED_KEY_USAGE_NAMES if n != "ocspSigning")
+                    + "), one of which the path must allow (failure: purpose); empty: any purpose")
+    max_chain_depth: int | None = Field(
+        None, ge=0, le=64,
+        description="intermediate certificates allowed between the end entity and the trust anchor "
+                    "(failure: path_length_exceeded); default: no limit but the verifier's own")
 
 
 class VerifyChainRequest(ChainOptions):

@@ -163,16 +163,26 @@ class VerificationService:
             return require_explicit_policy
         return bool(policies) and set(policies) != {ANY_POLICY}
 
-    def _options(self, ctx: _Context, *, intermediates, policies, require_explicit_policy,
-                 inhibit_policy_mapping, inhibit_any_policy, revocation) -> dict:
+    def _options(self, ctx: _Context, *, intermediates=(), policies=(), require_explicit_policy=None,
+                 inhibit_policy_mapping=False, inhibit_any_policy=False, revocation="auto", profile="strict",
+                 anchor_constraints=True, key_usage=None, extended_key_usage=None, max_chain_depth=None) -> dict:
+        """Verifier.verify's keywords for a request's options. The relying
+        party's requirements (profile, anchor constraints, purposes, depth)
+        go to the core as they are; it checks them (InputError) and keys its
+        result cache by them."""
         return dict(
             intermediates=list(intermediates or ()),
-            policies=list(policies) or None,
+            policies=list(policies or ()) or None,
             explicit_policy=self._explicit(list(policies or ()), require_explicit_policy),
             inhibit_policy_mapping=inhibit_policy_mapping,
             inhibit_any_policy=inhibit_any_policy,
             revocation=revocation,
             revocation_provider=ctx.provider if revocation != "off" else None,
+            profile=profile,
+            anchor_constraints=anchor_constraints,
+            key_usage=list(key_usage or ()),
+            extended_key_usage=list(extended_key_usage or ()),
+            max_chain_depth=max_chain_depth,
         )
 
     def verify_chain(self, certificate: str, *, trust_anchor: str = "bridge", at=None, **options) -> dict:
