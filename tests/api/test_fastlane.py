@@ -36,6 +36,7 @@ def lanes(tmp_path, monkeypatch):
 
 def _both(fed, plain, body, *, role="platform", content_type="application/json", raw: bytes | None = None, token=None):
     headers = {"Content-Type": content_type} if content_type else {}
+    headers["X-Request-ID"] = "fastlane-comparison"  # the same id to both apps: a generated one would differ
     if role:
         headers["Authorization"] = f"Bearer {token or fed.tokens[role]}"
     data = raw if raw is not None else json.dumps(body).encode()
@@ -44,6 +45,7 @@ def _both(fed, plain, body, *, role="platform", content_type="application/json",
         b = plain.post("/v1/verify/chain", headers=headers, content=data)
     assert (a.status_code, a.headers.get("content-type"), a.content) == (b.status_code, b.headers.get("content-type"), b.content)
     assert sorted(a.headers.items()) == sorted(b.headers.items())
+    assert a.headers["x-request-id"] == "fastlane-comparison"
     return a
 
 
