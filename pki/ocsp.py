@@ -178,7 +178,10 @@ def parse_ocsp_response(data: bytes) -> OcspResponse:
             )
         except InputError as exc:
             raise InputError(f"not a usable OCSP response: {exc}") from None
-        except (ValueError, KeyError, TypeError) as exc:
+        # cryptography's DuplicateExtension (an extension twice in
+        # responseExtensions, RFC 5280 4.2) and UnsupportedGeneralNameType
+        # are not ValueErrors: found by tests/pki/test_no_escape.py.
+        except (ValueError, KeyError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
             raise InputError(f"not a parseable OCSP response: {exc}") from None
 
 
