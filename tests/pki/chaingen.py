@@ -282,6 +282,18 @@ def _pathlen_zero(spec: Spec, m: _Maker) -> Spec:
     return replace(spec, path_length=0)
 
 
+def _not_a_ca(spec: Spec, m: _Maker) -> Spec:
+    # cA false or no basicConstraints, and no keyUsage: keyCertSign in a
+    # non-CA would be a second defect (RFC 5280 4.2.1.3).
+    return replace(spec, ca=m.rng.choice([False, None]), path_length=None, key_usage=None)
+
+
+def _avoidable_cross(chain: Chain, rng: random.Random) -> str | None:
+    """The anchor's direct cross-certificate, where a second path (through
+    the anchor's subordinate B) avoids it."""
+    return "M-cross" if "M-cross-B" in chain.specs else None
+
+
 DEFECTS: dict[str, tuple[Callable, Callable]] = {
     "none": (_leaf, lambda s, m: s),
     # validity (RFC 5280 6.1.3 (a)(2); the anchor's under anchor constraints)
@@ -300,7 +312,8 @@ DEFECTS: dict[str, tuple[Callable, Callable]] = {
     # RFC 5280 section 4 well-formedness
     "ee_without_aki": (_leaf, _set(aki=False)),
     "aki_critical": (_leaf_or_ca, _set(aki_critical=True)),
-    "ski_critical": (_leaf_or_ca, _set(ski_critical=True)),
+    "ee_ski_critical": (_leaf, _set(ski_critical=True)),
+    "ca_ski_critical": (_ca_below_anchor, _set(ski_critical=True)),
     "ca_without_ski": (_ca_below_anchor, _set(ski=False)),
     "serial_zero": (_leaf_or_ca, _set(raw_serial=0)),
     "serial_negative": (_leaf_or_ca, _set(raw_serial=-0x1234567)),
@@ -315,7 +328,7 @@ DEFECTS: dict[str, tuple[Callable, Callable]] = {
     "nc_ip_mask_not_prefix": (_ca_below_anchor, _add(_bad_ip_constraint(), True)),
     "san_invalid_email": (_leaf, _set(san=[x509.DNSName(SERVER_NAME), x509.RFC822Name("no-at-sign.example.com")])),
     # RFC 5280 6.1
-    "intermediate_not_ca": (_ca_below_anchor, _set(ca=False)),
+    "intermediate_not_ca": (_ca_below_anchor, _not_a_ca),
     "path_length_exceeded": (_ca_issuing_ca, _pathlen_zero),
     "bad_signature": (_leaf_or_ca, _wrong_key),
     "name_chaining_mismatch": (_leaf_or_ca, _renamed_issuer),
@@ -323,7 +336,17 @@ DEFECTS: dict[str, tuple[Callable, Callable]] = {
     "eku_leaf_email_protection": (_leaf, _set(eku=[ExtendedKeyUsageOID.EMAIL_PROTECTION])),
     "eku_ca_restricting": (_ca_below_anchor, _set(eku=[ExtendedKeyUsageOID.EMAIL_PROTECTION])),
     "ku_without_digital_signature": (_leaf, _set(key_usage=key_usage(key_agreement=True))),
+    # not defects of the chain: one of two paths is expired, the other good;
+    # a leaf named by its subject alone (no subjectAltName) or without
+    # extendedKeyUsage (RFC 5280 4.2.1.12: unrestricted), which RFC 5280
+    # allows and pyca's web PKI profile does not
+    "avoidable_expired_cross": (_avoidable_cross, _set(not_after=PAST)),
+    "peer_profile_no_san": (_leaf, _set(san=None, subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, SERVER_NAME)]))),
+    "peer_profile_no_eku": (_leaf, _set(eku=None)),
 }
+
+# Kinds whose chain is valid all the same.
+VALID_KINDS = frozenset({"none", "avoidable_expired_cross", "peer_profile_no_san", "peer_profile_no_eku"})
 
 
 def make_chain(seed: int, index: int) -> Chain:
