@@ -27,6 +27,7 @@ from .inputs import chain_options, check_issuer_id, check_serial
 from .limits import BodyLimitMiddleware
 from .observability import Metrics, ObservabilityMiddleware, ReadyView, measured_verification, ready_response, scrape
 from .problems import PROBLEM, Problem
+from .ratelimit import FailureLimiter, RateLimitMiddleware, TokenBuckets
 from .schemas import (
     ApprovedIssuerView,
     EnrollRequest,
@@ -51,7 +52,6 @@ PKCS7 = "application/pkcs7-mime"
 OCSP_REQUEST = "application/ocsp-request"
 OCSP_RESPONSE = "application/ocsp-response"
 PEM = "application/x-pem-file"
-DEFAULT_MAX_BODY = 1 << 20
 
 
 def _b64(value: str | None, field: str) -> bytes | None:
@@ -136,9 +136,10 @@ def _problems(*statuses: int) -> dict:
 
 def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shutdown: bool = False,
                fast_lane: bool = True) -> FastAPI:
-    if max_body_bytes is None:
-        max_body_bytes = getattr(ca.settings, "max_body_bytes", None) or DEFAULT_MAX_BODY
-    limit = max_body_bytes
+    # The body limit is the bridge's settings (BridgeSettings.max_body_bytes,
+    # read once when the bridge was opened); the argument overrides it for tests.
+    settings = ca.settings
+    limit = settings.max_body_bytes if max_body_bytes is None else max_body_bytes
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -170,6 +171,13 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
     if fast_lane:
         app.add_middleware(VerifyChainFastLane, fastapi_app=app)  # added first: inside the body limit
     app.add_middleware(BodyLimitMiddleware, max_bytes=limit)
+    app.state.auth_failures = (FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_seconds,
+                                              settings.auth_failure_max_addresses)
+                               if settings.auth_failure_limit > 0 else None)
+    app.state.verify_buckets = (TokenBuckets(settings.verify_rate_per_token, settings.auth_failure_max_addresses)
+                                if settings.verify_rate_per_token > 0 else None)
+    # Outermost: a refused request costs no body read and no token lookup.
+    app.add_middleware(RateLimitMiddleware, failures=app.state.auth_failures, verify_buckets=app.state.verify_buckets)
     # Outermost of all: every response, a 413 or 429 sent by the middlewares
     # inside and the fast lane's answers included, gets a request id, a count
     # and an access-log line.

@@ -8,6 +8,12 @@ platforms keep a few connections alive and send everything over them, so one
 worker would often serve all of them while the others idle (measured with
 wrk's 16 connections: the whole load on one of two workers in about half the
 runs). Where SO_REUSEPORT is missing, uvicorn's supervisor is used.
+
+TLS (``--tls-cert``/``--tls-key``, optionally ``--tls-client-ca``) is
+uvicorn's: the file names travel in the Config each worker unpickles, and
+each worker builds its own SSLContext when it loads the Config, so the
+sockets bound here per worker serve TLS like uvicorn's own. TLS 1.2 is the
+oldest version accepted.
 """
 from __future__ import annotations
 
@@ -15,9 +21,11 @@ import logging
 import multiprocessing
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -41,6 +49,56 @@ class Config(uvicorn.Config):
             sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
             sock.set_inheritable(True)
         return sock
+
+    def load(self) -> None:
+        super().load()
+        if self.ssl is not None:
+            self.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+
+
+class TlsSetupError(Exception):
+    """The TLS files cannot be used (one line, for the command)."""
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    cert_file: str
+    key_file: str | None = None  # None: the key is in cert_file
+    client_ca_file: str | None = None  # client certificates required, issued by these CAs
+
+    def uvicorn_kwargs(self) -> dict:
+        kwargs: dict = {"ssl_certfile": self.cert_file, "ssl_keyfile": self.key_file}
+        if self.client_ca_file:
+            kwargs.update(ssl_ca_certs=self.client_ca_file, ssl_cert_reqs=ssl.CERT_REQUIRED)
+        return kwargs
+
+    def context(self) -> ssl.SSLContext:
+        """The context the workers will build, built once here to check the files."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            ctx.load_cert_chain(self.cert_file, self.key_file)
+        except FileNotFoundError as exc:
+            raise TlsSetupError(f"TLS: no such file: {exc.filename or self.cert_file}") from None
+        except ssl.SSLError as exc:
+            raise TlsSetupError(f"TLS: the certificate ({self.cert_file}) and key ({self.key_file or 'in the same file'}) "
+                                f"cannot be used together: {exc.reason or exc}") from None
+        except OSError as exc:
+            raise TlsSetupError(f"TLS: cannot read {self.cert_file} or {self.key_file}: {exc.strerror or exc}") from None
+        if self.client_ca_file:
+            try:
+                ctx.load_verify_locations(self.client_ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise TlsSetupError(f"TLS: cannot load the client CA certificates {self.client_ca_file}: "
+                                    f"{getattr(exc, 'strerror', None) or exc}") from None
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
+
+
+@dataclass(frozen=True)
+class ProxyOptions:
+    # uvicorn's forwarded_allow_ips: addresses or networks whose
+    # X-Forwarded-For / X-Forwarded-Proto are believed ("*" for any).
+    forwarded_allow_ips: str = "127.0.0.1"
 
 
 def _port_socket(host: str, port: int) -> socket.socket:
@@ -103,7 +161,8 @@ class ReusePortSupervisor:
         port = holder.getsockname()[1]
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self.should_exit.set())
-        logger.info("bridgeca running on http://%s:%d with %d workers (SO_REUSEPORT)", self.config.host, port, self.workers)
+        scheme = "https" if self.config.is_ssl else "http"
+        logger.info("bridgeca running on %s://%s:%d with %d workers (SO_REUSEPORT)", scheme, self.config.host, port, self.workers)
         try:
             self.processes = [self._start(port) for _ in range(self.workers)]
             while not self.should_exit.wait(self.RESTART_CHECK_SECONDS):
@@ -135,11 +194,17 @@ class ReusePortSupervisor:
                 process.join()
 
 
-def serve(host: str, port: int, workers: int, *, log_format: str = "json") -> int:
+def serve(host: str, port: int, workers: int, *, tls: TlsOptions | None = None, proxy: ProxyOptions | None = None,
+          log_format: str = "json") -> int:
     # uvicorn's access log is off: api/observability.py writes one line per
     # request itself, with the request id and the duration.
+    # Without proxy options, X-Forwarded-* are ignored: the client address
+    # (which the failed-authentication limit counts by) is the connection's.
     config = Config("api.asgi:app", host=host, port=port, workers=workers, log_level="info",
-                    access_log=False, proxy_headers=False, server_header=False, log_config=logging_config(log_format))
+                    access_log=False, server_header=False, log_config=logging_config(log_format),
+                    proxy_headers=proxy is not None,
+                    forwarded_allow_ips=proxy.forwarded_allow_ips if proxy is not None else None,
+                    **(tls.uvicorn_kwargs() if tls is not None else {}))
     metrics_dir = start_multiprocess_metrics(config.workers)  # /metrics sums the workers' files
     try:
         if config.workers > 1 and hasattr(socket, "SO_REUSEPORT") and not config.uds and config.fd is None:

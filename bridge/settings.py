@@ -65,6 +65,24 @@ class BridgeSettings(BaseSettings):
     revocation_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=0)  # DER bytes of fetched objects kept
     revocation_cache_entries: int = Field(default=4096, ge=0)  # fetched objects kept
     revocation_min_fresh_seconds: float = Field(default=60.0, ge=0)  # a fetched object is not fetched again sooner
+    # CRL/OCSP URLs whose host is loopback, link-local, private (RFC 1918,
+    # ULA), unspecified or multicast are refused unless this is true: a
+    # certificate under verification must not make the service probe the
+    # network it sits in.
+    revocation_allow_private_addresses: bool = False
+
+    # Failed authentication (a bearer token that is unknown, revoked or
+    # expired) per client address: after auth_failure_limit failures within
+    # auth_failure_window_seconds, authenticated requests from that address
+    # are answered 429 until the window ends. 0 turns it off. At most
+    # auth_failure_max_addresses addresses are remembered (the least recently
+    # failing are forgotten first), per worker process.
+    auth_failure_limit: int = Field(default=50, ge=0)
+    auth_failure_window_seconds: float = Field(default=60.0, gt=0)
+    auth_failure_max_addresses: int = Field(default=10_000, ge=1)
+    # Verification requests (/v1/verify/*) per token per second, with bursts
+    # of up to one second's worth; 0 (the default) is no limit. Per worker process.
+    verify_rate_per_token: float = Field(default=0.0, ge=0)
 
     bridge_validity_days: int = 3650
     cross_certificate_validity_days: int = 1095
