@@ -95,6 +95,7 @@ class Chain:
     leaf: str
     untrusted: list[str]
     ders: dict[str, bytes] = field(default_factory=dict)
+    common: tuple[str, ...] = ()  # labels on every path from the leaf to the anchor
 
     @property
     def anchor_der(self) -> bytes:
@@ -105,14 +106,17 @@ class Chain:
         return self.ders[self.leaf]
 
     @property
+    def twin_der(self) -> bytes:
+        """A clean leaf under the leaf's issuer (the defect, if in a CA, is its too)."""
+        return self.ders["twin"]
+
+    @property
     def untrusted_ders(self) -> list[bytes]:
         return [self.ders[label] for label in self.untrusted]
 
     @property
     def reproducer(self) -> str:
         return f"make_chain(seed={self.seed}, index={self.index})  # {self.topology}, defect {self.defect} in {self.target}"
-
-    common: tuple[str, ...] = ()  # labels on every path from the leaf to the anchor
 
 
 # --- topologies -------------------------------------------------------------
@@ -368,7 +372,14 @@ def make_chain(seed: int, index: int) -> Chain:
     else:  # pragma: no cover - every defect fits some topology
         raise AssertionError(f"no topology takes {defect}")
     chain.seed, chain.index, chain.defect, chain.target = seed, index, defect, target
+    # A clean sibling of the leaf, under the same issuer, made before the
+    # defect: verified first, it teaches a Verifier the CA chain (its caches).
+    clean = chain.specs["leaf"]
+    chain.specs["twin"] = replace(clean, label="twin", key=m.key(), serial=m.serial(),
+                                  subject=_name(f"Twin {m.rng.randrange(10**6)}", "Example Servers"))
     chain.specs[target] = change(chain.specs[target], m)
+    if target == "leaf":
+        chain.specs["twin"] = replace(chain.specs["twin"], issuer=chain.specs["leaf"].issuer)
     chain.ders = {label: build(spec, chain.specs) for label, spec in chain.specs.items()}
     return chain
 
