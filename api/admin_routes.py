@@ -3,8 +3,8 @@ admin command (api/cli_admin.py) also works against a server (``--url``):
 reject an enrollment, issue a CRL now, create, list and revoke API tokens.
 Admin role only; each is one bridge.service call, audited as the token.
 """
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: FastAPI must see the dependency
+# annotations (``admin_json``, a local of install) as objects, not names.
 from datetime import timedelta
 from typing import Literal
 
