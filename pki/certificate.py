@@ -207,6 +207,9 @@ class Certificate:
     ca_issuer_urls: tuple[str, ...] = ()
     ocsp_no_check: bool = False
     unhandled_critical: tuple[str, ...] = ()
+    # Every extension marked critical, handled or not: the strict profile's
+    # section-4 rules are about criticality (pki/profile.py).
+    critical_extensions: frozenset[str] = frozenset()
     defect: str | None = None  # parses as DER but breaks RFC 5280 (duplicate extension, ...)
     _x509: x509.Certificate | None = field(default=None, repr=False, compare=False)
     _names: ParseCache | None = field(default=None, repr=False, compare=False)
@@ -422,6 +425,7 @@ def _decode_extensions(cert: x509.Certificate) -> tuple[dict, list[str], str | N
     fields: dict = {}
     defect = None
     unhandled: list[str] = []
+    critical: list[str] = []
     try:
         extensions = list(cert.extensions)
     except Exception as exc:  # duplicate or malformed extensions
@@ -437,8 +441,10 @@ def _decode_extensions(cert: x509.Certificate) -> tuple[dict, list[str], str | N
                 defect = f"malformed {ext.oid.dotted_string} extension: {exc}"
         if ext.critical:
             oid = ext.oid.dotted_string
+            critical.append(oid)
             if oid not in HANDLED_EXTENSIONS:
                 unhandled.append(oid)
+    fields["critical_extensions"] = frozenset(critical)
     return fields, unhandled, defect
 
 
@@ -481,6 +487,7 @@ def _extensions_from_cache(tbs: bytes, extensions_field, cert: x509.Certificate,
     known = cache.extensions
     fields = {}
     unhandled: list[str] = []
+    critical: list[str] = []
     seen: set[str] = set()
     ski_at = None
     for index, tlv in enumerate(tlvs):
@@ -500,8 +507,13 @@ def _extensions_from_cache(tbs: bytes, extensions_field, cert: x509.Certificate,
             return None  # a duplicate: the full decoding reports it
         seen.add(oid)
         fields.update(hit[2])
-        if hit[1] and oid not in HANDLED_EXTENSIONS:
-            unhandled.append(oid)
+        if hit[1]:
+            critical.append(oid)
+            if oid not in HANDLED_EXTENSIONS:
+                unhandled.append(oid)
+    # The SKI taken by its pattern above is non-critical, so the block's
+    # critical set holds for every leaf that shares the rest of the block.
+    fields["critical_extensions"] = frozenset(critical)
     if ski_at is not None:
         _, ski_start, _, ski_end = layout[ski_at]
         rest = {k: v for k, v in fields.items() if k != "subject_key_id"}
@@ -521,6 +533,7 @@ def _decode_and_remember(tlvs: list[bytes], cert: x509.Certificate, cache: Parse
     known = cache.extensions
     fields: dict = {}
     unhandled: list[str] = []
+    critical: list[str] = []
     for tlv, ext in zip(tlvs, extensions):
         hit = known.get(tlv)
         if hit is None:
@@ -535,8 +548,11 @@ def _decode_and_remember(tlvs: list[bytes], cert: x509.Certificate, cache: Parse
             if hit[0] not in _PER_CERTIFICATE_EXTENSIONS:
                 cache.remember_extension(tlv, hit)
         fields.update(hit[2])
-        if hit[1] and hit[0] not in HANDLED_EXTENSIONS:
-            unhandled.append(hit[0])
+        if hit[1]:
+            critical.append(hit[0])
+            if hit[0] not in HANDLED_EXTENSIONS:
+                unhandled.append(hit[0])
+    fields["critical_extensions"] = frozenset(critical)
     return fields, unhandled, None
 
 

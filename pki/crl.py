@@ -68,6 +68,7 @@ class Crl:
     unhandled_critical: tuple[str, ...] = ()
     defect: str | None = None
     freshest_crl: tuple[x509.DistributionPoint, ...] = ()
+    number_critical: bool = False  # the strict profile refuses it (RFC 5280 5.2.3)
 
     @property
     def is_delta(self) -> bool:
@@ -126,6 +127,7 @@ def parse_crl(data: bytes) -> Crl:
         defect = None
         unhandled: list[str] = []
         number = delta_base = idp = aki = None
+        number_critical = False
         freshest: tuple = ()
         try:
             derlib.algorithm_identifier(sig_alg)
@@ -139,6 +141,7 @@ def parse_crl(data: bytes) -> Crl:
             v = ext.value
             if isinstance(v, x509.CRLNumber):
                 number = v.crl_number
+                number_critical = ext.critical
             elif isinstance(v, x509.DeltaCRLIndicator):
                 delta_base = v.crl_number
             elif isinstance(v, x509.IssuingDistributionPoint):
@@ -196,6 +199,7 @@ def parse_crl(data: bytes) -> Crl:
         unhandled_critical=tuple(unhandled),
         defect=defect,
         freshest_crl=freshest,
+        number_critical=number_critical,
     )
 
 

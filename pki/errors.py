@@ -32,6 +32,12 @@ NO_PATH = "no_path"
 BUDGET_EXCEEDED = "budget_exceeded"
 UNSUPPORTED_ALGORITHM = "unsupported_algorithm"
 MALFORMED_CERTIFICATE = "malformed_certificate"
+# The trust anchor's certificate cannot serve (expired, not a CA, unknown
+# critical extension) when its own constraints are honoured.
+ANCHOR_INVALID = "anchor_invalid"
+# The path does not allow what the relying party asked it for (key usage,
+# extended key usage).
+PURPOSE = "purpose"
 
 
 @dataclass(frozen=True)

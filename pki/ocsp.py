@@ -354,6 +354,7 @@ class OcspChecker:
                 issuer_parameters=request.issuer_parameters,
                 at=request.at,
                 budget=request.budget,
+                strict=request.strict,
             )
             status = self.fallback.check(sub)
             if status.state != "good":

@@ -41,6 +41,8 @@ class RevocationRequest:
     issuer_parameters: bytes | None
     at: dt.datetime
     budget: "Budget"
+    # The strict profile also refuses CRLs that break RFC 5280 section 5's MUSTs.
+    strict: bool = True
 
     @property
     def certificate(self) -> "Certificate":
@@ -214,7 +216,7 @@ class CrlChecker:
         (entry or None, interim reasons, label, used past nextUpdate), or
         _Skip with the reason."""
         cert = request.certificate
-        problem = _load_problem(crl)
+        problem = _load_problem(crl, request.strict)
         if problem:
             return _Skip(f"{crl.label}: {problem}")
         if crl.this_update > request.at:
@@ -248,7 +250,7 @@ class CrlChecker:
         if not interim - reasons_mask:
             return _Skip(f"{crl.label}: covers no reason not already covered")
         # (c) delta CRL of the same scope
-        delta = self._delta_for(crl, request.at)
+        delta = self._delta_for(crl, request.at, request.strict)
         if isinstance(delta, _Skip):
             return delta
         # (a) freshness: a current delta brings a stale complete CRL up to date
@@ -282,7 +284,7 @@ class CrlChecker:
             entry = None
         return entry, interim, label, past_next_update
 
-    def _delta_for(self, crl: Crl, at: dt.datetime):
+    def _delta_for(self, crl: Crl, at: dt.datetime, strict: bool = False):
         """The newest delta CRL that updates ``crl`` (6.3.3 (c); 5.2.4):
         same issuer, same issuingDistributionPoint and authority key
         identifier, base CRL number at most the complete CRL's number."""
@@ -290,7 +292,7 @@ class CrlChecker:
             return None
         best: Crl | None = None
         for delta in self._deltas.get(crl.issuer_key, ()):
-            if _load_problem(delta) or delta.this_update > at:
+            if _load_problem(delta, strict) or delta.this_update > at:
                 continue
             if delta.issuing_distribution_point != crl.issuing_distribution_point:
                 continue
@@ -342,12 +344,18 @@ ALL_REASONS = frozenset(
 )
 
 
-def _load_problem(crl: Crl) -> str | None:
+def _load_problem(crl: Crl, strict: bool = False) -> str | None:
     """Defects found when the CRL was loaded, which make it unusable."""
     if crl.defect:
         return crl.defect
     if crl.unhandled_critical:
         return f"unrecognised critical extension {', '.join(crl.unhandled_critical)}"
+    if strict:
+        # RFC 5280 5.2.3: conforming CRL issuers MUST include cRLNumber, non-critical.
+        if crl.number is None:
+            return "the CRL has no cRLNumber extension (strict profile)"
+        if crl.number_critical:
+            return "the CRL's cRLNumber extension is marked critical (strict profile)"
     return None
 
 

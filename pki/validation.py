@@ -19,23 +19,42 @@ from .certificate import ANY_POLICY, Certificate
 from .errors import ValidationError
 from .name_constraints import NameConstraintsState
 from .policy import PolicyGraph
+from .profile import ANY_EXTENDED_KEY_USAGE, PROFILES, STRICT, anchor_problem, key_usage_problem, strict_violation
 from .revocation import RevocationChecker, RevocationRequest, RevocationStatus
 from .signatures import SignatureVerifier
 
 
 @dataclass(frozen=True)
 class ValidationParameters:
-    """RFC 5280 6.1.1 inputs (the path and trust anchor come separately)."""
+    """RFC 5280 6.1.1 inputs (the path and trust anchor come separately),
+    and the relying party's own requirements (pki/profile.py)."""
 
     at: dt.datetime
     user_initial_policy_set: frozenset[str] = frozenset({ANY_POLICY})
     initial_explicit_policy: bool = False
     initial_policy_mapping_inhibit: bool = False
     initial_any_policy_inhibit: bool = False
+    # "strict": RFC 5280 section 4's MUSTs too; "rfc5280": 6.1 alone.
+    profile: str = STRICT
+    # The anchor certificate's validity, CA-ness, critical extensions and
+    # constraints (RFC 5937); False: the anchor is a bare name and key (6.1.1 (d)).
+    anchor_constraints: bool = True
+    # KeyUsage attribute names the end entity must allow (all of them).
+    key_usage: frozenset[str] = frozenset()
+    # Extended key usage OIDs, one of which the path must allow.
+    extended_key_usage: frozenset[str] = frozenset()
+    # Intermediate certificates allowed between the end entity and the anchor.
+    max_chain_depth: int | None = None
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:
             raise ValueError("validation time must be timezone-aware")
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile must be one of {', '.join(PROFILES)}")
+        if self.at.microsecond:
+            # Certificate and CRL times have one-second granularity: 10:00:00.005
+            # is within a notAfter of 10:00:00.
+            object.__setattr__(self, "at", self.at.replace(microsecond=0))
 
 
 @dataclass(frozen=True)
@@ -187,6 +206,16 @@ def validate_path(
 def _validate_path(path, params, signatures, budget, revocation, prefix_cache, revocation_key, statuses, prefix_digests=None) -> ValidatedPath:
     anchor = path[-1]
     n = len(path) - 1
+    if params.anchor_constraints:
+        # Checked on every call, cache or not: it depends on the time only.
+        problem = anchor_problem(anchor, params.at, n > 0)
+        if problem:
+            raise _fail(E.ANCHOR_INVALID, problem, n, anchor)
+    if params.max_chain_depth is not None and n - 1 > params.max_chain_depth:
+        index = params.max_chain_depth + 1
+        raise _fail(E.PATH_LENGTH_EXCEEDED,
+                    f"the path has {n - 1} intermediate certificates; max_chain_depth allows {params.max_chain_depth}",
+                    index, path[index])
     key = None
     if prefix_cache is not None and n >= 2:
         key = (
@@ -195,6 +224,8 @@ def _validate_path(path, params, signatures, budget, revocation, prefix_cache, r
             params.initial_explicit_policy,
             params.initial_policy_mapping_inhibit,
             params.initial_any_policy_inhibit,
+            params.profile,
+            params.anchor_constraints,
             revocation_key if revocation.checker is not None or revocation.required else None,
         )
         hit = prefix_cache.get(key, params.at)
@@ -219,6 +250,7 @@ def _validate_path(path, params, signatures, budget, revocation, prefix_cache, r
                     leaf_outcomes[outcome_key] = outcome
             if isinstance(outcome, tuple):
                 raise _fail(outcome[0], outcome[1], 0, leaf)
+            _check_purposes(path, params)
             return ValidatedPath(path=path, policies=outcome, revocation=tuple(statuses))
     # 6.1.2 initialisation
     state = _State(
@@ -233,6 +265,8 @@ def _validate_path(path, params, signatures, budget, revocation, prefix_cache, r
         working_issuer_name=anchor.subject_key,
         max_path_length=n,
     )
+    if params.anchor_constraints and n > 0:
+        _apply_anchor_constraints(anchor, n, state, budget)
     for i in range(1, n + 1):
         index = n - i
         cert = path[index]
@@ -249,7 +283,67 @@ def _validate_path(path, params, signatures, budget, revocation, prefix_cache, r
                     not_after = min(not_after, params.at + PrefixCache.REVOCATION_WINDOW)
                 prefix_cache.put(key, not_before, not_after, _copy_state(state), tuple(statuses[1:]))
     policies = _wrap_up(path[0], n, params, state)
+    _check_purposes(path, params)
     return ValidatedPath(path=path, policies=policies, revocation=tuple(statuses))
+
+
+def _apply_anchor_constraints(anchor: Certificate, n: int, state: _State, budget: Budget) -> None:
+    """RFC 5937 section 3: the constraints in the anchor's certificate
+    initialise the state as if the anchor were certificate 0 of the path:
+    its policy constraints and inhibitAnyPolicy bound the counters, its
+    name constraints become the initial subtrees, its pathLenConstraint
+    bounds max_path_length. (Its certificatePolicies are not intersected
+    with the user-initial-policy-set: the platform names the policies it
+    accepts, and the result reports them in the anchor's domain.)"""
+    if anchor.require_explicit_policy is not None:
+        state.explicit_policy = min(state.explicit_policy, anchor.require_explicit_policy)
+    if anchor.inhibit_policy_mapping is not None:
+        state.policy_mapping = min(state.policy_mapping, anchor.inhibit_policy_mapping)
+    if anchor.inhibit_any_policy is not None:
+        state.inhibit_any_policy = min(state.inhibit_any_policy, anchor.inhibit_any_policy)
+    if anchor.name_constraints is not None:
+        state.permitted_excluded = state.permitted_excluded.with_constraints(anchor.name_constraints, budget)
+    if anchor.path_length is not None:
+        state.max_path_length = min(state.max_path_length, anchor.path_length)
+
+
+_EKU_NAMES = {
+    "1.3.6.1.5.5.7.3.1": "serverAuth", "1.3.6.1.5.5.7.3.2": "clientAuth", "1.3.6.1.5.5.7.3.3": "codeSigning",
+    "1.3.6.1.5.5.7.3.4": "emailProtection", "1.3.6.1.5.5.7.3.8": "timeStamping", "1.3.6.1.5.5.7.3.9": "OCSPSigning",
+    "1.3.6.1.5.5.7.3.36": "documentSigning",
+}
+
+
+def _purpose_names(oids) -> str:
+    return ", ".join(sorted(_EKU_NAMES.get(o, o) for o in oids))
+
+
+def _check_purposes(path: tuple[Certificate, ...], params: ValidationParameters) -> None:
+    """What the relying party asked the path for. keyUsage: the end entity
+    must allow every requested bit (RFC 5280 4.2.1.3: without the extension
+    the key is unrestricted). extendedKeyUsage, as Go's crypto/x509 and
+    OpenSSL do: every certificate that carries the extension (CAs and, with
+    anchor constraints, the anchor included) must allow a requested purpose,
+    the same one all along the path; anyExtendedKeyUsage allows any (4.2.1.12)."""
+    n = len(path) - 1
+    if n == 0 and not params.anchor_constraints:
+        return  # a bare anchor has no usage to check
+    leaf = path[0]
+    problem = key_usage_problem(leaf, params.key_usage)
+    if problem:
+        raise _fail(E.PURPOSE, problem, 0, leaf)
+    wanted = params.extended_key_usage
+    if not wanted:
+        return
+    for index in range(n + 1 if params.anchor_constraints else n):
+        eku = path[index].extended_key_usage
+        if eku is None or ANY_EXTENDED_KEY_USAGE in eku:
+            continue
+        remaining = wanted.intersection(eku)
+        if not remaining:
+            raise _fail(E.PURPOSE, f"extendedKeyUsage ({_purpose_names(eku)}) allows none of the purposes required "
+                                   f"({_purpose_names(wanted)})", index, path[index])
+        wanted = remaining
 
 
 def _basic_certificate_processing(cert, issuer, i, n, index, path, params, state, signatures, budget, revocation, statuses):
@@ -262,6 +356,10 @@ def _check_certificate(cert, issuer, i, n, index, path, params, state, signature
     """6.1.3"""
     if cert.defect:
         raise _fail(E.MALFORMED_CERTIFICATE, cert.defect, index, cert)
+    if params.profile == STRICT:
+        violation = strict_violation(cert)
+        if violation:
+            raise _fail(E.MALFORMED_CERTIFICATE, violation, index, cert)
     # (a)(1) signature, under the working public key and parameters
     try:
         ok = signatures.verify(state.working_public_key, state.working_public_key_parameters, cert, budget)
@@ -286,6 +384,7 @@ def _check_certificate(cert, issuer, i, n, index, path, params, state, signature
                 issuer_parameters=state.working_public_key_parameters,
                 at=params.at,
                 budget=budget,
+                strict=params.profile == STRICT,
             )
         )
         statuses[index] = status

@@ -22,6 +22,7 @@ from .certificate import ANY_POLICY, Certificate, ParseCache, load_certificate, 
 from .crl import Crl, load_crls
 from .errors import BudgetExceeded, InputError, ValidationError
 from .algorithms import dsa_parameters
+from .profile import PROFILES, STRICT, parse_extended_key_usage, parse_key_usage, strict_violation
 from .ocsp import DEFAULT_CLOCK_SKEW, CombinedChecker, OcspChecker, OcspResponse, load_ocsp_responses
 from .revocation import CrlChecker, ProvidedChecker, RevocationInfoProvider, RevocationRequest, RevocationStatus
 from .signatures import SignatureVerifier
@@ -43,11 +44,12 @@ class VerificationResult:
         entries = []
         for i, cert in enumerate(self.path):
             entry = cert.summary()
-            if self.revocation != "not_checked" and i < len(self.path) - 1:
-                status = self.statuses[i] if i < len(self.statuses) else None
-                entry["revocation"] = status.state if status else "not_checked"
-                if status is not None and status.source:
-                    entry["revocation_source"] = status.source
+            # Every entry says what revocation checking found, the anchor's
+            # too (never checked: it is trusted as it is).
+            status = self.statuses[i] if i < len(self.statuses) and i < len(self.path) - 1 else None
+            entry["revocation"] = status.state if status else "not_checked"
+            if status is not None and status.source:
+                entry["revocation_source"] = status.source
             entries.append(entry)
         return {
             "valid": self.valid,
@@ -132,7 +134,8 @@ def parse_time(at: dt.datetime | str | None) -> dt.datetime:
         at = parsed
     if at.tzinfo is None:
         at = at.replace(tzinfo=dt.timezone.utc)
-    return at
+    # Certificate and CRL times have one-second granularity.
+    return at.replace(microsecond=0) if at.microsecond else at
 
 
 def _check_oid(oid: str) -> str:
@@ -256,7 +259,7 @@ class Verifier:
 
     @staticmethod
     def _result_key(leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy, revocation,
-                    intermediates, revocation_provider):
+                    intermediates, revocation_provider, requirements):
         """Checked inputs, and the key of the answer in the result cache:
         everything the answer depends on but the validation time."""
         if revocation not in REVOCATION_MODES:
@@ -267,8 +270,24 @@ class Verifier:
         leaf_id = hashlib.sha256(leaf).digest() if leaf.__class__ is bytes else _input_digest(leaf)
         extra_ids = tuple(_input_digest(i) for i in intermediates) if intermediates else ()
         result_key = (leaf_id, extra_ids, user_policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy,
-                      revocation, id(revocation_provider) if revocation_provider is not None else None)
+                      revocation, id(revocation_provider) if revocation_provider is not None else None, requirements)
         return result_key, when, user_policies, leaf_id, intermediates, extra_ids
+
+    @staticmethod
+    def _requirements(profile, anchor_constraints, key_usage, extended_key_usage, max_chain_depth) -> tuple:
+        """The relying party's requirements, checked, as one hashable value:
+        (profile, anchor_constraints, key usage bits, EKU OIDs, max depth)."""
+        if profile not in PROFILES:
+            raise InputError(f"profile must be one of {', '.join(PROFILES)}")
+        if not isinstance(anchor_constraints, bool):
+            raise InputError("anchor_constraints must be true or false")
+        if isinstance(key_usage, str) or isinstance(extended_key_usage, str):
+            raise InputError("key_usage and extended_key_usage are lists of names")
+        if max_chain_depth is not None and (isinstance(max_chain_depth, bool) or not isinstance(max_chain_depth, int)
+                                            or not 0 <= max_chain_depth <= 64):
+            raise InputError("max_chain_depth must be an integer from 0 to 64")
+        return (profile, anchor_constraints, parse_key_usage(key_usage), parse_extended_key_usage(extended_key_usage),
+                max_chain_depth)
 
     def verify(
         self,
@@ -281,13 +300,30 @@ class Verifier:
         revocation: str = "auto",
         intermediates: Iterable[bytes | str | Certificate] = (),
         revocation_provider: RevocationInfoProvider | None = None,
+        *,
+        profile: str = STRICT,
+        anchor_constraints: bool = True,
+        key_usage: Sequence[str] | None = None,
+        extended_key_usage: Sequence[str] | None = None,
+        max_chain_depth: int | None = None,
     ) -> VerificationResult:
         """``revocation_provider``: supplies CRLs and OCSP responses per
         certificate for this call (the service's fetching, caching source in
         bridge/revocation_source.py); consulted after the OCSP responses and
-        CRLs the Verifier was built with, and processed the same way."""
+        CRLs the Verifier was built with, and processed the same way.
+
+        ``profile``: "strict" (RFC 5280 section 4's MUSTs checked too) or
+        "rfc5280" (6.1 alone). ``anchor_constraints``: honour the anchor
+        certificate's validity, CA-ness, critical extensions and constraints
+        (RFC 5937). ``key_usage``: keyUsage names the end entity must allow
+        (all); ``extended_key_usage``: OIDs or names (``emailProtection``,
+        ``codeSigning``, ``timeStamping``, ``documentSigning``, ...), one of
+        which the path must allow; ``max_chain_depth``: intermediates allowed
+        between the end entity and the anchor. See pki/profile.py."""
         return self._verify(leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy,
-                            revocation, intermediates, revocation_provider, search=True)
+                            revocation, intermediates, revocation_provider, profile=profile,
+                            anchor_constraints=anchor_constraints, key_usage=key_usage,
+                            extended_key_usage=extended_key_usage, max_chain_depth=max_chain_depth, search=True)
 
     def verify_without_search(self, leaf: bytes | str | Certificate, **options) -> "VerificationResult | None":
         """``verify``'s answer (same arguments) when it comes from the result
@@ -298,11 +334,13 @@ class Verifier:
 
     def _verify(self, leaf, at=None, policies=None, explicit_policy=False, inhibit_policy_mapping=False,
                 inhibit_any_policy=False, revocation="auto", intermediates=(), revocation_provider=None, *,
-                search: bool) -> "VerificationResult | None":
+                profile=STRICT, anchor_constraints=True, key_usage=None, extended_key_usage=None,
+                max_chain_depth=None, search: bool) -> "VerificationResult | None":
         # verify's defaults, so that verify_without_search takes its keywords.
+        requirements = self._requirements(profile, anchor_constraints, key_usage, extended_key_usage, max_chain_depth)
         result_key, when, user_policies, leaf_id, intermediates, extra_ids = self._result_key(
             leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy, revocation,
-            intermediates, revocation_provider)
+            intermediates, revocation_provider, requirements)
         cached = self._results.get(result_key, when)
         if cached is not None:
             return cached
@@ -314,6 +352,11 @@ class Verifier:
             initial_explicit_policy=explicit_policy,
             initial_policy_mapping_inhibit=inhibit_policy_mapping,
             initial_any_policy_inhibit=inhibit_any_policy,
+            profile=requirements[0],
+            anchor_constraints=requirements[1],
+            key_usage=requirements[2],
+            extended_key_usage=requirements[3],
+            max_chain_depth=requirements[4],
         )
         pool = self.pool.with_extra(self._load_intermediates(intermediates, extra_ids)) if intermediates else self.pool
         if revocation == "off" or (revocation == "auto" and self._crl_checker is None
@@ -340,6 +383,12 @@ class Verifier:
             )
         revocation_label = "not_checked" if rev.checker is None and not rev.required else "checked"
         revocation_key = (revocation, id(revocation_provider) if revocation_provider is not None else None)
+        defect = self._target_defect(target, params)
+        if defect is not None:
+            # Every path would fail at the target: say so without a search
+            # that hostile look-alike issuers could make expensive.
+            return VerificationResult(False, (target,), None, _label(revocation_label, (), 1),
+                                      ValidationError(E.MALFORMED_CERTIFICATE, defect, 0, target.subject_text))
         fast = self._via_known_chain(target, pool, params, rev, revocation_label, revocation_key)
         if fast is not None:
             result, known = fast
@@ -351,14 +400,28 @@ class Verifier:
         else:
             result = self._search(target, pool, params, rev, revocation_label, revocation_key)
             if result.valid:
-                not_before = max(c.not_before for c in result.path[:-1])
-                not_after = min(c.not_after for c in result.path[:-1])
+                # The target may be the anchor itself (a path of one).
+                holds = result.path[:-1] or result.path
+                not_before = max(c.not_before for c in holds)
+                not_after = min(c.not_after for c in holds)
         if result.valid:
+            if params.anchor_constraints:
+                not_before = max(not_before, result.path[-1].not_before)
+                not_after = min(not_after, result.path[-1].not_after)
             if revocation_label != "not_checked":
                 not_before = max(not_before, when - PrefixCache.REVOCATION_WINDOW)
                 not_after = min(not_after, when + PrefixCache.REVOCATION_WINDOW)
             self._results.put(result_key, not_before, not_after, result)
         return result
+
+    def _target_defect(self, target: Certificate, params: ValidationParameters) -> str | None:
+        """What makes the target unacceptable on any path (a trust anchor
+        given as the target is judged as an anchor, not here)."""
+        if self.anchors.anchor_for(target) is not None:
+            return None
+        if target.defect:
+            return target.defect
+        return strict_violation(target) if params.profile == STRICT else None
 
     def _search(self, target, pool, params, rev, revocation_label, revocation_key=None) -> VerificationResult:
         budget = Budget(self.limits)
@@ -382,18 +445,20 @@ class Verifier:
         except BudgetExceeded as exc:
             path = exc.path or (target,)
             index = exc.index if exc.index is not None else 0
-            return VerificationResult(False, path, None, revocation_label,
+            return VerificationResult(False, path, None, _label(revocation_label, (), len(path)),
                                       ValidationError(E.BUDGET_EXCEEDED, str(exc), index, path[index].subject_text))
         if best is not None:
             path, err = best
-            return VerificationResult(False, path, None, revocation_label, err, err.statuses)
+            return VerificationResult(False, path, None, _label(revocation_label, err.statuses, len(path)), err,
+                                      err.statuses)
         if log.failures:
             deepest = max(log.failures, key=lambda f: f.depth)
             # Prefer a concrete defect (bad signature) over a plain dead end.
             concrete = [f for f in log.failures if f.error.code != E.NO_PATH]
             chosen = max(concrete, key=lambda f: f.depth) if concrete else deepest
-            return VerificationResult(False, chosen.path, None, revocation_label, chosen.error)
-        return VerificationResult(False, (target,), None, revocation_label,
+            return VerificationResult(False, chosen.path, None, _label(revocation_label, (), len(chosen.path)),
+                                      chosen.error)
+        return VerificationResult(False, (target,), None, _label(revocation_label, (), 1),
                                   ValidationError(E.NO_PATH, "no path to a trust anchor", 0, target.subject_text))
 
     def _crl_signer_resolver(self, pool: CertificatePool, params: ValidationParameters, signer_checker):
@@ -405,7 +470,8 @@ class Verifier:
         def resolve(crl: Crl, request: RevocationRequest):
             anchor = request.path[-1]
             anchors = TrustStore([anchor])
-            signer_params = ValidationParameters(at=params.at)
+            signer_params = ValidationParameters(at=params.at, profile=params.profile,
+                                                 anchor_constraints=params.anchor_constraints)
             candidates = list(pool.by_subject(crl.issuer_key)) + [c for c in request.path if c.subject_key == crl.issuer_key]
             budget = request.budget
             seen = set()
@@ -442,14 +508,23 @@ class Verifier:
 
     @staticmethod
     def _success(validated: ValidatedPath, revocation_label: str) -> VerificationResult:
-        label = revocation_label
-        if label == "checked":
-            states = [s.state if s else None for s in validated.revocation[:-1]]
-            if any(s is None or s in ("unknown", "not_checked") for s in states):
-                label = "partial" if any(s == "good" for s in states) else "not_checked"
-            elif any(s == "stale" for s in states):
-                label = "stale"
+        label = _label(revocation_label, validated.revocation, len(validated.path))
         return VerificationResult(True, validated.path, validated.policies, label, None, validated.revocation)
+
+
+def _label(revocation_label: str, statuses: tuple, path_length: int) -> str:
+    """The result's ``revocation`` (INTERFACE.md): ``checked`` only when every
+    non-anchor certificate of the path got a status, valid or not."""
+    if revocation_label != "checked":
+        return revocation_label
+    states = [statuses[i].state if i < len(statuses) and statuses[i] else None for i in range(path_length - 1)]
+    if not states:
+        return "not_checked"  # the anchor alone: nothing to check
+    if any(s is None or s in ("unknown", "not_checked") for s in states):
+        return "partial" if any(s in ("good", "revoked", "stale") for s in states) else "not_checked"
+    if any(s == "stale" for s in states):
+        return "stale"
+    return "checked"
 
 
 def default_registry() -> AlgorithmRegistry:

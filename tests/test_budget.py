@@ -196,13 +196,23 @@ def test_thousands_of_candidates_without_aki_end_within_budget(crowd):
     still end, with budget_exceeded after exactly the allowed checks."""
     anchor, real, fakes, _, leaf_no_aki = crowd
     v = Verifier(anchors=[anchor.pem], untrusted=[der(f) for f in fakes] + [real.der])
-    r = v.verify(der(leaf_no_aki), at=AT)
+    r = v.verify(der(leaf_no_aki), at=AT, profile="rfc5280")
     assert not r.valid
     assert r.to_dict()["error"]["code"] == "budget_exceeded"
     assert len(v.signatures._known) == DEFAULT_LIMITS.signature_checks
-    # With the real issuer first it validates at once.
+    # With the real issuer first it validates at once (under the rfc5280
+    # profile: the strict one refuses an end entity without AKI outright).
     v = Verifier(anchors=[anchor.pem], untrusted=[real.der] + [der(f) for f in fakes])
-    assert v.verify(der(leaf_no_aki), at=AT).valid
+    assert v.verify(der(leaf_no_aki), at=AT, profile="rfc5280").valid
+
+
+def test_a_leaf_the_strict_profile_refuses_costs_no_search(crowd):
+    anchor, real, fakes, _, leaf_no_aki = crowd
+    v = Verifier(anchors=[anchor.pem], untrusted=[der(f) for f in fakes] + [real.der])
+    r = v.verify(der(leaf_no_aki), at=AT)
+    assert r.to_dict()["error"]["code"] == "malformed_certificate"
+    assert "authorityKeyIdentifier" in r.to_dict()["error"]["message"]
+    assert len(v.signatures._known) == 0
 
 
 # --- a policy-mapping bomb (CVE-2023-0464) ------------------------------------

@@ -208,6 +208,10 @@ def test_leaf_at_wrong_time_and_unknown_anchor(fed):
     a = fed.members["A"]
     v = Verifier(anchors=[fed.bridge.pem], untrusted=fed.untrusted())
     r = v.verify(pem(a.leaves["medium"]), at="2040-01-01T00:00:00Z")
+    # The bridge (the anchor) has expired by then too, and the anchor is checked first.
+    assert not r.valid and r.to_dict()["error"]["code"] == "anchor_invalid"
+    assert r.to_dict()["error"]["certificate"] == len(r.path) - 1
+    r = v.verify(pem(a.leaves["medium"]), at="2040-01-01T00:00:00Z", anchor_constraints=False)
     assert not r.valid and r.to_dict()["error"]["code"] == "expired"
     stranger = pb.root("Stranger Root")
     v = Verifier(anchors=[stranger.pem], untrusted=fed.untrusted())

@@ -106,7 +106,9 @@ def test_subject_key_identifiers_of_any_length_read_as_cryptography_reads_them(c
         plain, cached = _parse(leaf, None), _parse(leaf, v._parse_cache)
         assert_same(plain, cached, f"{len(key_id)} bytes, critical={critical}")
         assert cached.subject_key_id == key_id
-        assert v.verify(leaf, at=pb.AT).valid
+        assert v.verify(leaf, at=pb.AT, profile="rfc5280").valid
+        # RFC 5280 4.2.1.2: conforming CAs mark it non-critical.
+        assert v.verify(leaf, at=pb.AT).valid is not critical
 
 
 def test_the_cache_is_bounded():
