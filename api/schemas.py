@@ -170,6 +170,14 @@ class SignerModel(ResponseModel):
 
 
 class SignatureResultModel(ResponseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"valid": True,
+         "signer": {"subject": "CN=MO Demo Signer 01,O=Macao Demo Trading Co. (fictional),C=MO",
+                    "issuer": "CN=Macao Demo Issuing CA G1,O=Macao Demo CA,C=MO", "serial": "5c0e", "sha256": "9b1d..."},
+         "signing_time": "2026-11-23T22:52:59Z",
+         "chain": {"valid": True, "path": [], "policies": [BRIDGE_POLICY_EXAMPLE], "revocation": "partial", "error": None},
+         "error": None, "algorithm": "ecdsa-with-SHA256", "content_type": "1.2.840.113549.1.7.1"}
+    ]})
     valid: bool
     signer: SignerModel | None = Field(None, description="the signer's certificate (or its identifier when it was not found)")
     signing_time: str | None = None
@@ -246,7 +254,18 @@ class CrossCertificateView(ResponseModel):
     certificate: str = Field(..., description="PEM")
 
 
+CROSS_CERTIFICATE_EXAMPLE = {"serial": "3751b13077d18a7cd188e5724d17966e", "status": "issued", "not_before": "2026-11-23T22:50:00Z",
+                             "not_after": "2029-11-22T22:50:00Z", "revoked_at": None, "revocation_reason": None,
+                             "certificate": PEM_EXAMPLE}
+ISSUER_EXAMPLE = {"id": "ceb48e6ace2c4068b66152f52a412aaf", "name": "Hong Kong Demo e-Cert CA", "jurisdiction": "HK", "status": "active",
+                  "root_subject": "CN=Hong Kong Demo e-Cert Root CA G1,O=Hong Kong Demo e-Cert CA,C=HK", "root_certificate": PEM_EXAMPLE,
+                  "policy_mappings": [{"bridge_policy": BRIDGE_POLICY_EXAMPLE, "member_policy": MEMBER_POLICY_EXAMPLE}],
+                  "permitted_subtrees": [], "excluded_subtrees": [], "path_length": None, "replaces": None,
+                  "created_at": "2026-11-23T22:49:58Z", "cross_certificates": [CROSS_CERTIFICATE_EXAMPLE]}
+
+
 class IssuerView(ResponseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [ISSUER_EXAMPLE]})
     id: str
     name: str
     jurisdiction: str
@@ -263,17 +282,23 @@ class IssuerView(ResponseModel):
 
 
 class ApprovedIssuerView(IssuerView):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {**ISSUER_EXAMPLE, "cross_certificate": PEM_EXAMPLE, "serial": CROSS_CERTIFICATE_EXAMPLE["serial"]}]})
     cross_certificate: str = Field(..., description="the new cross-certificate (bridge → member root), PEM")
     serial: str = Field(..., description="its serial number, hexadecimal")
 
 
 class ReverseCertificateView(ResponseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"id": ISSUER_EXAMPLE["id"], "sha256": "4e0f...", "certificate": PEM_EXAMPLE}]})
     id: str = Field(..., description="the enrollment")
     sha256: str = Field(..., description="SHA-256 of the certificate's DER, hex")
     certificate: str = Field(..., description="PEM")
 
 
 class RevokeResult(ResponseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"serial": CROSS_CERTIFICATE_EXAMPLE["serial"], "status": "revoked", "reason": "keyCompromise", "crl_number": 2}]})
     serial: str
     status: Literal["revoked"]
     reason: str
@@ -281,6 +306,7 @@ class RevokeResult(ResponseModel):
 
 
 class Health(ResponseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
     status: Literal["ok"]
 
 
