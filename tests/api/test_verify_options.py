@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from fastapi.testclient import TestClient
 
 import api.fastlane as fastlane
 from api import schemas
@@ -274,8 +275,12 @@ def test_openapi_documents_the_fields(federation):
             assert properties[option]["description"], (model, option)
 
 
+def _client_without_lane(fed) -> TestClient:
+    return TestClient(create_app(fed.ca, fast_lane=False), raise_server_exceptions=False)
+
+
 def test_the_fast_lane_answers_as_the_route(federation, leaves, monkeypatch):
-    plain = TestClientWithoutLane(federation)
+    plain = _client_without_lane(federation)
     answered = []
     original = fastlane.VerifyChainFastLane._answer
 
@@ -302,9 +307,3 @@ def test_the_fast_lane_answers_as_the_route(federation, leaves, monkeypatch):
                    (b.status_code, b.headers["content-type"], b.content), body
     # The repeated valid and invalid questions with the new fields went through the lane.
     assert sum(answered) >= len(CASES) * 3, answered
-
-
-def TestClientWithoutLane(fed):
-    from fastapi.testclient import TestClient
-
-    return TestClient(create_app(fed.ca, fast_lane=False), raise_server_exceptions=False)
