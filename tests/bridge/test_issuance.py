@@ -306,7 +306,7 @@ def test_a_colliding_serial_is_redrawn_before_the_key_is_used(bridge, monkeypatc
 def test_migrations_are_applied_and_an_empty_database_is_refused(bridge, bridge_home, tmp_path, monkeypatch):
     from bridge.store import Store, StoreError
 
-    assert bridge.store.schema_revision() == "0003"
+    assert bridge.store.schema_revision() == "0004"
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
     with pytest.raises(StoreError) as info:
         Store.open(empty)
