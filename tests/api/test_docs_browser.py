@@ -93,7 +93,7 @@ def served(tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium; .ci/run installs it)")
     home = tmp_path_factory.mktemp("docs") / "home"
-    run("init", "--home", str(home), "--base-url", "http://127.0.0.1:1")
+    run("init", "--home", str(home), "--base-url", "https://bridge.gd.example")
     token = run("token", "create", "--home", str(home), "--role", "admin").strip().splitlines()[-1]
     port = free_port()
     log = open(home.parent / "server.log", "w+b")
