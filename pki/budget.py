@@ -35,13 +35,14 @@ class Limits:
     # hostile message costs a few milliseconds.
     cms_signer_infos: int = 32
     # The message's certificates plus the intermediates given beside it: each
-    # is parsed, so a bundle far beyond a chain's length is refused first.
-    cms_certificates: int = 256
+    # is parsed (about 60 us), so a bundle far beyond a chain's length (the
+    # deepest bridge path has 7 certificates) is refused before parsing.
+    cms_certificates: int = 128
     # (SignerInfo, certificate its identifier matches) pairs: one per
-    # SignerInfo normally, a few when a renewed certificate kept its key and
-    # serial or key identifier. Every pair may cost a signature verification,
-    # which also counts against signature_checks.
-    cms_candidate_pairs: int = 256
+    # SignerInfo normally, two when a renewed certificate kept its key (a
+    # subjectKeyIdentifier sid). Every pair may cost a signature verification
+    # (also counted against signature_checks), so this bounds them to 64.
+    cms_candidate_pairs: int = 64
 
 
 DEFAULT_LIMITS = Limits()

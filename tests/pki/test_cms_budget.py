@@ -172,21 +172,34 @@ def test_candidate_pairs(world):
 
 
 def test_default_pair_limit_with_many_signer_infos(world):
-    """Under the default limits, 13 SignerInfos times 21 candidates (273
-    pairs) is refused whatever the signature checks would have cost."""
+    """Under the default limits, 4 valid SignerInfos times 21 candidates (84
+    pairs) is refused, though each SignerInfo alone would do."""
     si = signer_info(world.signer_der, world.signer_key)
     certs = [world.signer_der, world.ca.der] + world.twins[:20]
-    r = C.verify_cms(signed_data(certs, [si] * 13), world.verifier(), at=pb.AT)
-    assert r.valid is False and r.error.code == BUDGET_EXCEEDED, r.error
+    assert C.verify_cms(signed_data(certs, [si] * 3), world.verifier(), at=pb.AT).valid
+    r = C.verify_cms(signed_data(certs, [si] * 4), world.verifier(), at=pb.AT)
+    assert_budget_exceeded(r, "candidate certificate) pairs")
 
 
 def test_signature_attempts(world):
-    """One SignerInfo with a garbage signature and 200 twins: 200 pairs are
-    allowed, but not 200 signature verifications."""
-    limit = DEFAULT_LIMITS.signature_checks
-    under = C.verify_cms(world.hostile(limit, 1), world.verifier(), at=pb.AT)
+    """One SignerInfo with a garbage signature and as many twins as the pair
+    limit allows: each is a signature verification, and those are counted
+    too (the pair limit raised here, so that the signature limit decides)."""
+    v = world.verifier(limits=Limits(cms_candidate_pairs=1000, signature_checks=40))
+    under = C.verify_cms(world.hostile(40, 1), v, at=pb.AT)
     assert under.error.code == C.SIGNATURE_INVALID, under.error
-    assert_budget_exceeded(C.verify_cms(world.hostile(limit + 1, 1), world.verifier(), at=pb.AT), "signature checks")
+    assert_budget_exceeded(C.verify_cms(world.hostile(41, 1), v, at=pb.AT), "more than 40 signature checks")
+
+
+def test_default_pair_limit_bounds_signature_attempts(world):
+    """Under the default limits one SignerInfo may cost at most
+    cms_candidate_pairs signature verifications, fewer than signature_checks."""
+    assert DEFAULT_LIMITS.cms_candidate_pairs <= DEFAULT_LIMITS.signature_checks
+    n = DEFAULT_LIMITS.cms_candidate_pairs
+    under = C.verify_cms(world.hostile(n, 1), world.verifier(), at=pb.AT)
+    assert under.error.code == C.SIGNATURE_INVALID, under.error
+    over = C.verify_cms(world.hostile(n + 1, 1), world.verifier(), at=pb.AT)
+    assert_budget_exceeded(over, "candidate certificate) pairs")
 
 
 def test_limits_come_from_the_verifier(world):
