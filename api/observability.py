@@ -240,6 +240,7 @@ class ObservabilityMiddleware:
         self.fastapi_app = fastapi_app
         self.metrics = metrics
         self.access_log_enabled = access_log_enabled
+        self._templates: dict[str, str] = {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -293,15 +294,27 @@ class ObservabilityMiddleware:
         """The route's template (``/v1/issuers/{issuer_id}``), never the raw
         path: label values must stay few whatever clients send."""
         route = scope.get("route")
-        if route is None:
-            # Not routed: the fast lane answered, or the body limit refused.
+        if route is not None:
+            return getattr(route, "path", None) or "unmatched"
+        # Not routed: the fast lane answered, or the body limit refused. The
+        # fast lane's answers are the hot path: a path matched once is
+        # remembered (only matched ones, so clients cannot grow the table
+        # beyond the routes' real paths, and it is bounded all the same).
+        path = scope.get("path", "")
+        template = self._templates.get(path)
+        if template is None:
             from starlette.routing import Match
 
             for candidate in self.fastapi_app.router.routes:
                 if candidate.matches(scope)[0] != Match.NONE:
-                    route = candidate
+                    template = getattr(candidate, "path", None)
                     break
-        return getattr(route, "path", None) or "unmatched"
+            if template is None:
+                return "unmatched"
+            if len(self._templates) >= 1024:
+                self._templates.clear()
+            self._templates[path] = template
+        return template
 
 
 async def _problem_500(send) -> None:
