@@ -16,11 +16,13 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import FileResponse, HTMLResponse
+
+from .problems import Problem
 
 ASSETS_URL = "/docs-assets"
-ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
+ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css",
+          "redoc.standalone.js": "text/javascript", "favicon.png": "image/png"}
 BEARER = "bearer"
 
 
@@ -58,7 +60,15 @@ def _offline(page: HTMLResponse) -> HTMLResponse:
 def install(app: FastAPI) -> None:
     """Serve /docs and /redoc; the app must be made with docs_url=None and
     redoc_url=None so that FastAPI's CDN pages are not registered first."""
-    app.mount(ASSETS_URL, StaticFiles(directory=assets_dir()), name="docs-assets")
+    directory = assets_dir()
+
+    # A route over a fixed list rather than a static mount: nothing else in
+    # the package directory is served, and an unknown name is the usual 404 problem.
+    @app.api_route(ASSETS_URL + "/{name}", methods=["GET", "HEAD"], include_in_schema=False)
+    async def asset(name: str) -> FileResponse:
+        if name not in ASSETS:
+            raise Problem(404, "not_found", f"no documentation asset {name!r}")
+        return FileResponse(directory / name, media_type=ASSETS[name], headers={"Cache-Control": "public, max-age=86400"})
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:

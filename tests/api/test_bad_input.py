@@ -266,7 +266,10 @@ def sweep_table(s: Sweeper) -> dict[tuple[str, str], dict]:
         ] + wrong_method("DELETE")},
         ("GET", "/openapi.json"): {"role": None, "cases": wrong_method("POST")},
         ("GET", "/docs"): {"role": None, "cases": wrong_method("POST")},
-        ("GET", "/docs/oauth2-redirect"): {"role": None, "cases": wrong_method("POST")},
+        ("GET", "/docs-assets/{name}"): {"role": None, "path": "/docs-assets/swagger-ui.css", "cases": [
+            Case("unknown asset", 404, "not_found", path="/docs-assets/core.py"),
+            Case("a path out of the directory", 404, "not_found", path="/docs-assets/..%2F__init__.py"),
+        ] + wrong_method("POST")},
         ("GET", "/redoc"): {"role": None, "cases": wrong_method("POST")},
     }
 
