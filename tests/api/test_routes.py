@@ -66,7 +66,8 @@ def test_chain_from_the_bridge_with_a_bridge_policy(federation):
     assert result["path"][0]["serial"] == format(hk.leaf.serial_number, "x")
     # auto: the cross-certificate is checked against the bridge's CRL; the member's
     # certificates name no CRL/OCSP source, so they are not checked; the anchor has no entry.
-    assert [e.get("revocation") for e in result["path"]] == ["not_checked", "not_checked", "good", None]
+    # The anchor's entry too says it was not checked (it is trusted as it is).
+    assert [e.get("revocation") for e in result["path"]] == ["not_checked", "not_checked", "good", "not_checked"]
     assert "CRL" in result["path"][2]["revocation_source"]
     assert result["revocation"] == "partial"
 
@@ -113,6 +114,10 @@ def test_revocation_modes(federation):
 
 def test_chain_at_a_time_before_the_cross_certificate(federation):
     result = chain(federation, **federation.chain_body("HK", at="2001-01-01T00:00:00Z"))
+    # The bridge, the trust anchor, is not valid yet either, and is checked first.
+    assert result["valid"] is False and result["error"]["code"] == "anchor_invalid"
+    assert result["error"]["certificate"] == len(result["path"]) - 1
+    result = chain(federation, **federation.chain_body("HK", at="2001-01-01T00:00:00Z"), anchor_constraints=False)
     assert result["valid"] is False and result["error"]["code"] in ("not_yet_valid", "no_path")
 
 
