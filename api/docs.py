@@ -70,7 +70,7 @@ def install(app: FastAPI) -> None:
             raise Problem(404, "not_found", f"no documentation asset {name!r}")
         return FileResponse(directory / name, media_type=ASSETS[name], headers={"Cache-Control": "public, max-age=86400"})
 
-    @app.get("/docs", include_in_schema=False)
+    @app.api_route("/docs", methods=["GET", "HEAD"], include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         return _offline(get_swagger_ui_html(
@@ -84,7 +84,7 @@ def install(app: FastAPI) -> None:
             swagger_ui_parameters={**(app.swagger_ui_parameters or {}), "validatorUrl": None},
         ))
 
-    @app.get("/redoc", include_in_schema=False)
+    @app.api_route("/redoc", methods=["GET", "HEAD"], include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         return _offline(get_redoc_html(

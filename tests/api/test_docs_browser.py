@@ -40,6 +40,9 @@ def test_docs_pages_name_only_local_files(federation):
                 asset = client.get(url)
                 assert asset.status_code == 200 and len(asset.content) > 1000, url
     assert "cdn" not in client.get("/docs").text.lower()
+    for page in ("/docs", "/redoc", "/docs-assets/swagger-ui-bundle.js"):
+        head = client.head(page)
+        assert head.status_code == 200 and head.content == b"", page
 
 
 def test_missing_asset_is_a_problem_not_a_page(federation):
