@@ -4,7 +4,18 @@ nextUpdate, and hands the parsed objects to pki's pure checkers through
 ``pki.revocation.RevocationInfoProvider``. All network I/O of revocation
 checking lives here; pki/ never does any.
 
-Hostile or broken servers cost bounded time and memory:
+Hostile or broken servers cost bounded time and memory, and certificates
+cannot turn the service into a probe of its own network:
+- a URL whose host resolves to a loopback, link-local, private (RFC 1918,
+  ULA), unspecified, multicast or otherwise non-global address is refused
+  (``refused_address``) unless ``FetchLimits.allow_private_addresses``
+  (setting ``revocation_allow_private_addresses``); the name is resolved
+  once, every address it resolves to is checked, and the connection goes to
+  a checked address (never resolved again), so DNS rebinding cannot swap it;
+- errors name the URL and a category (``refused_address``, ``timeout``,
+  ``connection_failed``, ``http_status``, ``too_large``, ``malformed``,
+  ``ocsp_status``) with a detail of our own wording, never the text of an
+  internal exception or of the server's answer;
 - HTTP only (no TLS: CRLs and OCSP responses are signed objects; RFC 5280
   4.2.1.13 and RFC 6960 A.1 use http), connect timeout and a total deadline
   enforced by a watchdog that closes the socket, so a server that never
@@ -27,9 +38,13 @@ neither keeps an object cached for everyone nor spares it a due refresh.
 When a refresh fails, the cached copy is still handed out until its
 nextUpdate plus ``grace`` by the real time (``served from cache``), and
 dropped after that. The cache is an LRU bounded by entries (``max_cached``)
-and by the DER bytes of the objects it holds (``max_cached_bytes``); an
-object larger than that whole budget is used for the request that fetched
-it (and those sharing its fetch) but not cached.
+and by the estimated resident size of the objects it holds
+(``max_cached_bytes``): a parsed CRL holds its DER, its TBS and an index
+entry per revoked certificate, about 18 times its DER for a large CRL, so
+its size is counted as DER + TBS + ``CRL_ENTRY_BYTES`` per entry (measured,
+see benchmarks/memory_crl.py). An object larger than that whole budget is
+used for the request that fetched it (and those sharing its fetch) but not
+cached.
 
 A failed fetch is remembered for ``failure_ttl`` (negative caching): until
 then a request for the same object does not touch the network and answers
@@ -70,6 +85,7 @@ import contextlib
 import contextvars
 import datetime as dt
 import http.client
+import ipaddress
 import os
 import socket
 import threading
@@ -98,10 +114,27 @@ class FetchLimits:
     max_crl_bytes: int = 32 * 1024 * 1024
     max_ocsp_bytes: int = 256 * 1024
     max_redirects: int = 3
+    # Fetch from hosts that resolve to loopback, link-local, private,
+    # unspecified or multicast addresses (tests and closed networks only).
+    allow_private_addresses: bool = False
+
+
+# The resident bytes a parsed CRL's index costs per revoked certificate (dict
+# slot, key tuple, serial int, CrlEntry, datetime), beyond its DER and TBS:
+# measured with benchmarks/memory_crl.py (1,000,000 entries: about 390 MB
+# more resident than the DER alone, CPython 3.11).
+CRL_ENTRY_BYTES = 400
 
 
 class FetchError(Exception):
-    """A fetch that did not produce a body (timeout, too large, HTTP error)."""
+    """A fetch that did not produce a usable object. ``str()`` is what
+    callers see: the URL, the category, and a detail of our own wording."""
+
+    def __init__(self, url: str, category: str, detail: str) -> None:
+        super().__init__(f"{url}: {category}: {detail}")
+        self.url = url
+        self.category = category
+        self.detail = detail
 
 
 class ConnectionFailure(FetchError):
@@ -155,27 +188,99 @@ def fetching_disabled() -> bool:
     return token is not None and token is getattr(_thread, "token", None)
 
 
+def _refusal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why a fetch must not connect to ``ip`` (None: a public address)."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for kind, test in (("a loopback", ip.is_loopback), ("an unspecified", ip.is_unspecified),
+                       ("a link-local", ip.is_link_local), ("a multicast", ip.is_multicast),
+                       ("a private", ip.is_private)):
+        if test:
+            return kind
+    if not ip.is_global:
+        return "a non-global"  # shared (100.64/10), reserved, documentation ranges
+    return None
+
+
+def resolve_checked(url: str, host: str, port: int, limits: FetchLimits) -> list[tuple]:
+    """The addresses to connect to for ``host``: resolved once, each one
+    checked. A name with any refused address is refused as a whole (a
+    resolver that mixes in a private address is not worked around)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        raise ConnectionFailure(url, "connection_failed", "the host name does not resolve") from None
+    addresses = []
+    for family, _, _, _, sockaddr in infos:
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        ip = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
+        kind = _refusal(ip)
+        if kind is not None and not limits.allow_private_addresses:
+            raise FetchError(url, "refused_address", f"the host resolves to {kind} address; "
+                                                     "such addresses are fetched only when revocation_allow_private_addresses is set")
+        if (family, sockaddr) not in addresses:
+            addresses.append((family, sockaddr))
+    if not addresses:
+        raise ConnectionFailure(url, "connection_failed", "the host name does not resolve")
+    return addresses
+
+
+class _PinnedConnection(http.client.HTTPConnection):
+    """HTTPConnection to addresses resolved and checked beforehand: connect()
+    never resolves the name again (the Host header still carries it)."""
+
+    def __init__(self, host: str, port: int, addresses: list[tuple], timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._addresses = addresses
+
+    def connect(self) -> None:
+        last: OSError | None = None
+        for family, sockaddr in self._addresses:
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            try:
+                sock.settimeout(self.timeout)
+                sock.connect(sockaddr)
+            except OSError as exc:
+                sock.close()
+                last = exc
+                if isinstance(exc, (socket.timeout, TimeoutError)):
+                    raise
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock = sock
+            return
+        raise last if last is not None else OSError("no address to connect to")
+
+
 def http_fetch(url: str, *, body: bytes | None = None, content_type: str | None = None,
                max_bytes: int, limits: FetchLimits) -> bytes:
     """GET (or POST ``body``) ``url`` over plain HTTP within ``limits``."""
     deadline = time.monotonic() + limits.total_timeout
     for _ in range(limits.max_redirects + 1):
         parts = urlsplit(url)
+        try:
+            port = parts.port or 80
+        except ValueError:
+            raise FetchError(url, "refused_address", "the URL's port is not a number in range") from None
         if parts.scheme != "http" or not parts.hostname:
-            raise FetchError(f"{url}: only http:// URLs are fetched")
+            raise FetchError(url, "refused_address", "only http:// URLs are fetched")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise ConnectionFailure(f"{url}: no answer within {limits.total_timeout:g} s")
-        conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=min(limits.connect_timeout, remaining))
+            raise ConnectionFailure(url, "timeout", f"no answer within {limits.total_timeout:g} s")
+        # Every hop of a redirect is checked too: a public server must not
+        # be able to send the fetch on to a private address.
+        addresses = resolve_checked(url, parts.hostname, port, limits)
+        conn = _PinnedConnection(parts.hostname, port, addresses, timeout=min(limits.connect_timeout, remaining))
         watchdog = threading.Timer(remaining, _abort, (conn,))
         watchdog.daemon = True
         try:
             try:
                 conn.connect()
             except (socket.timeout, TimeoutError):
-                raise ConnectionFailure(f"{url}: could not connect within {limits.connect_timeout:g} s") from None
-            except OSError as exc:
-                raise ConnectionFailure(f"{url}: could not connect: {exc.strerror or exc}") from None
+                raise ConnectionFailure(url, "timeout", f"could not connect within {limits.connect_timeout:g} s") from None
+            except OSError:
+                raise ConnectionFailure(url, "connection_failed", "could not connect") from None
             watchdog.start()
             conn.sock.settimeout(max(0.01, deadline - time.monotonic()))
             target = parts.path or "/"
@@ -190,18 +295,18 @@ def http_fetch(url: str, *, body: bytes | None = None, content_type: str | None 
                 if resp.status in (301, 302, 303, 307, 308):
                     location = resp.getheader("Location")
                     if not location:
-                        raise FetchError(f"{url}: redirect without Location")
+                        raise FetchError(url, "http_status", f"HTTP {resp.status} redirect without Location")
                     url = urljoin(url, location)
                     if resp.status == 303:
                         body, content_type = None, None
                     continue
                 if resp.status >= 500:
-                    raise ConnectionFailure(f"{url}: HTTP {resp.status} {resp.reason}")
+                    raise ConnectionFailure(url, "http_status", f"HTTP {resp.status}")
                 if resp.status != 200:
-                    raise FetchError(f"{url}: HTTP {resp.status} {resp.reason}")
+                    raise FetchError(url, "http_status", f"HTTP {resp.status}")
                 declared = resp.getheader("Content-Length")
                 if declared and declared.isdigit() and int(declared) > max_bytes:
-                    raise FetchError(f"{url}: response of {declared} bytes exceeds the limit of {max_bytes}")
+                    raise FetchError(url, "too_large", f"response of {declared} bytes exceeds the limit of {max_bytes}")
                 chunks, size = [], 0
                 while True:
                     chunk = resp.read(min(65536, max_bytes + 1 - size))
@@ -210,23 +315,26 @@ def http_fetch(url: str, *, body: bytes | None = None, content_type: str | None 
                     chunks.append(chunk)
                     size += len(chunk)
                     if size > max_bytes:
-                        raise FetchError(f"{url}: response exceeds the limit of {max_bytes} bytes")
+                        raise FetchError(url, "too_large", f"response exceeds the limit of {max_bytes} bytes")
                     if time.monotonic() > deadline:
-                        raise ConnectionFailure(f"{url}: no complete answer within {limits.total_timeout:g} s")
+                        raise ConnectionFailure(url, "timeout", f"no complete answer within {limits.total_timeout:g} s")
+                if declared and declared.isdigit() and size < int(declared):
+                    # http.client hands back a short body without complaint
+                    raise ConnectionFailure(url, "connection_failed", "the connection ended before the whole body arrived")
                 return b"".join(chunks)
             except FetchError:
                 raise
             except (socket.timeout, TimeoutError):
-                raise ConnectionFailure(f"{url}: no complete answer within {limits.total_timeout:g} s") from None
-            except (OSError, http.client.HTTPException, ValueError) as exc:
+                raise ConnectionFailure(url, "timeout", f"no complete answer within {limits.total_timeout:g} s") from None
+            except (OSError, http.client.HTTPException, ValueError):
                 # reset, closed early, garbled HTTP, truncated body
                 if time.monotonic() >= deadline:
-                    raise ConnectionFailure(f"{url}: no complete answer within {limits.total_timeout:g} s") from None
-                raise ConnectionFailure(f"{url}: {type(exc).__name__}: {exc}") from None
+                    raise ConnectionFailure(url, "timeout", f"no complete answer within {limits.total_timeout:g} s") from None
+                raise ConnectionFailure(url, "connection_failed", "the connection ended without a complete HTTP answer") from None
         finally:
             watchdog.cancel()
             conn.close()
-    raise FetchError(f"{url}: more than {limits.max_redirects} redirects")
+    raise FetchError(url, "http_status", f"more than {limits.max_redirects} redirects")
 
 
 def _abort(conn: http.client.HTTPConnection) -> None:
@@ -241,7 +349,7 @@ def _abort(conn: http.client.HTTPConnection) -> None:
 @dataclass
 class _Cached:
     value: object  # Crl, or (OcspResponse, nonce)
-    size: int  # DER bytes of the object, counted against max_cached_bytes
+    size: int  # estimated resident bytes of the object (resident_size), counted against max_cached_bytes
     fresh_until: dt.datetime  # real time: fetch again from then on (nextUpdate, but at least min_fresh after the fetch)
     usable_until: dt.datetime  # real time, nextUpdate + grace (at least fresh_until): never handed out from then on
 
@@ -315,8 +423,8 @@ class RevocationSource:
         # Fetched objects kept (CRLs by URL, OCSP responses by certificate and
         # URL); the least recently used go first. 0 keeps none.
         max_cached: int = 4096,
-        # ... and their total size, in DER bytes (a CRL can be tens of MiB;
-        # its parsed index grows with it, so the DER size is the measure).
+        # ... and their total estimated resident size (resident_size: a
+        # parsed CRL is about 18 times its DER, its index counted per entry).
         # The least recently used go first until the total is within it; an
         # object larger than the whole budget is not cached at all.
         max_cached_bytes: int = 256 * 1024 * 1024,
@@ -398,8 +506,8 @@ class RevocationSource:
         data = self._fetch(url, max_bytes=self.limits.max_crl_bytes, limits=self.limits)
         try:
             crl = _parse_crl_any(data)
-        except InputError as exc:
-            raise FetchError(f"{url}: malformed CRL: {exc}") from None
+        except InputError:
+            raise FetchError(url, "malformed", "malformed CRL (not a CRL that can be parsed)") from None
         return crl, crl.next_update
 
     # -- OCSP -----------------------------------------------------------------
@@ -414,16 +522,16 @@ class RevocationSource:
         nonce = os.urandom(16) if self.use_ocsp_nonce else None
         try:
             request = build_ocsp_request(certificate, issuer, nonce)
-        except ValueError as exc:
-            raise FetchError(f"{url}: cannot build an OCSP request: {exc}") from None
+        except ValueError:
+            raise FetchError(url, "malformed", "cannot build an OCSP request for this certificate") from None
         data = self._fetch(url, body=request, content_type="application/ocsp-request",
                            max_bytes=self.limits.max_ocsp_bytes, limits=self.limits)
         try:
             resp = parse_ocsp_response(data)
-        except InputError as exc:
-            raise FetchError(f"{url}: malformed OCSP response: {exc}") from None
+        except InputError:
+            raise FetchError(url, "malformed", "malformed OCSP response (not one that can be parsed)") from None
         if resp.status != "successful":
-            raise FetchError(f"{url}: OCSP responder answered {resp.status}")
+            raise FetchError(url, "ocsp_status", f"OCSP responder answered {resp.status}")
         next_updates = [s.next_update for s in resp.responses if s.serial == certificate.serial and s.next_update]
         return (resp, nonce), (min(next_updates) if next_updates else None)
 
@@ -475,7 +583,7 @@ class RevocationSource:
                 # responder: wait for its outcome (it never waits for us).
                 if not probe.done.wait(wait):
                     return self._failed(cached, self._wall_clock(),
-                                        f"{key[1]}: a concurrent request to this responder did not finish within {wait:g} s")
+                                        f"{key[1]}: timeout: a concurrent request to this responder did not finish within {wait:g} s")
                 if probe.connection_failed:
                     # Not reachable: answer from its failure, remembered for
                     # the URL (or, with nothing remembered, as it was).
@@ -489,7 +597,7 @@ class RevocationSource:
                 return self._fetch_and_store(key, url_key, load, cached, flight)
             # Another request is fetching this key: wait for its outcome.
             if not flight.done.wait(wait):
-                return self._failed(cached, self._wall_clock(), f"{key[1]}: a concurrent fetch did not finish within {wait:g} s")
+                return self._failed(cached, self._wall_clock(), f"{key[1]}: timeout: a concurrent fetch did not finish within {wait:g} s")
             if flight.value is not None:
                 return Fetched(flight.value)
             if flight.error is not None:
@@ -528,7 +636,7 @@ class RevocationSource:
                 fresh_until = max(due, wall + self.min_fresh)
                 # Handed out after a failed refresh until its nextUpdate plus
                 # grace, and in any case while it counts as fresh.
-                self._store(key, _Cached(value, _der_size(value), fresh_until, max(due + self.grace, fresh_until)))
+                self._store(key, _Cached(value, resident_size(value), fresh_until, max(due + self.grace, fresh_until)))
                 self._failures.pop(key, None)
                 if url_key is not None:
                     self._failures.pop(url_key, None)  # the server answers again
@@ -618,8 +726,12 @@ class RevocationSource:
             failures.popitem(last=False)
 
 
-def _der_size(value: object) -> int:
-    """The DER bytes of a cached object: a Crl, or (OcspResponse, nonce)."""
+def resident_size(value: object) -> int:
+    """The estimated resident bytes of a cached object: a Crl (its DER, its
+    TBS and its index), or (OcspResponse, nonce) (its DER: a response
+    holds a few certificates at most, its parsed form is of the same order)."""
+    if isinstance(value, Crl):
+        return len(value.der) + len(value.tbs) + CRL_ENTRY_BYTES * len(value.entries)
     obj = value[0] if isinstance(value, tuple) else value
     return len(obj.der)
 

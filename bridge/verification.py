@@ -65,7 +65,8 @@ class _Context:
 def revocation_source_for(settings) -> RevocationSource:
     """The fetching source the settings describe."""
     return RevocationSource(
-        FetchLimits(connect_timeout=settings.revocation_connect_timeout, total_timeout=settings.revocation_total_timeout),
+        FetchLimits(connect_timeout=settings.revocation_connect_timeout, total_timeout=settings.revocation_total_timeout,
+                    allow_private_addresses=settings.revocation_allow_private_addresses),
         failure_ttl=dt.timedelta(seconds=settings.revocation_failure_ttl_seconds),
         max_cached_bytes=settings.revocation_cache_bytes,
         max_cached=settings.revocation_cache_entries,

@@ -26,7 +26,10 @@ from pki.signatures import SignatureVerifier
 
 from .test_revocation import NOW, Ca, der
 
-FAST = FetchLimits(connect_timeout=1.0, total_timeout=1.5, max_crl_bytes=200_000, max_ocsp_bytes=20_000, max_redirects=2)
+# The test servers listen on 127.0.0.1: loopback fetches are allowed explicitly
+# (refused by default; see test_revocation_source_safety).
+FAST = FetchLimits(connect_timeout=1.0, total_timeout=1.5, max_crl_bytes=200_000, max_ocsp_bytes=20_000, max_redirects=2,
+                   allow_private_addresses=True)
 
 
 class WallClock:

@@ -11,7 +11,8 @@ import datetime as dt
 
 import pytest
 
-from bridge.revocation_source import RevocationSource
+from bridge.revocation_source import RevocationSource, resident_size
+from pki.crl import parse_crl
 
 from .test_revocation import NOW
 from .test_revocation_negative_cache import counted
@@ -70,10 +71,15 @@ def _der_of(entry) -> bytes:
     return (value[0] if isinstance(value, tuple) else value).der
 
 
+def _size(crl_der: bytes) -> int:
+    """What a CRL counts against max_cached_bytes: its estimated resident size."""
+    return resident_size(parse_crl(crl_der))
+
+
 def _cached(source) -> dict[str, int]:
-    """The cached objects by URL path, with their DER sizes; checks the
+    """The cached objects by URL path, with their counted sizes; checks the
     source's running total against them."""
-    sizes = {key[1].rsplit("/", 1)[1]: len(_der_of(entry)) for key, entry in source._cache.items()}
+    sizes = {key[1].rsplit("/", 1)[1]: resident_size(entry.value) for key, entry in source._cache.items()}
     assert source._cached_bytes == sum(sizes.values())
     return sizes
 
@@ -101,14 +107,14 @@ def test_default_byte_budget():
 def test_byte_budget_evicts_the_least_recently_used(server, cas):
     _, sub = cas
     bodies, hits, url = _crl_server(server, sub, {"a": 20, "b": 20, "c": 20, "d": 20, "e": 40})
-    unit = max(len(bodies[n]) for n in "abcd")
+    unit = max(_size(bodies[n]) for n in "abcd")
     budget = 3 * unit  # three of a..d fit, four do not
-    assert 4 * min(len(bodies[n]) for n in "abcd") > budget
-    assert unit < len(bodies["e"]) and 2 * min(len(bodies[n]) for n in "abcd") + len(bodies["e"]) > budget
+    assert 4 * min(_size(bodies[n]) for n in "abcd") > budget
+    assert unit < _size(bodies["e"]) and 2 * min(_size(bodies[n]) for n in "abcd") + _size(bodies["e"]) > budget
     source = RevocationSource(FAST, max_cached_bytes=budget, wall_clock=WallClock())
     for name in "abc":
         assert source.crl(url(name)).value.der == bodies[name]
-    assert _cached(source) == {n: len(bodies[n]) for n in "abc"}
+    assert _cached(source) == {n: _size(bodies[n]) for n in "abc"}
     assert source.crl(url("a")).value is not None  # a used again: b is now the least recently used
     assert source.crl(url("d")).value is not None
     assert set(_cached(source)) == {"a", "c", "d"} and source._cached_bytes <= budget
@@ -128,8 +134,8 @@ def test_byte_budget_evicts_the_least_recently_used(server, cas):
 def test_object_over_the_whole_budget_is_used_but_not_cached(server, cas):
     _, sub = cas
     bodies, hits, url = _crl_server(server, sub, {"a": 1, "b": 1, "huge": 60})
-    budget = len(bodies["a"]) + len(bodies["b"]) + 10
-    assert len(bodies["huge"]) > budget
+    budget = _size(bodies["a"]) + _size(bodies["b"]) + 10
+    assert _size(bodies["huge"]) > budget
     source = RevocationSource(FAST, max_cached_bytes=budget, wall_clock=WallClock())
     source.crl(url("a")), source.crl(url("b"))
     for _ in range(3):
@@ -150,9 +156,9 @@ def test_a_refresh_over_the_budget_drops_the_older_copy(server, cas):
     big = sub.crl(list(range(1000, 1060)), next_update=NOW + dt.timedelta(hours=2))
     route = server.routes["/sub.crl"] = counted(lambda h: send(h, small))
     wall = WallClock()
-    source = RevocationSource(FAST, max_cached_bytes=len(small) + 100, wall_clock=wall)
+    source = RevocationSource(FAST, max_cached_bytes=_size(small) + 100, wall_clock=wall)
     assert source.crl(server.url + "/sub.crl").value.der == small
-    assert _cached(source) == {"sub.crl": len(small)}
+    assert _cached(source) == {"sub.crl": _size(small)}
     server.routes["/sub.crl"] = counted(lambda h: send(h, big))
     wall.t = NOW + dt.timedelta(hours=1, minutes=1)  # due for a refresh
     assert source.crl(server.url + "/sub.crl").value.der == big

@@ -48,7 +48,8 @@ async def _one_worker_thread() -> None:
     anyio.to_thread.current_default_thread_limiter().total_tokens = 1
 
 
-def test_health_answers_while_the_threadpool_is_stuck(tmp_path):
+def test_health_answers_while_the_threadpool_is_stuck(tmp_path, monkeypatch):
+    monkeypatch.setenv("BRIDGECA_REVOCATION_ALLOW_PRIVATE_ADDRESSES", "true")  # the hanging server is on 127.0.0.1
     fed = make_federation(tmp_path / "home", codes=("HK",))
     hanging = HangingServer()
     stuck_leaf = _leaf(fed, "HK", "leaf whose CRL server hangs", crl_url=f"http://127.0.0.1:{hanging.port}/hk.crl")

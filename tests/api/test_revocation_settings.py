@@ -22,6 +22,10 @@ def test_the_service_fetches_with_the_configured_limits(tmp_path, monkeypatch):
     assert source.failure_ttl == dt.timedelta(0)
     assert source.max_cached_bytes == 1 << 20
     assert source.max_cached == 17 and source.min_fresh == dt.timedelta(seconds=5)
+    assert source.limits.allow_private_addresses is False  # the default: refused
+    monkeypatch.setenv("BRIDGECA_REVOCATION_ALLOW_PRIVATE_ADDRESSES", "true")
+    allowed = make_federation(tmp_path / "home2", codes=()).app.state.verification._source
+    assert allowed.limits.allow_private_addresses is True
 
 
 def test_the_defaults(tmp_path):
