@@ -62,7 +62,7 @@ class BridgeSettings(BaseSettings):
     revocation_connect_timeout: float = Field(default=3.0, gt=0)
     revocation_total_timeout: float = Field(default=10.0, gt=0)
     revocation_failure_ttl_seconds: float = Field(default=30.0, ge=0)  # a failed fetch is not retried sooner
-    revocation_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=0)  # DER bytes of fetched objects kept
+    revocation_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=0)  # estimated resident bytes of fetched objects kept
     revocation_cache_entries: int = Field(default=4096, ge=0)  # fetched objects kept
     revocation_min_fresh_seconds: float = Field(default=60.0, ge=0)  # a fetched object is not fetched again sooner
     # CRL/OCSP URLs whose host is loopback, link-local, private (RFC 1918,
