@@ -61,6 +61,7 @@ class VerificationResult:
 
 
 _ANY = frozenset({ANY_POLICY})
+_DEFAULT_REQUIREMENTS = (STRICT, True, frozenset(), frozenset(), None)
 _NO_REVOCATION = RevocationPolicy()
 
 
@@ -125,13 +126,15 @@ class KnownChain:
 
 def parse_time(at: dt.datetime | str | None) -> dt.datetime:
     if at is None:
-        return dt.datetime.now(dt.timezone.utc)
+        return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     if isinstance(at, str):
         try:
             parsed = dt.datetime.fromisoformat(at.replace("Z", "+00:00") if at.endswith("Z") else at)
         except ValueError:
             raise InputError(f"not an ISO 8601 time: {at!r}") from None
         at = parsed
+    elif not isinstance(at, dt.datetime):
+        raise InputError(f"not a time: {at!r}")
     if at.tzinfo is None:
         at = at.replace(tzinfo=dt.timezone.utc)
     # Certificate and CRL times have one-second granularity.
@@ -277,6 +280,9 @@ class Verifier:
     def _requirements(profile, anchor_constraints, key_usage, extended_key_usage, max_chain_depth) -> tuple:
         """The relying party's requirements, checked, as one hashable value:
         (profile, anchor_constraints, key usage bits, EKU OIDs, max depth)."""
+        if (profile == STRICT and anchor_constraints is True and not key_usage and not extended_key_usage
+                and max_chain_depth is None):
+            return _DEFAULT_REQUIREMENTS  # the common case, without building sets on every call
         if profile not in PROFILES:
             raise InputError(f"profile must be one of {', '.join(PROFILES)}")
         if not isinstance(anchor_constraints, bool):
@@ -346,18 +352,20 @@ class Verifier:
             return cached
         leaf_is_der = leaf.__class__ is bytes
         target = load_certificate(leaf, "certificate", self._parse_cache, leaf_id if leaf_is_der else None)
-        params = ValidationParameters(
-            at=when,
-            user_initial_policy_set=user_policies,
-            initial_explicit_policy=explicit_policy,
-            initial_policy_mapping_inhibit=inhibit_policy_mapping,
-            initial_any_policy_inhibit=inhibit_any_policy,
-            profile=requirements[0],
-            anchor_constraints=requirements[1],
-            key_usage=requirements[2],
-            extended_key_usage=requirements[3],
-            max_chain_depth=requirements[4],
-        )
+        if when.tzinfo is None or when.microsecond:  # pragma: no cover - parse_time guarantees both
+            raise InputError("validation time must be timezone-aware, in whole seconds")
+        params = ValidationParameters.from_checked({
+            "at": when,
+            "user_initial_policy_set": user_policies,
+            "initial_explicit_policy": bool(explicit_policy),
+            "initial_policy_mapping_inhibit": bool(inhibit_policy_mapping),
+            "initial_any_policy_inhibit": bool(inhibit_any_policy),
+            "profile": requirements[0],
+            "anchor_constraints": requirements[1],
+            "key_usage": requirements[2],
+            "extended_key_usage": requirements[3],
+            "max_chain_depth": requirements[4],
+        })
         pool = self.pool.with_extra(self._load_intermediates(intermediates, extra_ids)) if intermediates else self.pool
         if revocation == "off" or (revocation == "auto" and self._crl_checker is None
                                    and self._ocsp_checker is None and revocation_provider is None):
