@@ -179,7 +179,9 @@ def parse_crl(data: bytes) -> Crl:
                     if key in entries and defect is None:
                         defect = f"serial {revoked.serial_number:x} is listed twice"
                     entries[key] = entry
-        except ValueError as exc:
+        except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+            # cryptography decodes entries lazily, and not every decoding
+            # error is a ValueError (a duplicate entry extension is not).
             defect = f"malformed CRL entries: {exc}"
     return Crl(
         der=data,
