@@ -77,6 +77,14 @@ def fuzz_settings(examples: int):
 # Examples run per test, so that the last test can check the total a full run reaches.
 RUN: dict[str, int] = {}
 PLANNED: dict[str, int] = {}
+# How far the damaged inputs got, by test: "input_error", "valid", or the
+# result's error code.
+OUTCOMES: dict[str, dict[str, int]] = {}
+
+
+def outcome(name: str, what: str) -> None:
+    table = OUTCOMES.setdefault(name, {})
+    table[what] = table.get(what, 0) + 1
 
 
 def count(name: str) -> None:
@@ -198,8 +206,11 @@ INTERESTING_OIDS = tuple(
     )
 ) + (b"", b"\x80", b"\x2a\x86", b"\x2a\x80\x01", b"\xff" * 12)
 
-OPS = ("flip", "set", "insert", "delete", "truncate", "length", "swap", "duplicate", "drop", "graft", "retag",
-       "integer", "time", "oid", "boolean", "bitstring")
+BYTE_OPS = ("flip", "set", "insert", "delete", "truncate", "length", "retag")
+# Damage that keeps every enclosing length right: it gets past the DER
+# parsers to the checks behind them, so it is drawn three times as often.
+STRUCTURE_OPS = ("swap", "duplicate", "drop", "graft", "integer", "time", "oid", "boolean", "bitstring")
+OPS = BYTE_OPS + STRUCTURE_OPS * 3
 
 # One damage: (operation, two numbers that pick places, a few bytes to use).
 damage = st.tuples(st.sampled_from(OPS), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
@@ -367,13 +378,13 @@ class World:
         """A new Verifier. The inputs left undamaged go in parsed (Verifier
         takes parsed objects too): parsing them again in every example
         would only slow the run, and the damaged one goes in as bytes."""
-        parsed = _parsed()
+        certs, parsed_crls, responses = _parsed()
         return Verifier(
-            anchors=[parsed.get(a, a) for a in anchors] if anchors is not None else [parsed[self.bridge.der]],
-            untrusted=[parsed.get(u, u) for u in untrusted] if untrusted is not None
-            else [parsed[self.cross], parsed[self.issuing_cert]],
-            crls=[parsed.get(c, c) for c in crls],
-            ocsp_responses=[parsed.get(o, o) for o in ocsp_responses],
+            anchors=[certs.get(a, a) for a in anchors] if anchors is not None else [certs[self.bridge.der]],
+            untrusted=[certs.get(u, u) for u in untrusted] if untrusted is not None
+            else [certs[self.cross], certs[self.issuing_cert]],
+            crls=[parsed_crls.get(c, c) for c in crls],
+            ocsp_responses=[responses.get(o, o) for o in ocsp_responses],
         )
 
 
@@ -423,14 +434,14 @@ def world() -> World:
 
 
 @functools.cache
-def _parsed() -> dict:
-    """The undamaged inputs, parsed once: bytes -> Certificate, Crl or
-    OcspResponse."""
+def _parsed() -> tuple[dict, dict, dict]:
+    """The undamaged inputs, parsed once, by their bytes: certificates,
+    CRLs, OCSP responses. (One table per kind: damage can turn an OCSP
+    response into a certificate's exact bytes, by grafting.)"""
     w = world()
-    out: dict = {d: load_certificate(d) for d in (w.bridge.der, w.cross, w.issuing_cert, w.leaf)}
-    out.update({d: load_crls(d)[0] for d in w.crls.values()})
-    out[w.ocsp] = load_ocsp_responses(w.ocsp)[0]
-    return out
+    certs = {d: load_certificate(d) for d in (w.bridge.der, w.cross, w.issuing_cert, w.leaf)}
+    crls = {d: load_crls(d)[0] for d in w.crls.values()}
+    return certs, crls, {w.ocsp: load_ocsp_responses(w.ocsp)[0]}
 
 
 # --- what a returned result must look like -----------------------------------------
@@ -460,14 +471,41 @@ def check_signature_result(r) -> None:
     json.dumps(d)
 
 
-def run(call, check) -> None:
+# Escapes found in files this test's author may not change, each reproduced
+# by an xfail test below (strict: it fails loudly once fixed, and then the
+# entry goes): (file under pki/, exception class name) -> that test's name.
+# Until then the fuzzing counts them and goes on looking for others.
+KNOWN_ESCAPES: dict[tuple[str, str], str] = {}
+
+
+def known_escape(exc: BaseException) -> str | None:
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/pki/" in f.filename.replace("\\", "/")]
+    if not frames:
+        return None
+    return KNOWN_ESCAPES.get((Path(frames[-1].filename).name, type(exc).__name__))
+
+
+def run(name: str, call, check) -> None:
     """The property: InputError, or a well-formed result. Anything else
-    propagates, and Hypothesis reports the smallest example that raises it."""
+    propagates, and Hypothesis reports the smallest example that raises it.
+    Counted here, where a damaged input is really fed (Hypothesis also
+    starts examples it abandons while drawing)."""
+    count(name)
     try:
         result = call()
     except InputError:
+        outcome(name, "input_error")
+        return
+    except Exception as exc:
+        known = known_escape(exc) if name != "regression" else None
+        if known is None:
+            raise
+        outcome(name, f"known escape: {known}")
         return
     check(result)
+    outcome(name, "valid" if result.valid else result.error.code)
 
 
 def chain_options(w: World):
@@ -489,7 +527,7 @@ def options(data, w: World) -> dict:
 def damaged(data, base: bytes, key, *, resign_with=resign) -> bytes:
     """``base`` damaged by drawn operations, signed again half the time."""
     ops = data.draw(damages, label="damages")
-    if key is not None and data.draw(st.booleans(), label="sign again"):
+    if key is not None and data.draw(st.integers(0, 2), label="sign again") > 0:
         out = resign_with(base, key, ops, world().donors)
     else:
         out = mutate(base, ops, world().donors)
@@ -534,13 +572,12 @@ def test_surgery_keeps_lengths_consistent():
         x509.load_der_x509_certificate(cert).extensions
 
 
-PLANNED["leaf"] = 1400
+PLANNED["leaf"] = 1100
 
 
 @fuzz_settings(PLANNED["leaf"])
 @given(st.data())
 def test_damaged_leaf(data):
-    count("leaf")
     w = world()
     leaf = maybe_pem(data, damaged(data, w.leaf, w.issuing.key))
     with_revocation = data.draw(st.booleans(), label="crls and ocsp")
@@ -551,16 +588,15 @@ def test_damaged_leaf(data):
                        ocsp_responses=[w.ocsp] if with_revocation else ())
         return v.verify(leaf, **opts)
 
-    run(call, check_chain_result)
+    run("leaf", call, check_chain_result)
 
 
-PLANNED["ca"] = 900
+PLANNED["ca"] = 700
 
 
 @fuzz_settings(PLANNED["ca"])
 @given(st.data())
 def test_damaged_intermediate_or_cross_certificate(data):
-    count("ca")
     w = world()
     which = data.draw(st.sampled_from(["issuing", "cross", "bundle"]))
     if which == "issuing":
@@ -584,61 +620,57 @@ def test_damaged_intermediate_or_cross_certificate(data):
             return w.verifier(untrusted=[], crls=crls).verify(target, intermediates=untrusted, **opts)
         return w.verifier(untrusted=untrusted, crls=crls).verify(target, **opts)
 
-    run(call, check_chain_result)
+    run("ca", call, check_chain_result)
 
 
-PLANNED["anchor"] = 600
+PLANNED["anchor"] = 500
 
 
 @fuzz_settings(PLANNED["anchor"])
 @given(st.data())
 def test_damaged_anchor(data):
-    count("anchor")
     w = world()
     anchor = maybe_pem(data, damaged(data, w.bridge.der, w.bridge.key))
     target = data.draw(st.sampled_from([w.leaf, w.leaf, w.cross]), label="target")
     opts = options(data, w)
-    run(lambda: w.verifier(anchors=[anchor]).verify(target, **opts), check_chain_result)
+    run("anchor", lambda: w.verifier(anchors=[anchor]).verify(target, **opts), check_chain_result)
 
 
-PLANNED["crl"] = 900
+PLANNED["crl"] = 650
 
 
 @fuzz_settings(PLANNED["crl"])
 @given(st.data())
 def test_damaged_crl(data):
-    count("crl")
     w = world()
     signer = data.draw(st.sampled_from(["bridge", "root", "issuing"]))
     keys = {"bridge": w.bridge.key, "root": w.root.key, "issuing": w.issuing.key}
     crl = maybe_pem(data, damaged(data, w.crls[signer], keys[signer]), "X509 CRL")
     crls = [crl] + [c for name, c in w.crls.items() if name != signer]
     opts = options(data, w)
-    run(lambda: w.verifier(crls=crls).verify(w.leaf, **opts), check_chain_result)
+    run("crl", lambda: w.verifier(crls=crls).verify(w.leaf, **opts), check_chain_result)
 
 
-PLANNED["ocsp"] = 800
+PLANNED["ocsp"] = 650
 
 
 @fuzz_settings(PLANNED["ocsp"])
 @given(st.data())
 def test_damaged_ocsp_response(data):
-    count("ocsp")
     w = world()
     response = damaged(data, w.ocsp, w.issuing.key, resign_with=resign_ocsp)
     with_crls = data.draw(st.booleans(), label="crls too")
     opts = options(data, w)
     crls = list(w.crls.values()) if with_crls else [w.crls["bridge"], w.crls["root"]]
-    run(lambda: w.verifier(crls=crls, ocsp_responses=[response]).verify(w.leaf, **opts), check_chain_result)
+    run("ocsp", lambda: w.verifier(crls=crls, ocsp_responses=[response]).verify(w.leaf, **opts), check_chain_result)
 
 
-PLANNED["cms"] = 1400
+PLANNED["cms"] = 1000
 
 
 @fuzz_settings(PLANNED["cms"])
 @given(st.data())
 def test_damaged_cms(data):
-    count("cms")
     w = world()
     detached = data.draw(st.booleans(), label="detached")
     base = w.cms_detached if detached else w.cms
@@ -650,19 +682,22 @@ def test_damaged_cms(data):
     opts = options(data, w)
     del opts["at"]
 
+    # The signer's chain with CRLs now and then: revocation is the other
+    # tests' subject, and its signature checks would double this one's time.
+    crls = list(w.crls.values()) if data.draw(st.integers(0, 3), label="crls") == 0 else ()
+
     def call():
-        return verify_cms(message, w.verifier(crls=list(w.crls.values())), content=content, at=at, **opts)
+        return verify_cms(message, w.verifier(crls=crls), content=content, at=at, **opts)
 
-    run(call, check_signature_result)
+    run("cms", call, check_signature_result)
 
 
-PLANNED["raw"] = 400
+PLANNED["raw"] = 300
 
 
 @fuzz_settings(PLANNED["raw"])
 @given(st.data())
 def test_damaged_raw_signature(data):
-    count("raw")
     w = world()
     what = data.draw(st.sampled_from(["certificate", "signature", "both"]))
     cert = damaged(data, w.leaf, w.issuing.key) if what != "signature" else w.leaf
@@ -675,10 +710,10 @@ def test_damaged_raw_signature(data):
         return verify_raw_signature(cert, signature, DATA, w.verifier(), algorithm=algorithm, at=at,
                                     intermediates=[w.issuing_cert])
 
-    run(call, check_signature_result)
+    run("raw", call, check_signature_result)
 
 
-PLANNED["cache"] = 600
+PLANNED["cache"] = 400
 
 
 @fuzz_settings(PLANNED["cache"])
@@ -687,15 +722,14 @@ def test_damaged_inputs_through_one_long_lived_verifier(data):
     """The service keeps one Verifier per anchor: damaged leaves and messages
     pass through the same caches (parse cache, known chains, results) as the
     good ones, which must keep verifying."""
-    count("cache")
     w = world()
     v = shared_verifier()
     if data.draw(st.booleans(), label="cms"):
         message = damaged(data, w.cms, w.leaf_key, resign_with=resign_cms)
-        run(lambda: verify_cms(message, v, at=AT), check_signature_result)
+        run("cache", lambda: verify_cms(message, v, at=AT), check_signature_result)
     else:
         leaf = damaged(data, w.leaf, w.issuing.key)
-        run(lambda: v.verify(leaf, at=AT, revocation="require"), check_chain_result)
+        run("cache", lambda: v.verify(leaf, at=AT, revocation="require"), check_chain_result)
     good = v.verify(w.leaf, at=AT, revocation="require")
     assert good.valid, good.to_dict()
 
@@ -728,7 +762,6 @@ PLANNED["cli"] = 50
 def test_cli_verify_never_exits_3(data):
     from api.cli import main
 
-    count("cli")
     w = world()
     home = cli_files()
     which = data.draw(st.sampled_from(["leaf.der", "anchor.der", "cross.der", "issuing.der", "ocsp.der",
@@ -746,6 +779,7 @@ def test_cli_verify_never_exits_3(data):
             "--crl", str(crl_root), "--ocsp", files["ocsp.der"], "--at", "2025-06-01T00:00:00Z", "--json"]
     if data.draw(st.booleans(), label="require"):
         argv += ["--revocation", "require"]
+    count("cli")
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(argv)
@@ -759,11 +793,38 @@ def test_cli_verify_never_exits_3(data):
         assert json.loads(out.getvalue())["valid"] is (code == 0)
 
 
+def test_crl_entry_with_a_duplicate_extension():
+    """Found by test_damaged_crl (fixed in pki/crl.py since): a CRL entry
+    carrying crlReason twice made cryptography raise DuplicateExtension (not
+    a ValueError) from ``revoked.extensions``, out of ``Verifier(crls=...)``.
+    InputError, or the CRL kept with a defect and a well-formed result."""
+    w = world()
+    crl = w.crls["issuing"]
+    tbs = pb.split(crl)[0]
+    nodes = walk(tbs)
+    reason = next(i for i, n in enumerate(nodes) if tbs[n.start:n.end].startswith(bytes.fromhex("300a0603551d15")))
+    doubled = replace(tbs, nodes, reason, tbs[nodes[reason].start:nodes[reason].end] * 2)
+    bad = pb.tlv(0x30, doubled + pb.split(crl)[1] + pb.tlv(0x03, b"\x00" + sign(w.issuing.key, doubled)))
+    crls = [bad, w.crls["bridge"], w.crls["root"]]
+    run("regression", lambda: w.verifier(crls=crls).verify(w.leaf, at=AT, revocation="require"), check_chain_result)
+
+
 def test_examples_total():
     """A full run of this module tries at least 5,000 damaged inputs (issue
     11). Skipped when only some of the tests above were selected."""
-    if set(RUN) != set(PLANNED):
+    if not set(PLANNED) <= set(RUN):
         pytest.skip(f"only {sorted(RUN)} of {sorted(PLANNED)} ran")
-    total = sum(RUN.values())
+    total = sum(RUN[name] for name in PLANNED)
+    overall: dict[str, int] = {}
     print(f"\n{total} damaged inputs: {RUN}")
+    for name, table in OUTCOMES.items():
+        print(f"  {name:<7} {dict(sorted(table.items(), key=lambda kv: -kv[1]))}")
+        for what, n in table.items():
+            overall[what] = overall.get(what, 0) + n
     assert total >= 5000 * min(SCALE, 1), RUN
+    # The damage must reach past the parsers: many inputs get a result, and
+    # the results fail for many different reasons (re-signing at work).
+    results = sum(n for what, n in overall.items() if what != "input_error")
+    assert results >= 0.25 * sum(overall.values()), overall
+    assert {"valid", "signature_invalid", "no_path", "revocation_unknown", "content_mismatch"} <= set(overall), overall
+    assert len(overall) >= 10, overall
