@@ -38,6 +38,11 @@ ANCHOR_INVALID = "anchor_invalid"
 # The path does not allow what the relying party asked it for (key usage,
 # extended key usage).
 PURPOSE = "purpose"
+# A certificate on hold (certificateHold, RFC 5280 5.3.1): the bridge says so
+# of a suspended member's cross-certificate.
+SUSPENDED = "suspended"
+# A certificate, key or subject on the relying party's blocklist (pki/blocklist.py).
+BLACKLISTED = "blacklisted"
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class ValidationError(Exception):
     # Revocation statuses found on the path before it failed (per path index),
     # so that a result can report them: set by validate_path.
     statuses: tuple = field(default=(), compare=False, repr=False)
+    # The blocklist entry that refused the certificate (code blacklisted).
+    blacklist_entry: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         if self.subject is not None:
@@ -63,7 +70,10 @@ class ValidationError(Exception):
         return self.message
 
     def to_dict(self) -> dict:
-        return {"code": self.code, "message": str(self), "certificate": self.index}
+        out = {"code": self.code, "message": str(self), "certificate": self.index}
+        if self.blacklist_entry is not None:
+            out["blacklist_entry"] = self.blacklist_entry
+        return out
 
 
 class BudgetExceeded(Exception):

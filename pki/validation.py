@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from . import errors as E
 from .algorithms import UnsupportedSignatureAlgorithm, dsa_parameters
 from .budget import Budget
+from .blocklist import Blocklist
 from .certificate import ANY_POLICY, Certificate
 from .errors import ValidationError
 from .name_constraints import NameConstraintsState
@@ -45,6 +46,8 @@ class ValidationParameters:
     extended_key_usage: frozenset[str] = frozenset()
     # Intermediate certificates allowed between the end entity and the anchor.
     max_chain_depth: int | None = None
+    # Certificates, keys and subjects no path may contain (pki/blocklist.py).
+    blocklist: "Blocklist | None" = None
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:
@@ -216,6 +219,8 @@ def validate_path(
 def _validate_path(path, params, signatures, budget, revocation, prefix_cache, revocation_key, statuses, prefix_digests=None) -> ValidatedPath:
     anchor = path[-1]
     n = len(path) - 1
+    if params.blocklist is not None:
+        _check_blocklist(anchor, n, params.blocklist)
     if params.anchor_constraints:
         # Checked on every call, cache or not: it depends on the time only.
         problem = anchor_problem(anchor, params.at, n > 0)
@@ -236,6 +241,7 @@ def _validate_path(path, params, signatures, budget, revocation, prefix_cache, r
             params.initial_any_policy_inhibit,
             params.profile,
             params.anchor_constraints,
+            id(params.blocklist) if params.blocklist is not None else None,
             revocation_key if revocation.checker is not None or revocation.required else None,
         )
         hit = prefix_cache.get(key, params.at)
@@ -295,6 +301,14 @@ def _validate_path(path, params, signatures, budget, revocation, prefix_cache, r
     policies = _wrap_up(path[0], n, params, state)
     _check_purposes(path, params)
     return ValidatedPath(path=path, policies=policies, revocation=tuple(statuses))
+
+
+def _check_blocklist(cert: Certificate, index: int, blocklist: Blocklist) -> None:
+    entry = blocklist.match(cert)
+    if entry is not None:
+        why = f": {entry.reason}" if entry.reason else ""
+        err = _fail(E.BLACKLISTED, f"on the blacklist (entry {entry.id}{why})", index, cert)
+        raise dataclasses.replace(err, blacklist_entry=entry.id)
 
 
 def _apply_anchor_constraints(anchor: Certificate, n: int, state: _State, budget: Budget) -> None:
@@ -370,6 +384,8 @@ def _check_certificate(cert, issuer, i, n, index, path, params, state, signature
         violation = strict_violation(cert)
         if violation:
             raise _fail(E.MALFORMED_CERTIFICATE, violation, index, cert)
+    if params.blocklist is not None:
+        _check_blocklist(cert, index, params.blocklist)
     # (a)(1) signature, under the working public key and parameters
     try:
         ok = signatures.verify(state.working_public_key, state.working_public_key_parameters, cert, budget)
@@ -402,6 +418,10 @@ def _check_certificate(cert, issuer, i, n, index, path, params, state, signature
             when = f" on {_time(status.revocation_time)}" if status.revocation_time else ""
             why = f" ({status.reason})" if status.reason else ""
             src = f", according to {status.source}" if status.source else ""
+            if status.reason == "certificateHold":
+                # RFC 5280 5.3.1: on hold, a suspension that may be lifted.
+                since = f" since {_time(status.revocation_time)}" if status.revocation_time else ""
+                raise _fail(E.SUSPENDED, f"suspended (certificateHold){since}{src}", index, cert)
             raise _fail(E.REVOKED, f"revoked{when}{why}{src}", index, cert)
         acceptable = (
             status.state == "good"

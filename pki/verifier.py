@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 
 from . import errors as E
 from .algorithms import AlgorithmRegistry, with_national_algorithms
+from .blocklist import Blocklist
 from .budget import DEFAULT_LIMITS, Budget, Limits
 from .building import BuildLog, CertificatePool, TrustStore, build_paths
 from .certificate import ANY_POLICY, Certificate, ParseCache, load_certificate, load_many
@@ -159,7 +160,10 @@ class Verifier:
         limits: Limits = DEFAULT_LIMITS,
         ocsp_responses: Iterable["bytes | str | OcspResponse"] = (),
         ocsp_clock_skew: dt.timedelta = DEFAULT_CLOCK_SKEW,
+        blocklist: Blocklist | None = None,
     ) -> None:
+        """``blocklist``: certificates, keys and subjects no path may contain
+        (code ``blacklisted``); fixed for the Verifier's life, like its anchors."""
         self._parse_cache = ParseCache()
         anchor_certs = load_many(anchors, "trust anchor", self._parse_cache)
         if not anchor_certs:
@@ -171,6 +175,7 @@ class Verifier:
             parsed_crls.extend([item] if isinstance(item, Crl) else load_crls(item, f"CRL {i + 1}"))
         self.crls = tuple(parsed_crls)
         self.limits = limits
+        self.blocklist = blocklist if blocklist is not None and len(blocklist) else None
         self.registry = registry if registry is not None else default_registry()
         self.signatures = SignatureVerifier(self.registry)
         self._crl_checker = CrlChecker(self.crls, self.signatures) if self.crls else None
@@ -365,6 +370,7 @@ class Verifier:
             "key_usage": requirements[2],
             "extended_key_usage": requirements[3],
             "max_chain_depth": requirements[4],
+            "blocklist": self.blocklist,
         })
         pool = self.pool.with_extra(self._load_intermediates(intermediates, extra_ids)) if intermediates else self.pool
         if revocation == "off" or (revocation == "auto" and self._crl_checker is None
@@ -391,12 +397,11 @@ class Verifier:
             )
         revocation_label = "not_checked" if rev.checker is None and not rev.required else "checked"
         revocation_key = (revocation, id(revocation_provider) if revocation_provider is not None else None)
-        defect = self._target_defect(target, params)
-        if defect is not None:
+        refused = self._target_error(target, params)
+        if refused is not None:
             # Every path would fail at the target: say so without a search
             # that hostile look-alike issuers could make expensive.
-            return VerificationResult(False, (target,), None, _label(revocation_label, (), 1),
-                                      ValidationError(E.MALFORMED_CERTIFICATE, defect, 0, target.subject_text))
+            return VerificationResult(False, (target,), None, _label(revocation_label, (), 1), refused)
         fast = self._via_known_chain(target, pool, params, rev, revocation_label, revocation_key)
         if fast is not None:
             result, known = fast
@@ -422,14 +427,21 @@ class Verifier:
             self._results.put(result_key, not_before, not_after, result)
         return result
 
-    def _target_defect(self, target: Certificate, params: ValidationParameters) -> str | None:
+    def _target_error(self, target: Certificate, params: ValidationParameters) -> ValidationError | None:
         """What makes the target unacceptable on any path (a trust anchor
         given as the target is judged as an anchor, not here)."""
         if self.anchors.anchor_for(target) is not None:
             return None
-        if target.defect:
-            return target.defect
-        return strict_violation(target) if params.profile == STRICT else None
+        defect = target.defect or (strict_violation(target) if params.profile == STRICT else None)
+        if defect:
+            return ValidationError(E.MALFORMED_CERTIFICATE, defect, 0, target.subject_text)
+        if self.blocklist is not None:
+            entry = self.blocklist.match(target)
+            if entry is not None:
+                why = f": {entry.reason}" if entry.reason else ""
+                return ValidationError(E.BLACKLISTED, f"on the blacklist (entry {entry.id}{why})", 0,
+                                       target.subject_text, blacklist_entry=entry.id)
+        return None
 
     def _search(self, target, pool, params, rev, revocation_label, revocation_key=None) -> VerificationResult:
         budget = Budget(self.limits)
@@ -479,7 +491,8 @@ class Verifier:
             anchor = request.path[-1]
             anchors = TrustStore([anchor])
             signer_params = ValidationParameters(at=params.at, profile=params.profile,
-                                                 anchor_constraints=params.anchor_constraints)
+                                                 anchor_constraints=params.anchor_constraints,
+                                                 blocklist=params.blocklist)
             candidates = list(pool.by_subject(crl.issuer_key)) + [c for c in request.path if c.subject_key == crl.issuer_key]
             budget = request.budget
             seen = set()

@@ -449,3 +449,53 @@ def test_subject_key_identifier_critical_in_name_only(pki):
                   extra=[(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), True)])
     assert code(v.verify(pb.der(bad), at=AT)) == "malformed_certificate"
     assert NameOID.COMMON_NAME  # the builder's names carry a CN
+
+
+# --- the blocklist and suspension (pki side of the federation's blacklist) -----------
+
+
+def test_blocklist_refuses_a_path_that_touches_an_entry(pki):
+    import hashlib
+
+    from pki.blocklist import Blocklist
+
+    anchor, ca = pki
+    leaf = pb.leaf(ca, "listed leaf", extra=[])
+    other = pb.leaf(ca, "other leaf")
+    spki = hashlib.sha256(ca.cert.public_key().public_bytes(
+        pb.serialization.Encoding.DER, pb.serialization.PublicFormat.SubjectPublicKeyInfo)).hexdigest()
+    cases = {
+        "certificate": (("certificate_sha256", hashlib.sha256(pb.der(leaf)).hexdigest(), "E1", "fraud"), 0),
+        "issuer+serial": (("issuer_serial", (ca.name.rfc4514_string(), leaf.serial_number), "E2", None), 0),
+        "CA key": (("spki_sha256", spki, "E3", "keyCompromise"), 1),
+        "subject": (("subject_identity", ("2.5.4.3", "LISTED LEAF"), "E4", None), 0),
+        "anchor": (("certificate_sha256", hashlib.sha256(anchor.der).hexdigest(), "E5", None), 2),
+    }
+    for what, (entry, index) in cases.items():
+        v = Verifier(anchors=[anchor.pem], untrusted=[ca.pem], blocklist=Blocklist([entry]))
+        r = v.verify(pb.der(leaf), at=AT)
+        d = r.to_dict()
+        assert d["error"]["code"] == "blacklisted", (what, d["error"])
+        assert d["error"]["certificate"] == index and d["error"]["blacklist_entry"] == entry[2], what
+        # A certificate the entry does not name passes (unless the entry is on its path).
+        assert v.verify(pb.der(other), at=AT).valid is (index == 0), what
+    assert Verifier(anchors=[anchor.pem], untrusted=[ca.pem], blocklist=Blocklist()).verify(pb.der(leaf), at=AT).valid
+
+
+def test_a_certificate_on_hold_is_suspended(pki):
+    anchor, ca = pki
+    leaf = pb.leaf(ca, "held leaf")
+    hold = (x509.CertificateRevocationListBuilder().issuer_name(ca.name)
+            .last_update(pb.NOT_BEFORE).next_update(pb.NOT_AFTER)
+            .add_extension(x509.CRLNumber(2), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.public_key), critical=False)
+            .add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(leaf.serial_number)
+                                     .revocation_date(pb.NOT_BEFORE + dt.timedelta(days=2))
+                                     .add_extension(x509.CRLReason(x509.ReasonFlags.certificate_hold), critical=False)
+                                     .build())
+            .sign(ca.key, hashes.SHA256()))
+    v = Verifier(anchors=[anchor.pem], untrusted=[ca.pem], crls=[pb.der(pb.crl(anchor)), pb.der(hold)])
+    r = v.verify(pb.der(leaf), at=AT)
+    assert code(r) == "suspended" and r.error.index == 0 and "certificateHold" in r.error.message
+    lifted = Verifier(anchors=[anchor.pem], untrusted=[ca.pem], crls=[pb.der(pb.crl(anchor)), pb.der(pb.crl(ca))])
+    assert lifted.verify(pb.der(leaf), at=AT).valid
