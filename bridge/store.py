@@ -119,6 +119,21 @@ class CrossCertificate(SQLModel, table=True):
     issued_at: datetime | None = Field(default=None, sa_type=TZDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=TZDateTime)
     revocation_reason: str | None = Field(default=None, max_length=32)
+    # When the maintenance task warned that it nears its notAfter (migration 0005).
+    expiry_warned_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+
+
+class MemberStatus(SQLModel, table=True):
+    """One change of an enrollment's status (migration 0005): the status history views and the public register show."""
+
+    __tablename__ = "member_status"
+    id: int | None = Field(default=None, primary_key=True)
+    enrollment_id: str = Field(foreign_key="enrollment.id", index=True, max_length=32)
+    status: str = Field(max_length=16)
+    at: datetime = Field(sa_type=TZDateTime)
+    reason: str = ""
+    actor: str = Field(max_length=200)
+    details: str = "{}"  # JSON: the serials the change touched, ...
 
 
 class ReverseCertificate(SQLModel, table=True):
@@ -375,7 +390,7 @@ class Store:
             self._next_counter(session, "enroll")
             existing = session.exec(
                 select(Enrollment).where(
-                    Enrollment.spki_sha256 == spki_sha256, Enrollment.status.in_(("pending", "active"))
+                    Enrollment.spki_sha256 == spki_sha256, Enrollment.status.in_(("pending", "active", "suspended"))
                 )
             ).first()
             if existing is not None:
@@ -404,6 +419,7 @@ class Store:
             )
             session.add(record)
             session.flush()
+            self._record_status(session, record.id, "pending", actor, now)
             self._audit(
                 session,
                 actor,
@@ -444,6 +460,7 @@ class Store:
             ).rowcount
             if updated != 1:
                 raise Conflict("invalid_state", f"enrollment {enrollment_id} is not in state {'/'.join(from_status)}")
+            self._record_status(session, enrollment_id, to_status, actor, utcnow(), reason)
             self._audit(session, actor, f"enrollment.{to_status}", {"enrollment": enrollment_id, "reason": reason})
             self._bump_epoch(session)
 
@@ -462,9 +479,210 @@ class Store:
                     record.status, record.updated_at = "expired", now
                     session.add(record)
                     expired.append(record.id)
+                    self._record_status(session, record.id, "expired", actor, now, "no cross-certificate in force")
                     self._audit(session, actor, "enrollment.expired", {"enrollment": record.id})
                     self._bump_epoch(session)
         return expired
+
+    # ------------------------------------------------------------------ member lifecycle (bridge/lifecycle.py)
+
+    def _record_status(self, session: Session, enrollment_id: str, status: str, actor: str, at: datetime,
+                       reason: str = "", details: dict | None = None) -> None:
+        session.add(MemberStatus(enrollment_id=enrollment_id, status=status, at=at, reason=reason or "", actor=actor,
+                                 details=json.dumps(details or {}, sort_keys=True)))
+        session.flush()
+
+    def status_history(self, enrollment_id: str) -> list[MemberStatus]:
+        with self._read() as session:
+            rows = session.exec(
+                select(MemberStatus).where(MemberStatus.enrollment_id == enrollment_id).order_by(MemberStatus.id)
+            ).all()
+        return [_fix_times(r) for r in rows]
+
+    def _enrollment_in(self, session: Session, enrollment_id: str, states: Sequence[str], action: str) -> Enrollment:
+        record = session.get(Enrollment, enrollment_id)
+        if record is None:
+            raise NotFound(f"no enrollment {enrollment_id}")
+        if record.status not in states:
+            raise Conflict("invalid_state", f"enrollment {enrollment_id} is {record.status}; only {' or '.join(states)} "
+                                            f"enrollments can be {action}")
+        return record
+
+    def _move(self, session: Session, record: Enrollment, from_states: Sequence[str], to_status: str, now: datetime) -> None:
+        # Conditional on the state read: a concurrent change makes this one fail rather than overwrite it.
+        moved = session.execute(
+            sa.update(Enrollment).where(Enrollment.id == record.id, Enrollment.status.in_(tuple(from_states)))
+            .values(status=to_status, updated_at=now)
+        ).rowcount
+        if moved != 1:
+            raise Conflict("invalid_state", f"enrollment {record.id} changed state meanwhile")
+
+    def _crosses(self, session: Session, enrollment_id: str, statuses: Sequence[str]) -> list[CrossCertificate]:
+        return list(session.exec(
+            select(CrossCertificate).where(CrossCertificate.enrollment_id == enrollment_id,
+                                           CrossCertificate.status.in_(tuple(statuses))).order_by(CrossCertificate.id)
+        ).all())
+
+    def withdraw_enrollment(self, *, actor: str, enrollment_id: str, reason: str, build_crl: CrlBuilder) -> tuple[list[str], CrlRecord | None]:
+        """Pending: withdrawn. Active or suspended: every cross-certificate in
+        force or on hold revoked (cessationOfOperation) and a CRL issued, then
+        withdrawn. One transaction; returns (revoked serials, the CRL or None)."""
+        with self._transaction() as session:
+            number = self._next_counter(session, "crl")  # lock order: crl, then audit
+            now = utcnow()
+            record = self._enrollment_in(session, enrollment_id, ("pending", "active", "suspended"), "withdrawn")
+            previous = record.status
+            serials = []
+            for row in self._crosses(session, enrollment_id, ("issued", "held")):
+                row.status, row.revoked_at, row.revocation_reason = "revoked", now, "cessationOfOperation"
+                session.add(row)
+                serials.append(row.serial)
+            session.flush()
+            self._move(session, record, (previous,), "withdrawn", now)
+            self._record_status(session, enrollment_id, "withdrawn", actor, now, reason, {"serials": serials, "from": previous})
+            for serial in serials:
+                self._audit(session, actor, "certificate.revoke",
+                            {"serial": serial, "reason": "cessationOfOperation", "enrollment": enrollment_id})
+            self._audit(session, actor, "issuer.withdraw", {"enrollment": enrollment_id, "serials": serials, "from": previous,
+                                                            "status": "withdrawn", "reason": reason})
+            if serials:
+                return serials, self._issue_crl(session, actor, now, build_crl, number)
+            self._bump_epoch(session)
+            return serials, None
+
+    def suspend_member(self, *, actor: str, enrollment_id: str, reason: str, build_crl: CrlBuilder) -> tuple[list[str], CrlRecord]:
+        """Active -> suspended: its cross-certificates go on hold and the CRL that lists them is issued, in one transaction."""
+        with self._transaction() as session:
+            number = self._next_counter(session, "crl")
+            now = utcnow()
+            record = self._enrollment_in(session, enrollment_id, ("active",), "suspended")
+            serials = []
+            for row in self._crosses(session, enrollment_id, ("issued",)):
+                row.status, row.revoked_at, row.revocation_reason = "held", now, "certificateHold"
+                session.add(row)
+                serials.append(row.serial)
+            session.flush()
+            self._move(session, record, ("active",), "suspended", now)
+            self._record_status(session, enrollment_id, "suspended", actor, now, reason, {"serials": serials})
+            self._audit(session, actor, "issuer.suspend",
+                        {"enrollment": enrollment_id, "serials": serials, "status": "suspended", "reason": reason})
+            return serials, self._issue_crl(session, actor, now, build_crl, number)
+
+    def reinstate_member(self, *, actor: str, enrollment_id: str, reason: str, build_crl: CrlBuilder) -> tuple[list[str], CrlRecord]:
+        """Suspended -> active: its certificates come off hold, and the CRL issued in the same transaction no longer lists them."""
+        with self._transaction() as session:
+            number = self._next_counter(session, "crl")
+            now = utcnow()
+            record = self._enrollment_in(session, enrollment_id, ("suspended",), "reinstated")
+            serials = []
+            for row in self._crosses(session, enrollment_id, ("held",)):
+                row.status, row.revoked_at, row.revocation_reason = "issued", None, None
+                session.add(row)
+                serials.append(row.serial)
+            session.flush()
+            self._move(session, record, ("suspended",), "active", now)
+            self._record_status(session, enrollment_id, "active", actor, now, reason or "reinstated", {"serials": serials})
+            self._audit(session, actor, "issuer.reinstate",
+                        {"enrollment": enrollment_id, "serials": serials, "status": "active", "reason": reason})
+            return serials, self._issue_crl(session, actor, now, build_crl, number)
+
+    def reserve_reissue(self, *, actor: str, enrollment_id: str, serial: int, tbs_sha256: str, purpose: str) -> None:
+        """reserve_serial for an active member's new cross-certificate (renewal, new terms)."""
+        try:
+            with self._transaction() as session:
+                self._enrollment_in(session, enrollment_id, ("active",), "given a new cross-certificate")
+                session.add(CrossCertificate(serial=format(serial, "x"), enrollment_id=enrollment_id, status="reserved",
+                                             tbs_sha256=tbs_sha256, reserved_at=utcnow()))
+                session.flush()
+                self._audit(session, actor, "key.use",
+                            {"purpose": purpose, "serial": format(serial, "x"), "tbs_sha256": tbs_sha256, "enrollment": enrollment_id})
+        except IntegrityViolation as exc:
+            if "serial" in str(exc):
+                raise SerialCollision(f"serial {serial:x} already used") from exc
+            raise
+
+    def complete_reissue(self, *, actor: str, action: str, enrollment_id: str, serial: int, der: bytes, not_before: datetime,
+                         not_after: datetime, supersedes: Sequence[str], reason: str = "", terms: dict | None = None) -> None:
+        """Publish an active member's new cross-certificate beside the ones it
+        supersedes (they stay in force until ``supersede``), and with ``terms``
+        record the enrollment's new mappings/constraints. Bumps the epoch, so
+        every verifier has the new certificate before an old one goes."""
+        serial_hex = format(serial, "x")
+        with self._transaction() as session:
+            now = utcnow()
+            record = self._enrollment_in(session, enrollment_id, ("active",), "given a new cross-certificate")
+            stored = session.execute(
+                sa.update(CrossCertificate)
+                .where(CrossCertificate.serial == serial_hex, CrossCertificate.status == "reserved")
+                .values(status="issued", der=der, not_before=not_before, not_after=not_after, issued_at=now)
+            ).rowcount
+            if stored != 1:
+                raise StoreError(f"serial {serial_hex} was not reserved")
+            details = {"enrollment": enrollment_id, "serial": serial_hex, "supersedes": list(supersedes), "status": "active",
+                       "not_after": not_after.isoformat(), "reason": reason}
+            if terms is not None:
+                record.policy_mappings = json.dumps(terms["policy_mappings"])
+                record.permitted_subtrees = json.dumps(terms["permitted_subtrees"])
+                record.excluded_subtrees = json.dumps(terms["excluded_subtrees"])
+                record.path_length = terms["path_length"]
+                record.updated_at = now
+                session.add(record)
+                details["terms"] = terms
+            self._audit(session, actor, "certificate.issue", {"serial": serial_hex, "enrollment": enrollment_id, "not_after": not_after.isoformat()})
+            self._audit(session, actor, action, details)
+            self._record_status(session, enrollment_id, "active", actor, now,
+                                reason or ("new terms" if terms is not None else "cross-certificate renewed"),
+                                {"serials": [serial_hex], "supersedes": list(supersedes), "action": action})
+            self._bump_epoch(session)
+
+    def supersede(self, *, actor: str, enrollment_id: str, serials: Sequence[str], build_crl: CrlBuilder) -> CrlRecord | None:
+        """Revoke (reason superseded) those of ``serials`` still in force, and issue the CRL listing them."""
+        with self._transaction() as session:
+            number = self._next_counter(session, "crl")
+            now = utcnow()
+            done = []
+            for row in self._crosses(session, enrollment_id, ("issued",)):
+                if row.serial in serials:
+                    row.status, row.revoked_at, row.revocation_reason = "revoked", now, "superseded"
+                    session.add(row)
+                    done.append(row.serial)
+                    self._audit(session, actor, "certificate.revoke", {"serial": row.serial, "reason": "superseded", "enrollment": enrollment_id})
+            if not done:
+                return None
+            session.flush()
+            return self._issue_crl(session, actor, now, build_crl, number)
+
+    def expire_pending(self, *, actor: str, created_before: datetime) -> list[str]:
+        """Pending enrollments submitted before ``created_before`` become expired (idempotent: each only once)."""
+        expired = []
+        with self._transaction() as session:
+            for record in session.exec(select(Enrollment).where(Enrollment.status == "pending").order_by(Enrollment.id)).all():
+                if _aware(record.created_at) >= created_before:  # compared in Python: SQLite keeps times as text
+                    continue
+                now = utcnow()
+                self._move(session, record, ("pending",), "expired", now)
+                self._record_status(session, record.id, "expired", actor, now, "pending too long: never approved")
+                self._audit(session, actor, "enrollment.expired",
+                            {"enrollment": record.id, "from": "pending", "status": "expired", "serials": []})
+                expired.append(record.id)
+            if expired:
+                self._bump_epoch(session)
+        return expired
+
+    def mark_expiry_warned(self, *, actor: str, serial: str, not_after: datetime, enrollment_id: str, days_left: float) -> bool:
+        """Record the near-expiry warning of one cross-certificate once; False when it was already warned about."""
+        with self._transaction() as session:
+            warned = session.execute(
+                sa.update(CrossCertificate)
+                .where(CrossCertificate.serial == serial, CrossCertificate.expiry_warned_at.is_(None))
+                .values(expiry_warned_at=utcnow())
+            ).rowcount
+            if warned != 1:
+                return False
+            self._audit(session, actor, "certificate.expiring",
+                        {"serial": serial, "enrollment": enrollment_id, "not_after": not_after.isoformat(),
+                         "days_left": round(days_left, 1), "status": "issued"})
+            return True
 
     # ------------------------------------------------------------------ cross-certificates
 
@@ -517,6 +735,7 @@ class Store:
             ).rowcount
             if stored != 1:
                 raise StoreError(f"serial {serial_hex} was not reserved")
+            self._record_status(session, enrollment_id, "active", actor, now, "approved", {"serials": [serial_hex]})
             self._audit(session, actor, "certificate.issue", {"serial": serial_hex, "enrollment": enrollment_id, "not_after": not_after.isoformat()})
             self._audit(session, actor, "enrollment.approve", {"enrollment": enrollment_id, "serial": serial_hex})
             self._bump_epoch(session)
@@ -528,7 +747,7 @@ class Store:
             raise NotFound(f"no cross-certificate with serial {serial:x}")
         return _fix_times(row)
 
-    def cross_certificates(self, *, statuses: Sequence[str] = ("issued", "revoked"), enrollment_id: str | None = None) -> list[CrossCertificate]:
+    def cross_certificates(self, *, statuses: Sequence[str] = ("issued", "held", "revoked"), enrollment_id: str | None = None) -> list[CrossCertificate]:
         with self._read() as session:
             query = select(CrossCertificate).where(CrossCertificate.status.in_(tuple(statuses)))
             if enrollment_id is not None:
@@ -539,8 +758,17 @@ class Store:
     # ------------------------------------------------------------------ revocation and CRLs
 
     def _issue_crl(self, session: Session, actor: str, now: datetime, build: CrlBuilder, number: int) -> CrlRecord:
-        rows = session.exec(select(CrossCertificate).where(CrossCertificate.status == "revoked").order_by(CrossCertificate.id)).all()
-        revoked = [RevokedEntry(int(r.serial, 16), _aware(r.revoked_at), r.revocation_reason or "unspecified") for r in rows]
+        # A suspended member's certificates ("held") are listed with
+        # certificateHold; reinstated, they are simply left off the next CRL
+        # (RFC 5280 5.3.1; removeFromCRL is for delta CRLs, which this bridge does not issue).
+        rows = session.exec(
+            select(CrossCertificate).where(CrossCertificate.status.in_(("revoked", "held"))).order_by(CrossCertificate.id)
+        ).all()
+        revoked = [
+            RevokedEntry(int(r.serial, 16), _aware(r.revoked_at),
+                         "certificateHold" if r.status == "held" else r.revocation_reason or "unspecified")
+            for r in rows
+        ]
         self._audit(session, actor, "key.use", {"purpose": "crl", "crl_number": number})
         self._bump_epoch(session)
         der, this_update, next_update = build(number, revoked, now)
@@ -576,6 +804,7 @@ class Store:
                 session.execute(
                     sa.update(Enrollment).where(Enrollment.id == row.enrollment_id).values(status="revoked", updated_at=now)
                 )
+                self._record_status(session, row.enrollment_id, "revoked", actor, now, reason, {"serials": [serial_hex]})
             self._audit(session, actor, "certificate.revoke", {"serial": serial_hex, "reason": reason, "enrollment": row.enrollment_id})
             return self._issue_crl(session, actor, now, build_crl, number)
 
