@@ -50,6 +50,9 @@ from .signer import SM2, Signer, _throwaway_key, certificate_spki, key_identifie
 POLICY_MAPPINGS_OID = x509.ObjectIdentifier("2.5.29.33")
 ANY_POLICY_OID = x509.ObjectIdentifier("2.5.29.32.0")
 SERIAL_BITS = 127  # >= 64 bits of entropy (CA/B BR 7.1), positive, fits 20 octets
+# What the CRL and OCSP may say: the reasons an administrator revokes with,
+# plus certificateHold, which only a member's suspension puts on a certificate.
+STATUS_REASONS = {**REVOCATION_REASONS, "certificateHold": x509.ReasonFlags.certificate_hold}
 
 
 class ProfileViolation(Exception):
@@ -527,7 +530,7 @@ class BridgeAuthority:
             revoked_builder = x509.RevokedCertificateBuilder().serial_number(entry.serial).revocation_date(entry.revoked_at)
             # RFC 5280 5.3.1: the reasonCode unspecified SHOULD be absent.
             if entry.reason and entry.reason != "unspecified":
-                revoked_builder = revoked_builder.add_extension(x509.CRLReason(REVOCATION_REASONS[entry.reason]), critical=False)
+                revoked_builder = revoked_builder.add_extension(x509.CRLReason(STATUS_REASONS[entry.reason]), critical=False)
             builder = builder.add_revoked_certificate(revoked_builder.build())
         crl = self._signer.sign_crl(builder)
         der = crl.public_bytes(serialization.Encoding.DER)
@@ -571,7 +574,7 @@ class BridgeAuthority:
         cert_status = {"good": ocsp.OCSPCertStatus.GOOD, "revoked": ocsp.OCSPCertStatus.REVOKED}.get(status.status, ocsp.OCSPCertStatus.UNKNOWN)
         reason = None
         if status.status == "revoked" and status.reason and status.reason != "unspecified":
-            reason = REVOCATION_REASONS[status.reason]
+            reason = STATUS_REASONS[status.reason]
         builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
             issuer_name_hash=request.issuer_name_hash,
             issuer_key_hash=request.issuer_key_hash,

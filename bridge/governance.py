@@ -19,6 +19,12 @@ if TYPE_CHECKING:  # pragma: no cover
 ACTIONS: dict[str, str] = {
     "approve": "approve",
     "revoke": "revoke",
+    # Member lifecycle (bridge/lifecycle.py)
+    "withdraw": "withdraw",
+    "suspend": "suspend",
+    "reinstate": "reinstate",
+    "renew": "renew",
+    "change_terms": "change_terms",
 }
 
 

@@ -471,6 +471,7 @@ class BridgeCA:
                                   list(policy_mappings or []), permitted_subtrees, excluded_subtrees, path_length),
                 now=_now(),
                 min_remaining=timedelta(days=self.settings.min_member_root_validity_days),
+                jurisdictions=tuple(self.settings.jurisdictions),
             )
             if checked.spki_sha256 in {registration.spki_sha256(c) for c in self.authority.certificates}:
                 raise EnrollmentError("already_enrolled", "this is the bridge's own key")
@@ -537,6 +538,44 @@ class BridgeCA:
         """Move active enrollments whose cross-certificates have all run out to ``expired``; returns their ids."""
         with _translated():
             return self.store.expire_enrollments(actor=actor, now=at or _now())
+
+    # Member lifecycle (bridge/lifecycle.py). Routes and the CLI reach these
+    # through bridge/governance.py's perform, never directly.
+
+    def withdraw(self, enrollment_id: str, *, reason: str = "", actor: str = "admin") -> dict:
+        from . import lifecycle
+
+        return lifecycle.withdraw(self, enrollment_id, reason=reason, actor=actor)
+
+    def suspend(self, enrollment_id: str, *, reason: str = "", actor: str = "admin") -> dict:
+        from . import lifecycle
+
+        return lifecycle.suspend(self, enrollment_id, reason=reason, actor=actor)
+
+    def reinstate(self, enrollment_id: str, *, reason: str = "", actor: str = "admin") -> dict:
+        from . import lifecycle
+
+        return lifecycle.reinstate(self, enrollment_id, reason=reason, actor=actor)
+
+    def renew(self, enrollment_id: str, *, reason: str = "", actor: str = "admin") -> dict:
+        from . import lifecycle
+
+        return lifecycle.renew(self, enrollment_id, reason=reason, actor=actor)
+
+    def change_terms(self, enrollment_id: str, *, actor: str = "admin", reason: str = "", **terms) -> dict:
+        from . import lifecycle
+
+        return lifecycle.change_terms(self, enrollment_id, reason=reason, actor=actor, **terms)
+
+    def expiring(self, days: float | None = None) -> list[dict]:
+        from . import lifecycle
+
+        return lifecycle.expiring(self, days)
+
+    def maintenance(self, *, actor: str = "bridgeca-maintenance") -> dict:
+        from . import lifecycle
+
+        return lifecycle.run_maintenance(self, actor=actor)
 
     def issuer(self, enrollment_id: str, owner: int | None = None) -> dict:
         """One enrollment; with ``owner``, only if that token submitted it (else not_found, 404)."""
@@ -635,6 +674,8 @@ class BridgeCA:
             return CertificateStatus("good")
         if row.status == "revoked":
             return CertificateStatus("revoked", row.revoked_at, row.revocation_reason)
+        if row.status == "held":  # a suspended member's: revoked with certificateHold until reinstated
+            return CertificateStatus("revoked", row.revoked_at, "certificateHold")
         return CertificateStatus("unknown")  # reserved: never handed out
 
     def issued_by_bridge(self) -> list[x509.Certificate]:
@@ -643,7 +684,8 @@ class BridgeCA:
         with _translated():
             return [
                 x509.load_der_x509_certificate(c.der)
-                for c in self.store.cross_certificates(statuses=("issued",))
+                # On hold too: the CRL says so, and reinstating needs no republication.
+                for c in self.store.cross_certificates(statuses=("issued", "held"))
                 if c.not_after is None or c.not_after > now
             ] + self.link_certificates()
 
@@ -731,6 +773,10 @@ def issuer_view(store: Store, record) -> dict:
         "path_length": record.path_length,
         "replaces": record.replaces_id,
         "created_at": record.created_at.isoformat(),
+        "status_history": [
+            {"status": h.status, "at": h.at.isoformat(), "reason": h.reason, "serials": json.loads(h.details).get("serials", [])}
+            for h in store.status_history(record.id)
+        ],
         "cross_certificates": [
             {
                 "serial": c.serial,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_FILE = "config.json"
 DATABASE_FILE = "bridge.db"
@@ -84,6 +84,17 @@ class BridgeSettings(BaseSettings):
     # of up to one second's worth; 0 (the default) is no limit. Per worker process.
     verify_rate_per_token: float = Field(default=0.0, ge=0)
 
+    # Jurisdictions an enrollment may name (BRIDGECA_JURISDICTIONS: a JSON
+    # list or comma-separated codes, e.g. GD,SZ,HK,MO,ZH).
+    jurisdictions: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["GD", "SZ", "HK", "MO"])
+    # Member lifecycle maintenance (bridge/lifecycle.py): pending enrollments
+    # older than this many days expire; cross-certificates within
+    # expiry_warning_days of notAfter are warned about; the service runs it
+    # every maintenance_interval_seconds (0: only `bridgeca maintenance run`).
+    pending_enrollment_max_days: float = Field(default=30.0, gt=0)
+    expiry_warning_days: float = Field(default=30.0, ge=0)
+    maintenance_interval_seconds: float = Field(default=300.0, ge=0)
+
     bridge_validity_days: int = 3650
     cross_certificate_validity_days: int = 1095
     crl_next_update_hours: float = 24.0
@@ -97,6 +108,30 @@ class BridgeSettings(BaseSettings):
     require_explicit_policy: int | None = None
     inhibit_policy_mapping: int | None = None
     inhibit_any_policy: int | None = 0
+
+    @field_validator("jurisdictions", mode="before")
+    @classmethod
+    def _split_jurisdictions(cls, value):
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part for part in text.split(",")]
+        return value
+
+    @field_validator("jurisdictions")
+    @classmethod
+    def _check_jurisdictions(cls, value: list[str]) -> list[str]:
+        codes = []
+        for item in value:
+            code = item.strip().upper()
+            if not code or len(code) > 16 or not code.replace("-", "").isalnum():
+                raise ValueError(f"jurisdiction {item!r} is not a code of 1 to 16 letters, digits or dashes")
+            if code not in codes:
+                codes.append(code)
+        if not codes:
+            raise ValueError("at least one jurisdiction is required")
+        return codes
 
     @field_validator("base_url")
     @classmethod

@@ -37,13 +37,19 @@ class BridgeRevocationProvider:
     """RevocationInfoProvider: the bridge's own records first, then the
     fetching source for everything else."""
 
-    def __init__(self, bridge_spkis: frozenset[bytes], bridge_crls: tuple[Crl, ...], published_reverse: frozenset[bytes], source: RevocationSource | None):
+    def __init__(self, bridge_spkis: frozenset[bytes], bridge_crls: tuple[Crl, ...], published_reverse: frozenset[bytes], source: RevocationSource | None,
+                 on_hold: dict[bytes, RevocationStatus] | None = None):
         self._bridge_spkis = bridge_spkis
         self._bridge_crls = bridge_crls
         self._published_reverse = published_reverse
         self._source = source
+        # SHA-256 -> status, for the cross- and reverse certificates of suspended members.
+        self._on_hold = on_hold or {}
 
     def revocation_info(self, certificate: Certificate, issuer: Certificate, at: dt.datetime) -> RevocationInfo:
+        held = self._on_hold.get(certificate.sha256)
+        if held is not None:
+            return RevocationInfo(decided=held)
         if certificate.sha256 in self._published_reverse:
             return RevocationInfo(decided=RevocationStatus("good", source="bridge records: reverse certificate of an active member"))
         if issuer.spki in self._bridge_spkis:
@@ -52,6 +58,26 @@ class BridgeRevocationProvider:
             return self._source.revocation_info(certificate, issuer, at)
         named = bool(certificate.crl_distribution_points or certificate.ocsp_urls)
         return RevocationInfo(sources_named=named, errors=("revocation fetching is disabled",) if named else ())
+
+
+def _on_hold(ca: BridgeCA, crosses) -> dict:
+    """{"status": SHA-256 -> revoked/certificateHold, "reverse": the DER of suspended members' reverse certificates}."""
+    import hashlib
+
+    now = dt.datetime.now(dt.timezone.utc)
+    status: dict[bytes, RevocationStatus] = {}
+    for c in crosses:
+        if c.status == "held":
+            status[hashlib.sha256(c.der).digest()] = RevocationStatus(
+                "revoked", source="bridge records: cross-certificate of a suspended member", reason="certificateHold",
+                revocation_time=c.revoked_at)
+    reverse = []
+    for r in ca.store.reverse_certificates(enrollment_statuses=("suspended",)):
+        if r.not_after > now:
+            reverse.append(r.der)
+            status[hashlib.sha256(r.der).digest()] = RevocationStatus(
+                "revoked", source="bridge records: reverse certificate of a suspended member", reason="certificateHold")
+    return {"status": status, "reverse": reverse}
 
 
 @dataclass(frozen=True)
@@ -140,8 +166,13 @@ class VerificationService:
         # Revoked cross-certificates stay in the pool, so that a path through
         # one is reported as revoked (with the CRL that says so), not as
         # "no path".
-        issued_by = [c.der for c in self._ca.store.cross_certificates(statuses=("issued", "revoked")) if c.der]
+        crosses = [c for c in self._ca.store.cross_certificates(statuses=("issued", "held", "revoked")) if c.der]
+        issued_by = [c.der for c in crosses]
         issued_to = [c.public_bytes(Encoding.DER) for c in self._ca.issued_to_bridge()]
+        # A suspended member's certificates stay in the pool, on hold by the
+        # bridge's records, so a path through them fails as suspended, not as "no path".
+        on_hold = _on_hold(self._ca, crosses)
+        issued_to += [der for der in on_hold.pop("reverse")]
         # A dual-key bridge signs its CRL with each key; certificates issued by
         # either key then have a CRL from their own issuer key.
         crl_ders = self._ca.current_crls()
@@ -150,8 +181,10 @@ class VerificationService:
         import hashlib
 
         bridge_keys = frozenset(load_certificate(c.public_bytes(Encoding.DER)).spki for c in self._ca.bridge_certificates())
+        held = on_hold["status"]
         provider = BridgeRevocationProvider(
-            bridge_keys, tuple(parse_crl(d) for d in crl_ders), frozenset(hashlib.sha256(d).digest() for d in issued_to), self._source
+            bridge_keys, tuple(parse_crl(d) for d in crl_ders),
+            frozenset(hashlib.sha256(d).digest() for d in issued_to) - held.keys(), self._source, held,
         )
         ctx = _Context(verifier, provider, now, epoch)
         with self._lock:
