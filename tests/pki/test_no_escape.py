@@ -317,10 +317,12 @@ def resign_ocsp(response_der: bytes, key, ops, donors=()) -> bytes:
 
 def resign_cms(cms_der: bytes, key, ops, donors=()) -> bytes:
     """A SignedData whose first SignerInfo's signed attributes are damaged
-    and signed again by the signer's key (RFC 5652 5.4: over the SET OF)."""
+    and signed again by the signer's key (RFC 5652 5.4: over the SET OF).
+    ``key``: an ECDSA key, or a function that signs."""
     attrs, attrs_node, sig_node = _signer_info_nodes(cms_der)
     new_attrs = mutate(attrs, ops, donors)
-    new_signature = pb.tlv(0x04, sign(key, b"\x31" + new_attrs[1:]))
+    signer = key if callable(key) else (lambda message: sign(key, message))
+    new_signature = pb.tlv(0x04, signer(b"\x31" + new_attrs[1:]))
     # The signature comes after the attributes: replacing it first leaves
     # the attributes' node where it was.
     out = replace(cms_der, walk(cms_der), sig_node, new_signature)
@@ -746,6 +748,90 @@ def test_damaged_inputs_through_one_long_lived_verifier(data):
 def shared_verifier() -> Verifier:
     w = world()
     return w.verifier(crls=list(w.crls.values()), ocsp_responses=[w.ocsp])
+
+
+@functools.cache
+def sm2_world():
+    """An SM2 signer under the ECDSA issuing CA: its certificate (the leaf's
+    TBSCertificate with an SM2 key put in, signed again), a raw SM2-with-SM3
+    signature and a CMS SignedData (SM3 digest, SM2 signature) by it."""
+    from asn1crypto import x509 as asn1_x509
+
+    from bridge.sm2_keys import Sm2PrivateKey
+
+    w = world()
+    key = Sm2PrivateKey.generate()
+    spki = key.public_key_spki_der()
+    tbs = pb.split(w.leaf)[0]
+    nodes = walk(tbs)
+    fields = [i for i, n in enumerate(nodes) if n.parent == 0]
+    spki_node = fields[6]  # version, serial, signature, issuer, validity, subject, subjectPublicKeyInfo
+    assert tbs[nodes[spki_node].start:nodes[spki_node].end].startswith(b"\x30\x59\x30\x13")
+    new_tbs = replace(tbs, nodes, spki_node, spki)
+    cert = pb.tlv(0x30, new_tbs + pb.split(w.leaf)[1] + pb.tlv(0x03, b"\x00" + sign(w.issuing.key, new_tbs)))
+    h = hashes.Hash(hashes.SM3())
+    h.update(DATA)
+    attrs = asn1_cms.CMSAttributes([
+        {"type": "content_type", "values": ["data"]},
+        {"type": "message_digest", "values": [h.finalize()]},
+    ])
+    signer_info = asn1_cms.SignerInfo({
+        "version": "v1",
+        "sid": {"issuer_and_serial_number": {"issuer": asn1_x509.Certificate.load(cert).issuer,
+                                              "serial_number": asn1_x509.Certificate.load(cert).serial_number}},
+        "digest_algorithm": {"algorithm": "1.2.156.10197.1.401"},
+        "signed_attrs": attrs,
+        "signature_algorithm": {"algorithm": "1.2.156.10197.1.501"},
+        "signature": key.sign(attrs.dump()),
+    })
+    signed = asn1_cms.SignedData({
+        "version": "v1", "digest_algorithms": [{"algorithm": "1.2.156.10197.1.401"}],
+        "encap_content_info": {"content_type": "data", "content": DATA},
+        "certificates": [asn1_x509.Certificate.load(cert)], "signer_infos": [signer_info],
+    })
+    cms = asn1_cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump()
+    return key, cert, key.sign(DATA), cms
+
+
+def _sm2_available() -> bool:
+    from pki.sm2 import sm2_available
+
+    return sm2_available()
+
+
+@pytest.mark.skipif(not _sm2_available(), reason="the system libcrypto cannot do SM2/SM3")
+def test_base_sm2_inputs_are_valid():
+    w = world()
+    _, cert, signature, cms = sm2_world()
+    assert verify_raw_signature(cert, signature, DATA, w.verifier(), at=AT).valid
+    r = verify_cms(cms, w.verifier(), at=AT)
+    assert r.valid, r.to_dict()
+    assert r.algorithm and "sm2" in r.algorithm.lower()
+
+
+SM2_EXAMPLES = 300
+if _sm2_available():  # else skipped, and not owed to the total
+    PLANNED["sm2"] = SM2_EXAMPLES
+
+
+@pytest.mark.skipif(not _sm2_available(), reason="the system libcrypto cannot do SM2/SM3")
+@fuzz_settings(SM2_EXAMPLES)
+@given(st.data())
+def test_damaged_sm2(data):
+    """SM2 goes through the system libcrypto by ctypes (pki/sm2.py): damaged
+    keys, signatures and messages must come back as answers, not crashes."""
+    w = world()
+    key, cert, signature, cms = sm2_world()
+    what = data.draw(st.sampled_from(["certificate", "signature", "cms"]))
+    if what == "cms":
+        message = damaged(data, cms, key.sign, resign_with=resign_cms)
+        run("sm2", lambda: verify_cms(message, w.verifier(), at=AT), check_signature_result)
+        return
+    bad_cert = damaged(data, cert, w.issuing.key) if what == "certificate" else cert
+    bad_signature = mutate(signature, data.draw(damages)) if what == "signature" else signature
+    algorithm = data.draw(st.sampled_from([None, "sm2", "ecdsa-with-SHA256"]))
+    run("sm2", lambda: verify_raw_signature(bad_cert, bad_signature, DATA, w.verifier(), algorithm=algorithm, at=AT),
+        check_signature_result)
 
 
 # --- the command line ----------------------------------------------------------------
