@@ -29,7 +29,7 @@ ED25519_KEY = "1.3.101.112"
 ED448_KEY = "1.3.101.113"
 RSA_PSS = "1.2.840.113549.1.1.10"
 
-_HASHES = {
+_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1,
     "sha224": hashes.SHA224,
     "sha256": hashes.SHA256,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from cryptography import x509
 
@@ -43,10 +43,15 @@ def _hex_digest(value) -> bytes:
     return raw
 
 
+def _normalised(text: str) -> str:
+    # RFC 5280 7.1 comparison of a string attribute (case, spaces, NFKC).
+    return str(normalise_value(text))
+
+
 class Blocklist:
     """Entries indexed for a lookup per certificate. Immutable once built."""
 
-    def __init__(self, entries: Iterable[tuple[str, object, str, "str | None"]] = ()) -> None:
+    def __init__(self, entries: Iterable[tuple[str, Any, str, "str | None"]] = ()) -> None:
         """``entries``: (kind, value, entry id, reason)."""
         self._spki: dict[bytes, BlocklistEntry] = {}
         self._certs: dict[bytes, BlocklistEntry] = {}
@@ -59,7 +64,7 @@ class Blocklist:
             elif kind == CERTIFICATE_SHA256:
                 self._certs[_hex_digest(value)] = entry
             elif kind == ISSUER_SERIAL:
-                issuer, serial = value  # type: ignore[misc]
+                issuer, serial = value
                 try:
                     name = x509.Name.from_rfc4514_string(issuer) if isinstance(issuer, str) else issuer
                     number = int(serial, 16) if isinstance(serial, str) else int(serial)
@@ -67,8 +72,8 @@ class Blocklist:
                     raise InputError(f"blocklist: bad issuer and serial {value!r}: {exc}") from None
                 self._issuer_serial[(name_key(name), number)] = entry
             elif kind == SUBJECT_IDENTITY:
-                oid, text = value  # type: ignore[misc]
-                self._subjects[(str(oid), normalise_value(str(text)))] = entry
+                oid, text = value
+                self._subjects[(str(oid), _normalised(str(text)))] = entry
             else:
                 raise InputError(f"blocklist: unknown entry kind {kind!r} (one of {', '.join(KINDS)})")
         self._subject_oids = frozenset(oid for oid, _ in self._subjects)
@@ -95,7 +100,7 @@ class Blocklist:
                 for attr in rdn:
                     oid = attr.oid.dotted_string
                     if oid in self._subject_oids and isinstance(attr.value, str):
-                        hit = self._subjects.get((oid, normalise_value(attr.value)))
+                        hit = self._subjects.get((oid, _normalised(attr.value)))
                         if hit is not None:
                             return hit
         return None

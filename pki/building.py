@@ -147,6 +147,7 @@ def build_paths(
     path: list[Certificate] = [target]
     on_path: set = set()  # identities of the CA certificates on the path
     ranked: dict[bytes, list[Certificate]] = {}  # per child, computed once per call
+    cut = False  # whether the last round stopped at its depth limit somewhere (set by extend)
 
     def candidates_for(child: Certificate) -> list[Certificate]:
         found = ranked.get(child.sha256)

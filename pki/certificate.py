@@ -18,7 +18,7 @@ import ipaddress
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 from asn1crypto import cms as asn1_cms
 from asn1crypto import x509 as asn1_x509
@@ -211,7 +211,8 @@ class Certificate:
     # section-4 rules are about criticality (pki/profile.py).
     critical_extensions: frozenset[str] = frozenset()
     defect: str | None = None  # parses as DER but breaks RFC 5280 (duplicate extension, ...)
-    _x509: x509.Certificate | None = field(default=None, repr=False, compare=False)
+    # Always set by parse_certificate (the default only satisfies the dataclass).
+    _x509: x509.Certificate = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     _names: ParseCache | None = field(default=None, repr=False, compare=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -471,11 +472,11 @@ def _extensions_from_cache(tbs: bytes, extensions_field, cert: x509.Certificate,
         ski_end = at - 2 + 2 + size
         if (tbs[ski_start] == 0x30 and 9 <= size < 0x80 and ski_end <= end and tbs[at + 6] == size - 7
                 and tbs[at + 7] == 0x04 and tbs[at + 8] == size - 9):
-            hit = cache.extension_blocks.get((tbs[block_start:ski_start], tbs[ski_end:end]))
-            if hit is not None:
-                fields = dict(hit[0])
+            block = cache.extension_blocks.get((tbs[block_start:ski_start], tbs[ski_end:end]))
+            if block is not None:
+                fields = dict(block[0])
                 fields["subject_key_id"] = tbs[at + 9 : ski_end]
-                return fields, list(hit[1]), None
+                return fields, list(block[1]), None
     try:
         tag, seq_start, seq_end = derlib.read_tlv(tbs, start)
         if tag != 0x30 or seq_end != end:
@@ -559,7 +560,8 @@ def _decode_and_remember(tlvs: list[bytes], cert: x509.Certificate, cache: Parse
 _SAN_OID_TLV = b"\x06\x03\x55\x1d\x11"
 _CRITICAL_TRUE = b"\x01\x01\xff"
 # GeneralName choices read here, as cryptography reads them (IA5String values).
-_GENERAL_NAMES = {0x81: x509.RFC822Name, 0x82: x509.DNSName, 0x86: x509.UniformResourceIdentifier}
+_GENERAL_NAMES: dict[int, Callable[[str], x509.GeneralName]] = {
+    0x81: x509.RFC822Name, 0x82: x509.DNSName, 0x86: x509.UniformResourceIdentifier}
 
 
 def _subject_alt_name(tlv: bytes):
@@ -660,7 +662,7 @@ def _unrecognized(v, f):
 
 # Dispatch on the exact type: cryptography's extension classes are ABCs, and
 # a chain of isinstance checks costs more than the parse itself.
-_EXTRACTORS = {
+_EXTRACTORS: dict[type, Callable[[Any, dict], None]] = {
     x509.BasicConstraints: _basic_constraints,
     x509.KeyUsage: _key_usage,
     x509.ExtendedKeyUsage: lambda v, f: f.__setitem__("extended_key_usage", tuple(o.dotted_string for o in v)),

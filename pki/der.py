@@ -41,7 +41,7 @@ def children(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int
 
     ``read_tlv`` inlined: certificates are walked on the hot path, and a call
     per element is most of the cost of the walk."""
-    out = []
+    out: list[tuple[int, int, int, int]] = []
     append = out.append
     pos = start
     size = len(data)

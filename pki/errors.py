@@ -83,5 +83,5 @@ class BudgetExceeded(Exception):
         super().__init__(f"verification budget exceeded: more than {limit} {what}")
         self.what = what
         self.limit = limit
-        self.path = None  # the (partial) path being searched when it ran out
+        self.path: tuple | None = None  # the (partial) path being searched when it ran out
         self.index: int | None = None  # the certificate in it whose issuers were being searched

@@ -41,13 +41,13 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 from cryptography import x509
 
 from .budget import Budget
-from .names import EMAIL_ADDRESS_OID, is_prefix, name_key, render
+from .names import EMAIL_ADDRESS_OID, NameKey, is_prefix, name_key, render
 
 # Name forms, spelt as in the GeneralName CHOICE of RFC 5280 4.2.1.6.
 DIRECTORY_NAME = "directoryName"
@@ -255,17 +255,18 @@ def _ip_name_within(address: _Address, network: _Network) -> bool:
 
 
 def _ip_subtree_within(inner: _Network, outer: _Network) -> bool:
-    return inner.version == outer.version and inner.subnet_of(outer)
+    # subnet_of wants both of one version: checked first.
+    return inner.version == outer.version and inner.subnet_of(outer)  # type: ignore[arg-type]
 
 
 # --- directoryName ----------------------------------------------------------
 
 
-def _dn_name_within(key: object, subtree: object) -> bool:
+def _dn_name_within(key: NameKey, subtree: NameKey) -> bool:
     return is_prefix(subtree, key)
 
 
-def _dn_subtree_within(inner: object, outer: object) -> bool:
+def _dn_subtree_within(inner: NameKey, outer: NameKey) -> bool:
     return is_prefix(outer, inner)
 
 
@@ -277,10 +278,11 @@ class _FormRules:
     """How one name form is compared. The two key functions take the
     GeneralName's value and raise _CannotCheck when it cannot be compared."""
 
-    parse_constraint: Callable[[object], object]
-    parse_name: Callable[[object], object]
-    name_within: Callable[[object, object], bool]
-    subtree_within: Callable[[object, object], bool]
+    # Each form has its own key type: the table is heterogeneous by design.
+    parse_constraint: Callable[[Any], Any]
+    parse_name: Callable[[Any], Any]
+    name_within: Callable[[Any, Any], bool]
+    subtree_within: Callable[[Any, Any], bool]
 
 
 _RULES: Mapping[str, _FormRules] = MappingProxyType(

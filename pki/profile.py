@@ -225,8 +225,8 @@ def parse_extended_key_usage(names) -> frozenset[str]:
 
     out = set()
     for name in names or ():
-        oid = EXTENDED_KEY_USAGE_NAMES.get(name, name) if isinstance(name, str) else None
-        parts = oid.split(".") if oid else []
+        oid = EXTENDED_KEY_USAGE_NAMES.get(name, name) if isinstance(name, str) else ""
+        parts = oid.split(".")
         if len(parts) < 2 or not all(p.isdigit() for p in parts) or int(parts[0]) > 2:
             raise InputError(f"extended_key_usage: {name!r} is neither an OID nor a known purpose name")
         out.add(oid)

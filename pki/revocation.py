@@ -261,6 +261,7 @@ class CrlChecker:
                 return _Skip(f"{delta.label}: out of date (nextUpdate {delta.next_update:%Y-%m-%d %H:%M:%SZ})", stale=True)
             past_next_update = True
         if stale and (delta is None or delta.next_update is None):
+            assert crl.next_update is not None  # stale means it has one
             if crl.next_update + self.grace < request.at:
                 return _Skip(f"{crl.label}: out of date (nextUpdate {crl.next_update:%Y-%m-%d %H:%M:%SZ})", stale=True)
             past_next_update = True
@@ -298,7 +299,8 @@ class CrlChecker:
                 continue
             if delta.authority_key_id != crl.authority_key_id:
                 continue
-            if delta.delta_base > crl.number or (delta.number is not None and delta.number <= crl.number):
+            if delta.delta_base is None or delta.delta_base > crl.number or (
+                    delta.number is not None and delta.number <= crl.number):
                 continue
             if best is None or (delta.number or 0) > (best.number or 0):
                 best = delta

@@ -16,10 +16,15 @@ from .budget import Budget
 
 
 class Signed(Protocol):
-    tbs: bytes
-    signature_algorithm: bytes
-    signature: bytes
-    sha256: bytes
+    # Read-only: certificates, CRLs and OCSP responses are frozen.
+    @property
+    def tbs(self) -> bytes: ...
+    @property
+    def signature_algorithm(self) -> bytes: ...
+    @property
+    def signature(self) -> bytes: ...
+    @property
+    def sha256(self) -> bytes: ...
 
 
 class SignatureVerifier:

@@ -316,7 +316,7 @@ def _load_public_key(lib: ctypes.CDLL, spki_der: bytes) -> int:
     pkey = lib.d2i_PUBKEY(None, ctypes.byref(cursor), len(der))
     if not pkey:
         raise InputError(openssl_error("unloadable SM2 public key", lib))
-    if cursor.value - ctypes.addressof(buffer) != len(der):
+    if (cursor.value or 0) - ctypes.addressof(buffer) != len(der):
         lib.EVP_PKEY_free(pkey)
         lib.ERR_clear_error()
         raise InputError("trailing bytes after the SM2 SubjectPublicKeyInfo")
@@ -381,7 +381,10 @@ class Sm2PublicKey:
 
     def verify(self, message: bytes, signature_der: bytes, distid: bytes = DEFAULT_DISTID) -> bool:
         """True iff ``signature_der`` is a valid SM2-with-SM3 signature of ``message``."""
-        return _verify_with_pkey(self._lib, self._pkey, message, signature_der, distid)
+        pkey = self._pkey
+        if pkey is None:  # pragma: no cover - set by __init__ or it raised
+            raise InputError("SM2 public key not loaded")
+        return _verify_with_pkey(self._lib, pkey, message, signature_der, distid)
 
     def __del__(self) -> None:
         pkey, self._pkey = getattr(self, "_pkey", None), None

@@ -62,7 +62,8 @@ class VerificationResult:
 
 
 _ANY = frozenset({ANY_POLICY})
-_DEFAULT_REQUIREMENTS = (STRICT, True, frozenset(), frozenset(), None)
+_DEFAULT_REQUIREMENTS: tuple[str, bool, frozenset[str], frozenset[str], int | None] = (
+    STRICT, True, frozenset(), frozenset(), None)
 _NO_REVOCATION = RevocationPolicy()
 
 
@@ -180,8 +181,9 @@ class Verifier:
         self.signatures = SignatureVerifier(self.registry)
         self._crl_checker = CrlChecker(self.crls, self.signatures) if self.crls else None
         parsed_ocsp: list[OcspResponse] = []
-        for i, item in enumerate(ocsp_responses):
-            parsed_ocsp.extend([item] if isinstance(item, OcspResponse) else load_ocsp_responses(item, f"OCSP response {i + 1}"))
+        for i, response in enumerate(ocsp_responses):
+            parsed_ocsp.extend([response] if isinstance(response, OcspResponse)
+                               else load_ocsp_responses(response, f"OCSP response {i + 1}"))
         self.ocsp_responses = tuple(parsed_ocsp)
         self._ocsp_clock_skew = ocsp_clock_skew
         self._ocsp_checker = OcspChecker(self.ocsp_responses, self.signatures, clock_skew=ocsp_clock_skew) if parsed_ocsp else None
@@ -190,7 +192,7 @@ class Verifier:
         self._prefixes = PrefixCache()
         self._results = ResultCache()
         self._shortcuts: dict[bytes, tuple[tuple[Certificate, ...], ...]] = {}
-        self._chains_by_issuer: dict[tuple, tuple[tuple[Certificate, ...], ...]] = {}
+        self._chains_by_issuer: dict[tuple, tuple[KnownChain, ...]] = {}
         self._parsed_inputs: dict[bytes, list[Certificate]] = {}
         self._shortcut_lock = threading.Lock()
 
@@ -331,10 +333,12 @@ class Verifier:
         ``codeSigning``, ``timeStamping``, ``documentSigning``, ...), one of
         which the path must allow; ``max_chain_depth``: intermediates allowed
         between the end entity and the anchor. See pki/profile.py."""
-        return self._verify(leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy,
-                            revocation, intermediates, revocation_provider, profile=profile,
-                            anchor_constraints=anchor_constraints, key_usage=key_usage,
-                            extended_key_usage=extended_key_usage, max_chain_depth=max_chain_depth, search=True)
+        result = self._verify(leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy,
+                              revocation, intermediates, revocation_provider, profile=profile,
+                              anchor_constraints=anchor_constraints, key_usage=key_usage,
+                              extended_key_usage=extended_key_usage, max_chain_depth=max_chain_depth, search=True)
+        assert result is not None  # with search=True there is always an answer
+        return result
 
     def verify_without_search(self, leaf: bytes | str | Certificate, **options) -> "VerificationResult | None":
         """``verify``'s answer (same arguments) when it comes from the result
@@ -468,9 +472,9 @@ class Verifier:
             return VerificationResult(False, path, None, _label(revocation_label, (), len(path)),
                                       ValidationError(E.BUDGET_EXCEEDED, str(exc), index, path[index].subject_text))
         if best is not None:
-            path, err = best
-            return VerificationResult(False, path, None, _label(revocation_label, err.statuses, len(path)), err,
-                                      err.statuses)
+            best_path, best_error = best
+            return VerificationResult(False, best_path, None, _label(revocation_label, best_error.statuses, len(best_path)),
+                                      best_error, best_error.statuses)
         if log.failures:
             deepest = max(log.failures, key=lambda f: f.depth)
             # Prefer a concrete defect (bad signature) over a plain dead end.
