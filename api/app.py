@@ -143,7 +143,11 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        from .routes_lifecycle import start_maintenance
+
+        stop_maintenance = start_maintenance(ca)  # expiry and near-expiry warnings, periodically (bridge/lifecycle.py)
         yield
+        stop_maintenance()
         if close_on_shutdown:
             ca.close()
 
@@ -305,6 +309,9 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
     from . import admin_routes  # reject, CRL now, tokens: so `bridgeca ... --url` covers every admin command
 
     admin_routes.install(app, AdminJson, _problems)
+    from . import routes_lifecycle  # withdraw, suspend, reinstate, renew, terms, history, expiring
+
+    app.include_router(routes_lifecycle.router)
 
     # ------------------------------------------------------------------ publication
 

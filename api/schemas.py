@@ -334,3 +334,54 @@ class ProblemDetails(ResponseModel):
                           "detail": "this route needs the admin role; the token is platform"}]
         }
     )
+
+
+# --------------------------------------------------------------------------- member lifecycle (api/routes_lifecycle.py)
+
+
+class LifecycleRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "investigation of misissuance, case 2026-17"}]})
+    reason: str = Field("", max_length=500, description="recorded in the status history and the audit log")
+
+
+class TermsRequest(RequestModel):
+    """New terms; a member left out keeps its current value. path_length null: the bridge's default."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"policy_mappings": [{"bridge_policy": BRIDGE_POLICY_EXAMPLE, "member_policy": MEMBER_POLICY_EXAMPLE}],
+         "permitted_subtrees": [{"type": "directoryName", "value": "C=HK"}], "reason": "narrowed to Hong Kong names"}]})
+    policy_mappings: list[PolicyMapping] | None = Field(None, max_length=64)
+    permitted_subtrees: list[Subtree] | None = Field(None, max_length=256)
+    excluded_subtrees: list[Subtree] | None = Field(None, max_length=256)
+    path_length: int | None = Field(None, ge=0, le=16)
+    reason: str = Field("", max_length=500)
+
+
+class StatusChangeView(ResponseModel):
+    status: str
+    at: str
+    reason: str
+    serials: list[str] = []
+
+
+class LifecycleIssuerView(IssuerView):
+    """An enrollment after a lifecycle action, with what the action touched."""
+
+    status_history: list[StatusChangeView] = []
+    serial: str | None = Field(None, description="renew / terms: the new cross-certificate's serial")
+    cross_certificate: str | None = Field(None, description="renew / terms: the new cross-certificate, PEM")
+    superseded_serials: list[str] | None = Field(None, description="renew / terms: revoked with reason superseded")
+    held_serials: list[str] | None = Field(None, description="suspend: put on hold (certificateHold)")
+    released_serials: list[str] | None = Field(None, description="reinstate: taken off hold")
+    revoked_serials: list[str] | None = Field(None, description="withdraw: revoked (cessationOfOperation)")
+    crl_number: int | None = Field(None, description="the CRL that first shows the change")
+
+
+class ExpiringView(ResponseModel):
+    serial: str
+    enrollment: str
+    name: str | None
+    status: str
+    not_after: str
+    days_left: float
+    warned_at: str | None = None
