@@ -499,3 +499,15 @@ def test_a_certificate_on_hold_is_suspended(pki):
     assert code(r) == "suspended" and r.error.index == 0 and "certificateHold" in r.error.message
     lifted = Verifier(anchors=[anchor.pem], untrusted=[ca.pem], crls=[pb.der(pb.crl(anchor)), pb.der(pb.crl(ca))])
     assert lifted.verify(pb.der(leaf), at=AT).valid
+
+
+def test_anchor_certificate_policies_are_not_intersected_with_the_users_set():
+    # RFC 5937 3.1 would narrow the user-initial-policy-set to the anchor's
+    # certificatePolicies; bridgeca does not (ARCHITECTURE.md): the platform
+    # names the policies it accepts in the anchor's domain.
+    p1, p2 = "1.3.6.1.4.1.99999.71", "1.3.6.1.4.1.99999.72"
+    anchor = pb.root("Policy Root", policies=[p1])
+    ca = pb.intermediate(anchor, "Policy CA", policies=[p2])
+    leaf = pb.leaf(ca, "policy leaf", policies=[p2])
+    r = Verifier(anchors=[anchor.pem], untrusted=[ca.pem]).verify(pb.der(leaf), at=AT, policies=[p2], explicit_policy=True)
+    assert r.valid and r.policies == frozenset({p2}), r.error
