@@ -20,19 +20,20 @@ part. The ratios to the normal message are printed at the end (``-s``).
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from pki.budget import DEFAULT_LIMITS  # noqa: E402
-from pki.cms import SIGNATURE_INVALID, verify_cms  # noqa: E402
-from pki.errors import BUDGET_EXCEEDED  # noqa: E402
-from tests import pkibuilder as pb  # noqa: E402
-from tests.pki.test_cms_budget import garbage_signature, make_world, signed_data, signer_info  # noqa: E402
-from tests.pkibuilder import AT  # noqa: E402
+# benchmarks/conftest.py puts the repository on sys.path (tests.* below).
+from pki.budget import DEFAULT_LIMITS
+from pki.cms import SIGNATURE_INVALID, verify_cms
+from pki.errors import BUDGET_EXCEEDED
+from tests import pkibuilder as pb
+from tests.pki.test_cms_budget import (
+    garbage_signature,
+    make_world,
+    signed_data,
+    signer_info,
+)
+from tests.pkibuilder import AT
 
 MEDIANS: dict[str, float] = {}
 

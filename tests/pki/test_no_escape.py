@@ -44,19 +44,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509 import ocsp
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, note, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-import tests.pkibuilder as pb  # noqa: E402
-from pki import Verifier  # noqa: E402
-from pki.certificate import load_certificate  # noqa: E402
-from pki.cms import SignatureResult, verify_cms, verify_raw_signature  # noqa: E402
-from pki.crl import load_crls  # noqa: E402
-from pki.errors import InputError  # noqa: E402
-from pki.ocsp import load_ocsp_responses  # noqa: E402
-from pki.verifier import VerificationResult  # noqa: E402
+import tests.pkibuilder as pb
+from pki import Verifier
+from pki.certificate import load_certificate
+from pki.cms import SignatureResult, verify_cms, verify_raw_signature
+from pki.crl import load_crls
+from pki.errors import InputError
+from pki.ocsp import load_ocsp_responses
+from pki.verifier import VerificationResult
 
 SCALE = float(os.environ.get("BRIDGECA_FUZZ_SCALE", "1"))
 RANDOM = os.environ.get("BRIDGECA_FUZZ_RANDOM") == "1"
@@ -579,7 +577,7 @@ def test_surgery_keeps_lengths_consistent():
     cert = pb.tlv(0x30, doubled + pb.split(w.leaf)[1] + pb.tlv(0x03, b"\x00" + sign(w.issuing.key, doubled)))
     assert len(walk(cert)) == len(walk(w.leaf)) + (len(walk(tbs[nodes[ext].start:nodes[ext].end])))
     with pytest.raises(x509.DuplicateExtension):
-        x509.load_der_x509_certificate(cert).extensions
+        _ = x509.load_der_x509_certificate(cert).extensions
 
 
 PLANNED["leaf"] = 1100
@@ -856,7 +854,6 @@ PLANNED["cli"] = 50
 def test_cli_verify_never_exits_3(data):
     from api.cli import main
 
-    w = world()
     home = cli_files()
     which = data.draw(st.sampled_from(["leaf.der", "anchor.der", "cross.der", "issuing.der", "ocsp.der",
                                        "crl-issuing.der", "crl-bridge.der"]))
