@@ -45,7 +45,7 @@ from .registration import PolicyMapping, Subtree, REVOCATION_REASONS
 from pki.der import spki_parts
 from pki.sm2 import is_sm2_public_key
 
-from .signer import SM2, Signer, _throwaway_key, certificate_spki, key_identifier, signed_object_verifies
+from .signer import SM2, Signer, _throwaway_key, certificate_spki, key_identifier, signed_object_verifies, verify_with_spki
 
 POLICY_MAPPINGS_OID = x509.ObjectIdentifier("2.5.29.33")
 ANY_POLICY_OID = x509.ObjectIdentifier("2.5.29.32.0")
@@ -551,6 +551,53 @@ class BridgeAuthority:
                 raise ProfileViolation("the companion CRL does not verify with the bridge's second key")
             companions.append(der)
         return companions
+
+    # -- detached signatures over published documents -------------------------------------
+
+    def sign_detached(self, content: bytes, now: datetime | None = None) -> bytes:
+        """A detached CMS SignedData (RFC 5652) over ``content`` by the primary
+        key, with the bridge certificate, so a relying party holding the
+        bridge certificate checks a published document offline, e.g.
+        ``openssl cms -verify -binary -content FILE -inform DER -CAfile bridge.pem -purpose any``.
+
+        A dual-key bridge signs with its ECDSA/RSA key: OpenSSL 3.0's CMS
+        verifies SM2 signatures with an empty signer ID, not GM/T 0009's
+        default one that the SM2 signer uses, so an SM2 signature is checked
+        with a GM/T-aware tool only. An SM2-only bridge signs with SM2."""
+        key = next((k for k in self.keys if not k.is_sm2), self.primary)
+        digest_name = key.signer.hash_algorithm.name  # sha256, sha384, sm3
+        digest_oid = {"sm3": "1.2.156.10197.1.401"}.get(digest_name, digest_name)
+        digest = hashlib.new(digest_name, content).digest()
+        signing_time = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+        # In DER order (SET OF sorts by encoding; here the lengths decide):
+        # relying parties re-encode the attributes before checking the signature.
+        attributes = asn1_cms.CMSAttributes([
+            {"type": "content_type", "values": ["data"]},
+            {"type": "signing_time", "values": [asn1_cms.Time({"utc_time": signing_time})]},
+            {"type": "message_digest", "values": [digest]},
+        ])
+        to_sign = attributes.dump()
+        signature = key.signer.sign(to_sign)
+        if not verify_with_spki(key.spki, key.signer.signature_algorithm_der, signature, to_sign):
+            raise ProfileViolation("the detached signature does not verify with the bridge key")
+        certificate = asn1_x509.Certificate.load(key.certificate.public_bytes(serialization.Encoding.DER))
+        signer_info = asn1_cms.SignerInfo({
+            "version": "v1",
+            "sid": asn1_cms.SignerIdentifier({"issuer_and_serial_number": asn1_cms.IssuerAndSerialNumber({
+                "issuer": certificate.issuer, "serial_number": certificate.serial_number})}),
+            "digest_algorithm": {"algorithm": digest_oid},
+            "signed_attrs": attributes,
+            "signature_algorithm": asn1_cms.SignedDigestAlgorithm.load(key.signer.signature_algorithm_der),
+            "signature": signature,
+        })
+        signed_data = asn1_cms.SignedData({
+            "version": "v1",
+            "digest_algorithms": [{"algorithm": digest_oid}],
+            "encap_content_info": {"content_type": "data"},  # detached: no eContent
+            "certificates": [certificate],
+            "signer_infos": [signer_info],
+        })
+        return asn1_cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
 
     # -- OCSP ---------------------------------------------------------------------------
 
