@@ -23,7 +23,7 @@ from bridge.verification import VerificationService
 
 from . import docs, http_cache, problems
 from .fastlane import VerifyChainFastLane
-from .inputs import chain_options, check_issuer_id, check_serial
+from .inputs import chain_options, check_issuer_id, check_serial, verify_signature_body
 from .limits import BodyLimitMiddleware
 from .observability import Metrics, ObservabilityMiddleware, ReadyView, measured_verification, ready_response, scrape
 from .problems import PROBLEM, Problem
@@ -235,19 +235,7 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
               summary="Verify a CMS SignedData or a raw signature, then the signer's chain",
               responses={**json_errors, **_problems(404, 422)})
     def verify_signature(body: VerifySignatureRequest, request: Request, _who: PlatformOrAdminJson) -> JSONResponse:
-        options = chain_options(body)
-        if body.cms is not None:
-            if body.certificate is not None or body.signature is not None or body.data is not None:
-                raise Problem(400, "invalid_request", "give either cms, or certificate + signature + data")
-            result = verification(request).verify_cms(_b64(body.cms, "cms"), content=_b64(body.content, "content"), **options)
-        elif body.certificate is not None and body.signature is not None and body.data is not None:
-            if body.content is not None:
-                raise Problem(400, "invalid_request", "content goes with cms; a raw signature signs data")
-            result = verification(request).verify_raw(
-                body.certificate, _b64(body.signature, "signature"), _b64(body.data, "data"), algorithm=body.algorithm, **options
-            )
-        else:
-            raise Problem(400, "invalid_request", "give either cms, or certificate + signature + data")
+        result = verify_signature_body(verification(request), body)  # the reading batch items share
         return JSONResponse(result)
 
     # ------------------------------------------------------------------ issuers
@@ -312,6 +300,9 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
     from . import routes_lifecycle  # withdraw, suspend, reinstate, renew, terms, history, expiring
 
     app.include_router(routes_lifecycle.router)
+    from . import routes_batch  # POST /v1/verify/batch
+
+    app.include_router(routes_batch.router)
 
     # ------------------------------------------------------------------ publication
 

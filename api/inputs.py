@@ -2,6 +2,8 @@
 fast lane (api/fastlane.py), so that both read a request the same way."""
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 
 from pki.profile import parse_extended_key_usage
@@ -49,3 +51,33 @@ def chain_options(body) -> dict:
         profile=body.profile, anchor_constraints=body.anchor_constraints, key_usage=body.key_usage,
         extended_key_usage=body.extended_key_usage, max_chain_depth=body.max_chain_depth,
     )
+
+
+def base64_field(value: str | None, field: str) -> bytes | None:
+    """Strict base64; whitespace (line breaks of ``base64 -w76``) is ignored."""
+    if value is None:
+        return None
+    try:
+        compact = "".join(value.split()).encode("ascii")
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        raise Problem(400, "invalid_base64", f"{field} is not valid base64") from None
+
+
+def verify_signature_body(service, body) -> dict:
+    """The signature route's reading of its body (a VerifySignatureRequest):
+    a CMS SignedData, or certificate + signature + data, then the one
+    verification. ``service`` is a VerificationService or a batch's
+    PinnedVerification; /v1/verify/signature and each signature item of
+    /v1/verify/batch read a body through here, so both refuse alike."""
+    options = chain_options(body)
+    if body.cms is not None:
+        if body.certificate is not None or body.signature is not None or body.data is not None:
+            raise Problem(400, "invalid_request", "give either cms, or certificate + signature + data")
+        return service.verify_cms(base64_field(body.cms, "cms"), content=base64_field(body.content, "content"), **options)
+    if body.certificate is not None and body.signature is not None and body.data is not None:
+        if body.content is not None:
+            raise Problem(400, "invalid_request", "content goes with cms; a raw signature signs data")
+        return service.verify_raw(body.certificate, base64_field(body.signature, "signature"), base64_field(body.data, "data"),
+                                  algorithm=body.algorithm, **options)
+    raise Problem(400, "invalid_request", "give either cms, or certificate + signature + data")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WrapValidator, field_validator
 
 from pki.profile import EXTENDED_KEY_USAGE_NAMES, KEY_USAGE_NAMES
 
@@ -385,3 +385,65 @@ class ExpiringView(ResponseModel):
     not_after: str
     days_left: float
     warned_at: str | None = None
+
+
+# --------------------------------------------------------------------------- batch verification
+
+
+class BatchChainItem(VerifyChainRequest):
+    """A /v1/verify/chain body, tagged."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"kind": "chain", "certificate": PEM_EXAMPLE, "intermediates": [PEM_EXAMPLE]}]})
+    kind: Literal["chain"]
+
+
+class BatchSignatureItem(VerifySignatureRequest):
+    """A /v1/verify/signature body, tagged."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"kind": "signature", "cms": "MIAGCSqGSIb3DQEHAqCAMIACAQEx...", "content": "Q29udHJhY3Qgbm8uIDQy"}]})
+    kind: Literal["signature"]
+
+
+BatchItem = Annotated[BatchChainItem | BatchSignatureItem, Field(discriminator="kind")]
+
+
+def _read_later(value: Any, _handler: Any) -> Any:
+    # An item is read on its own, after the envelope: one bad item must be
+    # that item's error, not the request's, and the item count is checked
+    # against the configured limit before any item costs a validation.
+    return value
+
+
+class VerifyBatchRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"items": [{"kind": "chain", "certificate": PEM_EXAMPLE},
+                   {"kind": "chain", "certificate": PEM_EXAMPLE, "policies": [MEMBER_POLICY_EXAMPLE]},
+                   {"kind": "signature", "cms": "MIAGCSqGSIb3DQEHAqCAMIACAQEx..."}],
+         "options": {"intermediates": [PEM_EXAMPLE], "policies": [BRIDGE_POLICY_EXAMPLE], "revocation": "auto"}}]})
+    items: list[Annotated[BatchItem, WrapValidator(_read_later)]] = Field(
+        ..., min_length=1,
+        description="chains and signatures to verify, each a /v1/verify/chain or /v1/verify/signature body with its "
+                    "kind; at most the bridge's batch_max_items (default 100; more: 413 too_many_items)")
+    options: ChainOptions | None = Field(
+        None, description="chain options shared by every item; a field an item gives itself overrides the shared one")
+
+
+class BatchItemResult(ResponseModel):
+    index: int = Field(..., description="the item's position in items, from 0")
+    kind: Literal["chain", "signature"] | None = Field(None, description="null when the item names no known kind")
+    result: VerificationResultModel | SignatureResultModel | None = Field(
+        None, description="the item was verified: what the single route would answer with 200")
+    error: ProblemDetails | None = Field(
+        None, description="the item was refused: the problem the single route would answer (its status and code)")
+
+
+class VerifyBatchResponse(ResponseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"results": [
+        {"index": 0, "kind": "chain", "result": {"valid": True, "path": [], "policies": [BRIDGE_POLICY_EXAMPLE],
+                                                 "revocation": "partial", "error": None}},
+        {"index": 1, "kind": "chain", "error": {"type": "about:blank", "title": "Bad Request", "status": 400,
+                                                "code": "malformed_input", "detail": "certificate: not PEM or DER"}},
+    ]}]})
+    results: list[BatchItemResult] = Field(..., description="one per item, in the items' order")

@@ -57,6 +57,10 @@ class BridgeSettings(BaseSettings):
 
     # HTTP request bodies over this many bytes are refused (413) before being read whole.
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    # POST /v1/verify/batch: more items than this are refused (413
+    # too_many_items) before any is read. A batch runs in one thread, item
+    # after item, so this bounds how long one request holds that thread.
+    batch_max_items: int = Field(default=100, ge=1, le=10_000)
 
     # Fetching CRLs and OCSP responses for /v1/verify/* (bridge/revocation_source.py).
     revocation_connect_timeout: float = Field(default=3.0, gt=0)
@@ -94,6 +98,17 @@ class BridgeSettings(BaseSettings):
     pending_enrollment_max_days: float = Field(default=30.0, gt=0)
     expiry_warning_days: float = Field(default=30.0, ge=0)
     maintenance_interval_seconds: float = Field(default=300.0, ge=0)
+
+    # Two-person control (bridge/governance.py): 1, an admin action is done at
+    # once; 2, one admin proposes it and a different admin confirms it within
+    # proposal_ttl_hours (BRIDGECA_APPROVALS_REQUIRED).
+    approvals_required: int = Field(default=1, ge=1, le=2)
+    proposal_ttl_hours: float = Field(default=24.0, gt=0, le=24 * 366)
+    # Signed checkpoints of the audit chain's head (bridge/checkpoints.py): at
+    # least every audit_checkpoint_entries entries, and every
+    # audit_checkpoint_minutes while entries were appended since the last one.
+    audit_checkpoint_entries: int = Field(default=100, ge=1)
+    audit_checkpoint_minutes: float = Field(default=10.0, gt=0)
 
     bridge_validity_days: int = 3650
     cross_certificate_validity_days: int = 1095

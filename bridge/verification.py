@@ -177,7 +177,9 @@ class VerificationService:
         # either key then have a CRL from their own issuer key.
         crl_ders = self._ca.current_crls()
         links = [c.public_bytes(Encoding.DER) for c in self._ca.link_certificates()]
-        verifier = Verifier(anchors=[anchor], untrusted=issued_by + issued_to + links, crls=crl_ders)
+        # The blacklist in force: every path through a listed key, certificate or subject fails (blacklisted).
+        verifier = Verifier(anchors=[anchor], untrusted=issued_by + issued_to + links, crls=crl_ders,
+                            blocklist=self._ca.blocklist())
         import hashlib
 
         bridge_keys = frozenset(load_certificate(c.public_bytes(Encoding.DER)).spki for c in self._ca.bridge_certificates())
@@ -260,3 +262,47 @@ class VerificationService:
         ctx = self._context(trust_anchor)
         return verify_raw_signature(certificate, signature, data, ctx.verifier, algorithm=algorithm, at=at,
                                     **self._options(ctx, **options)).to_dict()
+
+    def pinned(self) -> "PinnedVerification":
+        """Verifications that share one context per trust anchor (one batch request)."""
+        return PinnedVerification(self)
+
+
+class PinnedVerification:
+    """The verifications of one batch: each trust anchor's context (its
+    Verifier, at the epoch current when the anchor is first named) is looked
+    up once and used for every item that names it, so the items of one
+    request are answered under one state of trust, and an anchor that cannot
+    be used (unknown, not active) costs one database read, not one per item.
+    Each call still gets its own Budget inside pki: items share caches, never
+    limits. Not thread-safe: one batch runs in one thread."""
+
+    def __init__(self, service: VerificationService) -> None:
+        self._service = service
+        self._contexts: dict[str, _Context | BridgeError] = {}
+
+    def _context(self, trust_anchor: str) -> _Context:
+        ctx = self._contexts.get(trust_anchor)
+        if ctx is None:
+            try:
+                ctx = self._service._context(trust_anchor)
+            except BridgeError as exc:
+                ctx = exc
+            self._contexts[trust_anchor] = ctx
+        if isinstance(ctx, BridgeError):
+            raise BridgeError(ctx.code, ctx.message, ctx.status)  # a fresh one: each item's error stands alone
+        return ctx
+
+    def verify_chain(self, certificate: str, *, trust_anchor: str = "bridge", at=None, **options) -> dict:
+        ctx = self._context(trust_anchor)
+        return ctx.verifier.verify(certificate, at=at, **self._service._options(ctx, **options)).to_dict()
+
+    def verify_cms(self, cms: bytes, *, content: bytes | None = None, trust_anchor: str = "bridge", at=None, **options) -> dict:
+        ctx = self._context(trust_anchor)
+        return verify_cms(cms, ctx.verifier, content=content, at=at, **self._service._options(ctx, **options)).to_dict()
+
+    def verify_raw(self, certificate: str, signature: bytes, data: bytes, *, algorithm: str | None = None,
+                   trust_anchor: str = "bridge", at=None, **options) -> dict:
+        ctx = self._context(trust_anchor)
+        return verify_raw_signature(certificate, signature, data, ctx.verifier, algorithm=algorithm, at=at,
+                                    **self._service._options(ctx, **options)).to_dict()
