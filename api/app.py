@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from bridge import governance
 from bridge.service import BridgeCA
 from bridge.verification import VerificationService
 
@@ -140,14 +141,17 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
     # read once when the bridge was opened); the argument overrides it for tests.
     settings = ca.settings
     limit = settings.max_body_bytes if max_body_bytes is None else max_body_bytes
+    from . import routes_governance  # imports this module: here, not at the top
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         from .routes_lifecycle import start_maintenance
 
         stop_maintenance = start_maintenance(ca)  # expiry and near-expiry warnings, periodically (bridge/lifecycle.py)
+        stop_checkpoints = routes_governance.start_checkpoints(ca)  # the audit head signed every T minutes
         yield
         stop_maintenance()
+        stop_checkpoints()
         if close_on_shutdown:
             ca.close()
 
@@ -270,9 +274,9 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
               summary="Issue the cross-certificate (bridge → member root)",
               responses={**common, **_problems(404, 409, 422, 503)})
     def approve(issuer_id: str, request: Request, who: Admin) -> JSONResponse:
-        view = request.app.state.ca.approve(check_issuer_id(issuer_id), actor=who.actor)
-        request.app.state.verification.invalidate()
-        return JSONResponse(view)
+        # Through the governance gate: done now, or (approvals_required 2) a 202 proposal.
+        result = governance.perform(request.app.state.ca, "approve", {"enrollment_id": check_issuer_id(issuer_id)}, actor=who.actor)
+        return routes_governance.performed(request, result)
 
     @app.post("/v1/issuers/{issuer_id}/reverse-certificate", status_code=201, response_model=ReverseCertificateView,
               tags=["issuers"], summary="Publish the certificate the member root issued to the bridge",
@@ -290,9 +294,8 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
               responses={**json_errors, **_problems(404, 409, 422, 503)})
     def revoke(serial: str, request: Request, who: AdminJson, body: RevokeRequest | None = None) -> JSONResponse:
         reason = body.reason if body is not None else "unspecified"
-        result = request.app.state.ca.revoke(check_serial(serial), reason, actor=who.actor)
-        request.app.state.verification.invalidate()
-        return JSONResponse(result)
+        result = governance.perform(request.app.state.ca, "revoke", {"serial": check_serial(serial), "reason": reason}, actor=who.actor)
+        return routes_governance.performed(request, result)
 
     from . import admin_routes  # reject, CRL now, tokens: so `bridgeca ... --url` covers every admin command
 
@@ -303,6 +306,10 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
     from . import routes_batch  # POST /v1/verify/batch
 
     app.include_router(routes_batch.router)
+    from . import routes_trust_lists  # external TS 119 612 lists: register, fetch, versions; list:<id> anchors
+
+    app.include_router(routes_trust_lists.router)
+    app.include_router(routes_governance.router)  # proposals, GET /v1/audit, GET /v1/audit/checkpoints
 
     # ------------------------------------------------------------------ publication
 

@@ -24,7 +24,17 @@ def check_issuer_id(issuer_id: str) -> str:
 
 
 def check_trust_anchor(trust_anchor: str) -> str:
-    return trust_anchor if trust_anchor == "bridge" else check_issuer_id(trust_anchor)
+    if trust_anchor == "bridge":
+        return trust_anchor
+    if trust_anchor.startswith("list:"):  # a registered external trusted list (bridge/trust_lists.py)
+        return "list:" + check_trust_list_id(trust_anchor[len("list:"):])
+    return check_issuer_id(trust_anchor)
+
+
+def check_trust_list_id(list_id: str) -> str:
+    if not _ID.match(list_id):
+        raise Problem(404, "not_found", "no trust list with that id")
+    return list_id
 
 
 def check_serial(serial: str) -> str:

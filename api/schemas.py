@@ -59,7 +59,9 @@ class ResponseModel(BaseModel):
 
 class ChainOptions(RequestModel):
     intermediates: list[str] = Field(default_factory=list, description="PEM certificates that may help build the path", max_length=256)
-    trust_anchor: str = Field("bridge", description='"bridge" (default) or the id of an enrolled issuer whose root is the anchor', max_length=200)
+    trust_anchor: str = Field("bridge", description='"bridge" (default), the id of an enrolled issuer whose root is the anchor, '
+                                                    'or "list:<id>": the CA services of a registered external trusted list '
+                                                    '(ETSI TS 119 612), checked at the validation time', max_length=200)
     policies: list[str] = Field(default_factory=list, description="acceptable policy OIDs (user-initial-policy-set)", max_length=64)
     require_explicit_policy: bool | None = Field(None, description="default: true when policies are given and are not just anyPolicy")
     inhibit_policy_mapping: bool = False
@@ -148,6 +150,10 @@ class VerificationResultModel(ResponseModel):
     policies: list[str]
     revocation: str = Field(..., description="checked, partial, stale or not_checked")
     error: ErrorInfo | None = None
+    recognition: dict | None = Field(
+        None, description='with trust_anchor "list:<id>": the list (id, sequence_number, territory, operator), the service '
+                          '(name, type, tsp, certificate index) and the status in force at the validation time that made '
+                          'the certificate recognised, and the listed policy prefix it matched; null when not recognised')
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -447,3 +453,70 @@ class VerifyBatchResponse(ResponseModel):
                                                 "code": "malformed_input", "detail": "certificate: not PEM or DER"}},
     ]}]})
     results: list[BatchItemResult] = Field(..., description="one per item, in the items' order")
+
+
+# --------------------------------------------------------------------------- governance (api/routes_governance.py)
+
+
+class ProposalView(ResponseModel):
+    """An admin action waiting for (or given) a second administrator's confirmation."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"id": "5f0c2d4e8a9b4c1d9e7f6a5b4c3d2e1f", "action": "revoke", "params": {"serial": "3751b1", "reason": "keyCompromise"},
+         "proposer": "admin:3", "created_at": "2026-11-23T09:00:00+00:00", "expires_at": "2026-11-24T09:00:00+00:00",
+         "status": "pending", "decided_by": None, "decided_at": None, "outcome": None}]})
+    id: str
+    action: str
+    params: dict
+    proposer: str
+    created_at: str
+    expires_at: str
+    status: Literal["pending", "confirmed", "failed", "cancelled", "expired"]
+    decided_by: str | None = None
+    decided_at: str | None = None
+    outcome: dict | None = None
+
+
+class ProposalEnvelope(ResponseModel):
+    """202 from an admin action under two-person control; 200 from a cancellation."""
+
+    proposal: ProposalView
+
+
+class ConfirmedProposal(ResponseModel):
+    proposal: ProposalView
+    result: dict = Field(..., description="what the action's own route returns")
+
+
+class CancelProposalRequest(RequestModel):
+    reason: str = Field("", max_length=500, description="recorded in the audit log")
+
+
+class AuditEntryView(ResponseModel):
+    seq: int
+    at: str
+    actor: str
+    action: str
+    details: dict
+    prev_hash: str
+    entry_hash: str
+
+
+class AuditPage(ResponseModel):
+    entries: list[AuditEntryView]
+    next_after: int | None = Field(None, description="pass as `after` for the next page; null: no more")
+
+
+class CheckpointView(ResponseModel):
+    entries: int = Field(..., description="entries in the log when signed")
+    head: str = Field(..., description="SHA-256 (hex) of the last of them, the chain's head")
+    at: str
+    algorithm: str = Field(..., description="signature AlgorithmIdentifier, base64 DER")
+    signature: str = Field(..., description="base64, over 'bridgeca audit checkpoint v1\\n' + "
+                                            '{"at":...,"entries":...,"head":...} (sorted keys, no spaces)')
+    signer_sha256: str = Field(..., description="SHA-256 of the signing bridge certificate (DER)")
+
+
+class CheckpointsDocument(ResponseModel):
+    signer_certificates: list[str] = Field(..., description="the bridge's certificates, PEM")
+    checkpoints: list[CheckpointView]

@@ -49,6 +49,7 @@ from .authority import (
     new_serial,
 )
 from .registration import EnrollmentError, EnrollmentRequest, PolicyMapping, Subtree
+from pki.names import name_key
 from .settings import CONFIG_FILE, DATABASE_FILE, BridgeSettings
 from .signer import Pkcs11Signer, Signer, SignerError, SoftwareSigner
 from .store import Conflict, NotFound, SerialCollision, Store, StoreError
@@ -227,6 +228,9 @@ class BridgeCA:
         # CRL number -> the same CRL signed by the other key(s) of a dual-key bridge.
         self._companion_crls: dict[int, list[bytes]] = {}
         self._companion_lock = threading.Lock()
+        from . import checkpoints
+
+        checkpoints.install(self)  # the audit chain's head is signed as entries are appended
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -459,11 +463,16 @@ class BridgeCA:
         path_length: int | None = None,
         actor: str = "issuer",
         owner: int | None = None,
+        rollover_of: str | None = None,
     ) -> dict:
         """Check and record a member root; the enrollment starts ``pending``.
 
         ``owner`` is the id of the API token that submits it (see principal());
         issuer(id, owner=...) and issuers(owner=...) then show it only to that token.
+        ``rollover_of``: the enrollment whose root this one replaces under the
+        same name (a key rollover); without it, a root name an active member
+        holds under another key is refused (409 name_taken). Blacklisted roots
+        are refused (409 blacklisted).
         """
         with _translated():
             checked = registration.check_enrollment(
@@ -475,6 +484,8 @@ class BridgeCA:
             )
             if checked.spki_sha256 in {registration.spki_sha256(c) for c in self.authority.certificates}:
                 raise EnrollmentError("already_enrolled", "this is the bridge's own key")
+            self._refuse_blacklisted(checked.root)
+            root_name = name_key(checked.root.subject)
             record = self.store.add_enrollment(
                 actor=actor,
                 member=checked.member,
@@ -487,8 +498,19 @@ class BridgeCA:
                 excluded_subtrees=[s.to_dict() for s in checked.excluded_subtrees],
                 path_length=checked.path_length,
                 owner_token_id=owner,
+                rollover_of=rollover_of,
+                same_name=lambda der: name_key(x509.load_der_x509_certificate(der).subject) == root_name,
+                # An issuer rolls over its own enrollments; an administrator (or the CLI on the home) any.
+                may_roll_over=lambda target: owner is None or target.owner_token_id == owner or actor.startswith("admin"),
             )
             return self._issuer_view(record)
+
+    def _refuse_blacklisted(self, root: x509.Certificate) -> None:
+        from . import blacklist
+
+        why = blacklist.refusal(root, self.store.blacklist_entries(), self.store.list_enrollments())
+        if why is not None:
+            raise BridgeError("blacklisted", why, 409)
 
     def approve(self, enrollment_id: str, *, actor: str = "admin") -> dict:
         """Issue the cross-certificate for a pending enrollment and make it active.
@@ -502,6 +524,7 @@ class BridgeCA:
             record = self.store.get_enrollment(enrollment_id)
             registration.check_transition(record.status, registration.ACTIVE)
             terms = self._terms(record)
+            self._refuse_blacklisted(terms.root)  # listed after it was submitted
             now = _now()
             registration.check_validity(terms.root, now, timedelta(days=self.settings.min_member_root_validity_days))
             for _attempt in range(5):
@@ -613,9 +636,12 @@ class BridgeCA:
             root = x509.load_der_x509_certificate(record.root_der)
             registration.check_reverse_certificate(reverse, root, self.certificate, _now(), self.authority.certificates[1:])
             der = reverse.public_bytes(serialization.Encoding.DER)
+            certified_key = registration.spki_der(reverse)
             self.store.add_reverse_certificate(
                 actor=actor, enrollment_id=enrollment_id, der=der, sha256=hashlib.sha256(der).hexdigest(),
                 not_after=reverse.not_valid_after_utc,
+                # One per enrollment and bridge key: a new one replaces the old.
+                same_key=lambda old: registration.spki_der(x509.load_der_x509_certificate(old)) == certified_key,
             )
             return {"id": enrollment_id, "sha256": hashlib.sha256(der).hexdigest(), "certificate": _pem(reverse)}
 
@@ -706,6 +732,60 @@ class BridgeCA:
     def issued_to_bridge_p7c(self) -> bytes:
         return certs_only_p7c(self.issued_to_bridge())
 
+    # ------------------------------------------------------------------ blacklist (bridge/blacklist.py)
+    # Routes and the CLI reach blacklist_add / blacklist_remove through bridge/governance.py's perform.
+
+    def blacklist_add(self, *, kind: str, value=None, certificate: bytes | str | None = None, reason: str,
+                      public_note: str = "", internal_note: str = "", evidence: str = "",
+                      effective_at: datetime | None = None, actor: str = "admin") -> dict:
+        from . import blacklist
+
+        with _translated():
+            parsed = blacklist.parse_entry_value(kind, value, certificate)
+            if not (reason or "").strip():
+                raise blacklist.BlacklistError("an entry needs a reason")
+            row = self.store.add_blacklist_entry(
+                actor=actor, kind=parsed.kind, value=parsed.stored, reason=reason.strip(), public_note=public_note or "",
+                internal_note=internal_note or "", evidence=evidence or "",
+                effective_at=blacklist.check_effective_at(effective_at, _now()),
+            )
+            return blacklist.admin_view(row)
+
+    def blacklist_remove(self, *, entry_id: str, reason: str = "", actor: str = "admin") -> dict:
+        from . import blacklist
+
+        with _translated():
+            return blacklist.admin_view(self.store.end_blacklist_entry(actor=actor, entry_id=entry_id, reason=reason or ""))
+
+    def blacklist_entries(self, *, include_removed: bool = True) -> list[dict]:
+        """Every entry as administrators see it (internal note and evidence included)."""
+        from . import blacklist
+
+        with _translated():
+            rows = self.store.blacklist_entries()
+        return [blacklist.admin_view(r) for r in rows if include_removed or r.ended_at is None]
+
+    def blocklist(self):
+        """The pki blocklist of the entries in force (for the Verifiers of an epoch)."""
+        from . import blacklist
+
+        with _translated():
+            return blacklist.blocklist(self.store.blacklist_entries(), self.store.list_enrollments())
+
+    def published_blacklist(self, *, actor: str = "bridgeca") -> tuple[bytes, bytes]:
+        """(the public JSON document, its detached CMS signature by the bridge), signed once per distinct document."""
+        from . import blacklist
+
+        with _translated():
+            signing_certificate = next((k.certificate for k in self.authority.keys if not k.is_sm2), self.certificate)
+            document = blacklist.document(self.store.blacklist_entries(), signing_certificate)
+            digest = hashlib.sha256(document).hexdigest()
+            publication = self.store.blacklist_publication(digest)
+            if publication is None:
+                publication = self.store.add_blacklist_publication(actor=actor, sha256=digest, document=document,
+                                                                   sign=self.authority.sign_detached)
+            return publication.document, publication.signature
+
     # ------------------------------------------------------------------ tokens and audit
 
     def create_token(self, role: str, *, actor: str = "bridgeca", expires_in: timedelta | None = None) -> str:
@@ -755,6 +835,16 @@ class BridgeCA:
     def verify_audit(self) -> AuditFinding:
         with _translated():
             return self.store.verify_audit()
+
+    @property
+    def trust_lists(self):
+        """External trusted lists this bridge recognises (bridge/trust_lists.py); one registry per process."""
+        registry = self.__dict__.get("_trust_list_registry")
+        if registry is None:
+            from .trust_lists import TrustListRegistry
+
+            registry = self.__dict__.setdefault("_trust_list_registry", TrustListRegistry(self.store, self.settings))
+        return registry
 
 
 def issuer_view(store: Store, record) -> dict:

@@ -75,6 +75,21 @@ class BridgeSettings(BaseSettings):
     # network it sits in.
     revocation_allow_private_addresses: bool = False
 
+    # External trusted lists (bridge/trust_lists.py). Fetched with the
+    # revocation fetcher's timeouts and address checks (private addresses
+    # only with revocation_allow_private_addresses). A list is fetched again
+    # at its NextUpdate or after trust_list_refresh_seconds, whichever comes
+    # first; after NextUpdate plus trust_list_stale_grace_seconds without a
+    # newer version, verifications anchored on it are refused
+    # (trust_list_stale). A failed fetch is not retried sooner than
+    # trust_list_failure_ttl_seconds. trust_list_schema_dir: a directory with
+    # ts_119612v020401_xsd.xsd and its catalog.xml; without it lists get
+    # structural checks only (and say so).
+    trust_list_schema_dir: Path | None = None
+    trust_list_refresh_seconds: float = Field(default=3600.0, gt=0)
+    trust_list_stale_grace_seconds: float = Field(default=86400.0, ge=0)
+    trust_list_failure_ttl_seconds: float = Field(default=60.0, ge=0)
+
     # Failed authentication (a bearer token that is unknown, revoked or
     # expired) per client address: after auth_failure_limit failures within
     # auth_failure_window_seconds, authenticated requests from that address

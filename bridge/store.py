@@ -148,6 +148,37 @@ class ReverseCertificate(SQLModel, table=True):
     created_at: datetime = Field(sa_type=TZDateTime)
 
 
+class BlacklistEntry(SQLModel, table=True):
+    """One blacklist (黑名单) entry (migration 0006). Removal is soft: ``ended_at`` is set, the row stays."""
+
+    __tablename__ = "blacklist_entry"
+    id: str = Field(primary_key=True, max_length=32)
+    kind: str = Field(index=True, max_length=32)  # pki.blocklist kinds
+    value: str  # canonical JSON of the kind's value (bridge/blacklist.py)
+    reason: str = Field(max_length=200)
+    public_note: str = ""
+    internal_note: str = ""
+    evidence: str = ""
+    effective_at: datetime = Field(sa_type=TZDateTime)
+    author: str = Field(max_length=200)
+    source: str = Field(default="admin", max_length=16)  # admin | keyCompromise
+    enrollment_id: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(sa_type=TZDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+    ended_by: str | None = Field(default=None, max_length=200)
+    end_reason: str | None = None
+
+
+class BlacklistPublication(SQLModel, table=True):
+    """A signed publication of the blacklist: the exact JSON bytes and their detached CMS signature (migration 0006)."""
+
+    __tablename__ = "blacklist_publication"
+    sha256: str = Field(primary_key=True, max_length=64)
+    document: bytes = Field(sa_type=sa.LargeBinary)
+    signature: bytes = Field(sa_type=sa.LargeBinary)
+    created_at: datetime = Field(sa_type=TZDateTime)
+
+
 class Crl(SQLModel, table=True):
     __tablename__ = "crl"
     number: int = Field(primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False})
@@ -183,6 +214,68 @@ class AuditEntry(SQLModel, table=True):
     details: str
     prev_hash: str = Field(max_length=64)
     entry_hash: str = Field(max_length=64)
+
+
+class ExternalTrustList(SQLModel, table=True):
+    """A TS 119 612 list of another scheme that the bridge recognises (migration 0009)."""
+
+    __tablename__ = "external_trust_list"
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=200)
+    url: str | None = None
+    allowed_signers: str  # JSON list of base64 DER certificates
+    mapping: str = "{}"  # JSON: service types and policy prefixes onto the bridge's (bridge/trust_lists.py)
+    status: str = Field(max_length=16)  # active, removed
+    created_at: datetime = Field(sa_type=TZDateTime)
+    created_by: str = Field(max_length=200)
+    last_fetch_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+    last_fetch_error: str | None = None
+
+
+class ExternalTrustListVersion(SQLModel, table=True):
+    """One accepted version of an external list, whole (migration 0009)."""
+
+    __tablename__ = "external_trust_list_version"
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: str = Field(foreign_key="external_trust_list.id", index=True, max_length=32)
+    sequence_number: int = Field(sa_type=sa.BigInteger)
+    issued_at: datetime = Field(sa_type=TZDateTime)
+    next_update: datetime | None = Field(default=None, sa_type=TZDateTime)
+    xml: bytes = Field(sa_type=sa.LargeBinary)
+    sha256: str = Field(max_length=64)
+    signature: str  # JSON
+    schema_check: str  # JSON
+    accepted_at: datetime = Field(sa_type=TZDateTime)
+    source: str = Field(max_length=16)  # fetch, upload
+
+
+class Proposal(SQLModel, table=True):
+    """An admin action waiting for a second administrator (two-person control, migration 0007)."""
+
+    __tablename__ = "proposal"
+    id: str = Field(primary_key=True, max_length=32)
+    action: str = Field(max_length=64)
+    params: str  # JSON: the action's parameters
+    proposer: str = Field(max_length=200)
+    created_at: datetime = Field(sa_type=TZDateTime)
+    expires_at: datetime = Field(sa_type=TZDateTime)
+    status: str = Field(index=True, max_length=16)  # pending, confirmed, failed, cancelled, expired
+    decided_by: str | None = Field(default=None, max_length=200)
+    decided_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+    outcome: str | None = None  # JSON: the action's result, or its error
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed statement of the audit chain's head: ``entries`` entries, the last one's hash ``head_hash`` (migration 0007)."""
+
+    __tablename__ = "audit_checkpoint"
+    id: int | None = Field(default=None, primary_key=True)
+    entries: int = Field(sa_type=sa.BigInteger, index=True)
+    head_hash: str = Field(max_length=64)
+    at: str = Field(max_length=40)  # ISO 8601 text, signed exactly as stored
+    algorithm: bytes = Field(sa_type=sa.LargeBinary)  # AlgorithmIdentifier DER
+    signature: bytes = Field(sa_type=sa.LargeBinary)
+    signer_sha256: str = Field(max_length=64)
 
 
 # --------------------------------------------------------------------------- values handed out
@@ -245,6 +338,13 @@ class Store:
         self._read_engine = engine.execution_options(bridgeca_read=True)
         self.url = url
         self._lock = threading.Lock()
+        # Set by a process that holds the bridge key (bridge/checkpoints.py):
+        # the audit chain's head is then signed at least every
+        # ``checkpoint_every`` entries, in the transaction of the entry that
+        # reaches the count. A store opened without the key writes none; the
+        # next keyed process catches up.
+        self.checkpoint_signer: Callable[[int, str, str], tuple[bytes, bytes, str]] | None = None
+        self.checkpoint_every: int = 100
 
     # ------------------------------------------------------------------ opening and migrating
 
@@ -359,6 +459,8 @@ class Store:
         )
         session.add(entry)
         session.flush()
+        if self.checkpoint_signer is not None:
+            self._checkpoint_if_due(session, entry)
         return entry
 
     def append_audit(self, actor: str, action: str, details: dict) -> None:
@@ -381,7 +483,15 @@ class Store:
         excluded_subtrees: list[dict],
         path_length: int | None,
         owner_token_id: int | None = None,
+        rollover_of: str | None = None,
+        same_name: Callable[[bytes], bool] | None = None,
+        may_roll_over: Callable[[Enrollment], bool] | None = None,
     ) -> Enrollment:
+        """``same_name(root_der)``: whether a stored root has this root's name.
+        A name an active or suspended member holds under another key is
+        refused unless ``rollover_of`` names that member's enrollment (one the
+        submitter may see: ``may_roll_over``). Refusals never name another
+        enrollment's id."""
         now = utcnow()
         with self._transaction() as session:
             # Same key enrolled and not yet cut off: refuse. The "enroll"
@@ -394,7 +504,9 @@ class Store:
                 )
             ).first()
             if existing is not None:
-                raise Conflict("already_enrolled", f"this public key is already enrolled (enrollment {existing.id}, {existing.status})")
+                # No id: the enrollment may be another issuer's.
+                raise Conflict("already_enrolled", f"this public key is already enrolled ({existing.status})")
+            rollover = self._rollover_target(session, same_name, rollover_of, may_roll_over)
             previous = session.exec(
                 select(Enrollment)
                 .where(Enrollment.member == member, Enrollment.status.in_(("pending", "active")))
@@ -412,7 +524,7 @@ class Store:
                 permitted_subtrees=json.dumps(permitted_subtrees),
                 excluded_subtrees=json.dumps(excluded_subtrees),
                 path_length=path_length,
-                replaces_id=previous.id if previous is not None else None,
+                replaces_id=rollover.id if rollover is not None else previous.id if previous is not None else None,
                 owner_token_id=owner_token_id,
                 created_at=now,
                 updated_at=now,
@@ -435,6 +547,24 @@ class Store:
                 },
             )
         return record
+
+    def _rollover_target(self, session: Session, same_name: Callable[[bytes], bool] | None, rollover_of: str | None,
+                         may_roll_over: Callable[[Enrollment], bool] | None) -> Enrollment | None:
+        if same_name is None:
+            return None
+        holders = [r for r in session.exec(select(Enrollment).where(Enrollment.status.in_(("active", "suspended")))).all()
+                   if same_name(r.root_der)]
+        if rollover_of is None:
+            if holders:
+                raise Conflict("name_taken", "an active member already holds this root name under another key; "
+                                             "a key rollover of that member must say so (rollover_of)")
+            return None
+        target = session.get(Enrollment, rollover_of)
+        if target is None or (may_roll_over is not None and not may_roll_over(target)):
+            raise NotFound(f"no enrollment {rollover_of}")
+        if target.status not in ("active", "suspended") or not same_name(target.root_der):
+            raise Conflict("invalid_rollover", "rollover_of must name an active enrollment whose root has this root's name")
+        return target
 
     def get_enrollment(self, enrollment_id: str) -> Enrollment:
         with self._read() as session:
@@ -805,7 +935,11 @@ class Store:
                     sa.update(Enrollment).where(Enrollment.id == row.enrollment_id).values(status="revoked", updated_at=now)
                 )
                 self._record_status(session, row.enrollment_id, "revoked", actor, now, reason, {"serials": [serial_hex]})
-            self._audit(session, actor, "certificate.revoke", {"serial": serial_hex, "reason": reason, "enrollment": row.enrollment_id})
+            # revoked_at: the row's own time, so that replaying the log finds an edited one (bridge/audit.py).
+            self._audit(session, actor, "certificate.revoke", {"serial": serial_hex, "reason": reason, "enrollment": row.enrollment_id,
+                                                               "revoked_at": now.isoformat()})
+            if reason == "keyCompromise":
+                self._blacklist_compromised_root(session, actor, row.enrollment_id, serial_hex, now)
             return self._issue_crl(session, actor, now, build_crl, number)
 
     def issue_crl(self, *, actor: str, build_crl: CrlBuilder) -> CrlRecord:
@@ -826,15 +960,34 @@ class Store:
 
     # ------------------------------------------------------------------ reverse certificates
 
-    def add_reverse_certificate(self, *, actor: str, enrollment_id: str, der: bytes, sha256: str, not_after: datetime) -> ReverseCertificate:
+    def add_reverse_certificate(self, *, actor: str, enrollment_id: str, der: bytes, sha256: str, not_after: datetime,
+                                same_key: Callable[[bytes], bool] | None = None) -> ReverseCertificate:
+        """Store a reverse certificate. ``same_key(der)`` says whether a stored
+        one of this enrollment certifies the same bridge key: those are
+        replaced, in the same transaction (one per enrollment and key, so an
+        issuer cannot fill every path search with its uploads)."""
         try:
             with self._transaction() as session:
-                if session.get(Enrollment, enrollment_id) is None:
+                # Row-locked (PostgreSQL) so two uploads for one enrollment
+                # replace each other instead of both staying.
+                if session.exec(select(Enrollment).where(Enrollment.id == enrollment_id).with_for_update()).first() is None:
                     raise NotFound(f"no enrollment {enrollment_id}")
+                replaced = []
+                if same_key is not None:
+                    for old in session.exec(select(ReverseCertificate).where(ReverseCertificate.enrollment_id == enrollment_id)).all():
+                        if old.sha256 == sha256:
+                            raise Conflict("duplicate", "this reverse certificate is already stored")
+                        if same_key(old.der):
+                            replaced.append(old.sha256)
+                            session.delete(old)
+                    session.flush()
                 row = ReverseCertificate(enrollment_id=enrollment_id, sha256=sha256, der=der, not_after=not_after, created_at=utcnow())
                 session.add(row)
                 session.flush()
-                self._audit(session, actor, "reverse.upload", {"enrollment": enrollment_id, "sha256": sha256})
+                details = {"enrollment": enrollment_id, "sha256": sha256}
+                if replaced:
+                    details["replaces"] = replaced
+                self._audit(session, actor, "reverse.upload", details)
                 self._bump_epoch(session)
             return row
         except IntegrityViolation as exc:
@@ -851,6 +1004,92 @@ class Store:
                 .order_by(ReverseCertificate.id)
             ).all()
         return [_fix_times(r) for r in rows]
+
+    # ------------------------------------------------------------------ blacklist (bridge/blacklist.py)
+
+    def add_blacklist_entry(self, *, actor: str, kind: str, value: str, reason: str, public_note: str = "",
+                            internal_note: str = "", evidence: str = "", effective_at: datetime | None = None) -> BlacklistEntry:
+        """A new entry, audited (blacklist.add), with the epoch bumped: every verifier drops what it built on the old list."""
+        with self._transaction() as session:
+            now = utcnow()
+            if self._active_blacklist_entry(session, kind, value) is not None:
+                raise Conflict("already_blacklisted", "an entry in force already lists this " + kind.replace("_", " "))
+            row = BlacklistEntry(id=uuid.uuid4().hex, kind=kind, value=value, reason=reason, public_note=public_note,
+                                 internal_note=internal_note, evidence=evidence, effective_at=effective_at or now,
+                                 author=actor, source="admin", created_at=now)
+            session.add(row)
+            session.flush()
+            self._audit(session, actor, "blacklist.add", {"entry": row.id, "kind": kind, "value": json.loads(value),
+                                                          "reason": reason, "status": "active"})
+            self._bump_epoch(session)
+            return _fix_times(row)
+
+    def end_blacklist_entry(self, *, actor: str, entry_id: str, reason: str = "") -> BlacklistEntry:
+        """Soft removal: the entry stays, with its end time, author and reason (blacklist.remove)."""
+        with self._transaction() as session:
+            row = session.get(BlacklistEntry, entry_id)
+            if row is None:
+                raise NotFound(f"no blacklist entry {entry_id}")
+            if row.ended_at is not None:
+                raise Conflict("already_removed", f"blacklist entry {entry_id} was already removed")
+            row.ended_at, row.ended_by, row.end_reason = utcnow(), actor, reason
+            session.add(row)
+            session.flush()
+            self._audit(session, actor, "blacklist.remove", {"entry": row.id, "kind": row.kind, "value": json.loads(row.value),
+                                                             "reason": reason, "status": "removed"})
+            self._bump_epoch(session)
+            return _fix_times(row)
+
+    def _active_blacklist_entry(self, session: Session, kind: str, value: str) -> BlacklistEntry | None:
+        return session.exec(select(BlacklistEntry).where(BlacklistEntry.kind == kind, BlacklistEntry.value == value,
+                                                         BlacklistEntry.ended_at.is_(None))).first()
+
+    def _blacklist_compromised_root(self, session: Session, actor: str, enrollment_id: str, serial_hex: str, now: datetime) -> None:
+        """A root whose cross-certificate is revoked for keyCompromise: its key is blacklisted in the revocation's transaction."""
+        record = session.get(Enrollment, enrollment_id)
+        value = json.dumps(record.spki_sha256)
+        if self._active_blacklist_entry(session, "spki_sha256", value) is not None:
+            return
+        row = BlacklistEntry(id=uuid.uuid4().hex, kind="spki_sha256", value=value, reason="keyCompromise",
+                             public_note=f"key of {record.root_subject}: cross-certificate {serial_hex} revoked for keyCompromise",
+                             internal_note="", evidence=f"cross-certificate {serial_hex}", effective_at=now, author=actor,
+                             source="keyCompromise", enrollment_id=enrollment_id, created_at=now)
+        session.add(row)
+        session.flush()
+        self._audit(session, actor, "blacklist.auto", {"entry": row.id, "kind": row.kind, "value": record.spki_sha256,
+                                                       "reason": "keyCompromise", "serial": serial_hex,
+                                                       "enrollment": enrollment_id, "status": "active"})
+        self._bump_epoch(session)
+
+    def blacklist_entries(self) -> list[BlacklistEntry]:
+        """Every entry, removed ones included, oldest first."""
+        with self._read() as session:
+            rows = session.exec(select(BlacklistEntry).order_by(BlacklistEntry.created_at, BlacklistEntry.id)).all()
+        return [_fix_times(r) for r in rows]
+
+    def blacklist_publication(self, sha256: str) -> BlacklistPublication | None:
+        with self._read() as session:
+            return session.get(BlacklistPublication, sha256)
+
+    def add_blacklist_publication(self, *, actor: str, sha256: str, document: bytes, sign: Callable[[bytes], bytes]) -> BlacklistPublication:
+        """Sign ``document`` (the key use audited in the same transaction) and
+        store it; another worker that stored the same document first wins, and
+        its signature is the one every worker serves."""
+        try:
+            with self._transaction() as session:
+                existing = session.get(BlacklistPublication, sha256)
+                if existing is not None:
+                    return existing
+                self._audit(session, actor, "key.use", {"purpose": "blacklist", "sha256": sha256})
+                row = BlacklistPublication(sha256=sha256, document=document, signature=sign(document), created_at=utcnow())
+                session.add(row)
+                session.flush()
+                return row
+        except IntegrityViolation:
+            found = self.blacklist_publication(sha256)
+            if found is None:
+                raise
+            return found
 
     # ------------------------------------------------------------------ API tokens
 
@@ -897,6 +1136,87 @@ class Store:
             rows = session.exec(select(ApiToken).order_by(ApiToken.id)).all()
         return [_fix_times(r) for r in rows]
 
+    # ------------------------------------------------------------------ external trust lists (bridge/trust_lists.py)
+
+    def add_external_trust_list(self, *, actor: str, name: str, url: str | None, allowed_signers: str, mapping: str) -> ExternalTrustList:
+        """Register a list. A trust change (a new possible anchor): bumps the epoch."""
+        now = utcnow()
+        row = ExternalTrustList(id=uuid.uuid4().hex, name=name, url=url, allowed_signers=allowed_signers, mapping=mapping,
+                                status="active", created_at=now, created_by=actor)
+        with self._transaction() as session:
+            session.add(row)
+            session.flush()
+            self._audit(session, actor, "trust_list.register", {"list": row.id, "name": name, "url": url,
+                                                                "allowed_signers": len(json.loads(allowed_signers))})
+            self._bump_epoch(session)
+        return row
+
+    def external_trust_list(self, list_id: str) -> ExternalTrustList:
+        with self._read() as session:
+            row = session.get(ExternalTrustList, list_id)
+            if row is None or row.status != "active":
+                raise NotFound(f"no trust list {list_id}")
+            return _fix_times(row)
+
+    def external_trust_lists(self) -> list[ExternalTrustList]:
+        with self._read() as session:
+            rows = session.exec(select(ExternalTrustList).where(ExternalTrustList.status == "active")
+                                .order_by(ExternalTrustList.created_at, ExternalTrustList.id)).all()
+            return [_fix_times(r) for r in rows]
+
+    def add_trust_list_version(self, *, actor: str, list_id: str, sequence_number: int, issued_at: datetime,
+                               next_update: datetime | None, xml: bytes, sha256: str, signature: str, schema_check: str,
+                               source: str) -> tuple[ExternalTrustListVersion, bool]:
+        """Keep an accepted version: (the version, whether it is new). The
+        same sequence number with the same bytes is the version already
+        kept; an older sequence number, or the same one with other bytes,
+        never replaces what is kept (Conflict). A new version is a trust
+        change: audited, and the epoch bumped in the same transaction."""
+        with self._transaction() as session:
+            head = session.get(ExternalTrustList, list_id)
+            if head is None or head.status != "active":
+                raise NotFound(f"no trust list {list_id}")
+            # Lock the list's row first (PostgreSQL), so two fetches of the
+            # same list cannot both insert "the newest" version.
+            session.execute(sa.update(ExternalTrustList).where(ExternalTrustList.id == list_id)
+                            .values(last_fetch_at=utcnow(), last_fetch_error=None))
+            latest = session.exec(select(ExternalTrustListVersion).where(ExternalTrustListVersion.list_id == list_id)
+                                  .order_by(ExternalTrustListVersion.sequence_number.desc()).limit(1)).first()
+            if latest is not None:
+                if latest.sequence_number == sequence_number and latest.sha256 == sha256:
+                    return _fix_times(latest), False
+                if sequence_number <= latest.sequence_number:
+                    raise Conflict("stale_sequence_number",
+                                   f"the list's sequence number {sequence_number} is not newer than the kept version's {latest.sequence_number}")
+            row = ExternalTrustListVersion(list_id=list_id, sequence_number=sequence_number, issued_at=issued_at,
+                                           next_update=next_update, xml=xml, sha256=sha256, signature=signature,
+                                           schema_check=schema_check, accepted_at=utcnow(), source=source)
+            session.add(row)
+            session.flush()
+            self._audit(session, actor, "trust_list.version", {"list": list_id, "sequence_number": sequence_number,
+                                                               "sha256": sha256, "source": source})
+            self._bump_epoch(session)
+            return _fix_times(row), True
+
+    def record_trust_list_fetch_failure(self, list_id: str, error: str) -> None:
+        """Remember the last failed fetch for display (not a trust change: no epoch, no audit entry)."""
+        with self._transaction() as session:
+            session.execute(sa.update(ExternalTrustList).where(ExternalTrustList.id == list_id)
+                            .values(last_fetch_at=utcnow(), last_fetch_error=error[:2000]))
+
+    def trust_list_versions(self, list_id: str) -> list[ExternalTrustListVersion]:
+        """Every kept version, newest first, without the XML (deferred)."""
+        with self._read() as session:
+            rows = session.exec(select(ExternalTrustListVersion).where(ExternalTrustListVersion.list_id == list_id)
+                                .order_by(ExternalTrustListVersion.sequence_number.desc())).all()
+            return [_fix_times(r) for r in rows]
+
+    def latest_trust_list_version(self, list_id: str) -> ExternalTrustListVersion | None:
+        with self._read() as session:
+            row = session.exec(select(ExternalTrustListVersion).where(ExternalTrustListVersion.list_id == list_id)
+                               .order_by(ExternalTrustListVersion.sequence_number.desc()).limit(1)).first()
+            return _fix_times(row) if row is not None else None
+
     # ------------------------------------------------------------------ audit
 
     def audit_entries(self) -> list[AuditEntry]:
@@ -910,6 +1230,177 @@ class Store:
     def verify_audit(self) -> audit_chain.AuditFinding:
         return audit_chain.verify_chain(self.audit_entries(), expected_count=self.audit_counter())
 
+
+    # ------------------------------------------------------------------ two-person control (bridge/governance.py)
+
+    def add_proposal(self, *, actor: str, action: str, params: dict, expires_at: datetime) -> Proposal:
+        with self._transaction() as session:
+            row = Proposal(id=uuid.uuid4().hex, action=action, params=audit_chain.canonical_details(params), proposer=actor,
+                           created_at=utcnow(), expires_at=expires_at, status="pending")
+            session.add(row)
+            session.flush()
+            self._audit(session, actor, "proposal.create", {"proposal": row.id, "action": action, "params": params,
+                                                            "expires_at": expires_at.isoformat()})
+            return _fix_times(row)
+
+    def proposal(self, proposal_id: str) -> Proposal:
+        with self._read() as session:
+            row = session.get(Proposal, proposal_id)
+        if row is None:
+            raise NotFound(f"no proposal {proposal_id}")
+        return _fix_times(row)
+
+    def proposals(self, status: str | None = None) -> list[Proposal]:
+        with self._read() as session:
+            query = select(Proposal)
+            if status is not None:
+                query = query.where(Proposal.status == status)
+            rows = session.exec(query.order_by(Proposal.created_at, Proposal.id)).all()
+        return [_fix_times(r) for r in rows]
+
+    def _expire_proposal(self, session: Session, row: Proposal, actor: str, now: datetime) -> None:
+        row.status, row.decided_at = "expired", now
+        session.add(row)
+        session.flush()
+        self._audit(session, actor, "proposal.expire", {"proposal": row.id, "action": row.action, "proposer": row.proposer,
+                                                        "expires_at": _aware(row.expires_at).isoformat()})
+
+    def expire_proposals(self, *, actor: str, now: datetime | None = None) -> list[str]:
+        """Pending proposals past their expiry become expired (each audited once)."""
+        now = now or utcnow()
+        expired = []
+        with self._transaction() as session:
+            for row in session.exec(select(Proposal).where(Proposal.status == "pending").order_by(Proposal.id)).all():
+                if _aware(row.expires_at) <= now:  # compared in Python: SQLite keeps times as text
+                    self._expire_proposal(session, row, actor, now)
+                    expired.append(row.id)
+        return expired
+
+    def _decide(self, proposal_id: str, *, actor: str, to_status: str, audit_action: str, details: dict,
+                check: Callable[[Proposal], None] | None = None) -> Proposal:
+        """Move a pending proposal to ``to_status`` (conditional on it still
+        being pending: of two admins confirming at once, one wins). A proposal
+        found past its expiry is recorded expired instead (committed), then
+        refused with proposal_expired."""
+        now = utcnow()
+        expired = False
+        with self._transaction() as session:
+            row = session.exec(select(Proposal).where(Proposal.id == proposal_id).with_for_update()).first()
+            if row is None:
+                raise NotFound(f"no proposal {proposal_id}")
+            if row.status == "pending" and _aware(row.expires_at) <= now:
+                self._expire_proposal(session, row, "bridgeca", now)
+                expired = True
+            elif row.status != "pending":
+                code = "proposal_expired" if row.status == "expired" else "proposal_not_pending"
+                raise Conflict(code, f"proposal {proposal_id} is {row.status}")
+            else:
+                if check is not None:
+                    check(row)
+                row.status, row.decided_by, row.decided_at = to_status, actor, now
+                session.add(row)
+                session.flush()
+                self._audit(session, actor, audit_action, {"proposal": row.id, "action": row.action,
+                                                           "params": json.loads(row.params), "proposer": row.proposer, **details})
+        if expired:
+            raise Conflict("proposal_expired", f"proposal {proposal_id} expired at {_aware(row.expires_at).isoformat()}")
+        return _fix_times(row)
+
+    def confirm_proposal(self, proposal_id: str, *, actor: str, check: Callable[[Proposal], None] | None = None) -> Proposal:
+        """Claim a pending proposal for its confirmation (proposal.confirm); the caller then does the action."""
+        return self._decide(proposal_id, actor=actor, to_status="confirmed", audit_action="proposal.confirm", details={}, check=check)
+
+    def cancel_proposal(self, proposal_id: str, *, actor: str, reason: str = "") -> Proposal:
+        return self._decide(proposal_id, actor=actor, to_status="cancelled", audit_action="proposal.cancel", details={"reason": reason})
+
+    def finish_proposal(self, proposal_id: str, *, actor: str, outcome: dict, failed: bool) -> Proposal:
+        """Record what the confirmed action returned; a refused action makes the proposal failed (proposal.fail)."""
+        with self._transaction() as session:
+            row = session.get(Proposal, proposal_id)
+            if row is None:
+                raise NotFound(f"no proposal {proposal_id}")
+            row.outcome = json.dumps(outcome, sort_keys=True, default=str)
+            if failed:
+                row.status = "failed"
+                self._audit(session, actor, "proposal.fail", {"proposal": row.id, "action": row.action, **outcome})
+            session.add(row)
+            session.flush()
+            return _fix_times(row)
+
+    # ------------------------------------------------------------------ audit: reading, checkpoints, replay state
+
+    def audit_page(self, *, action: str | None = None, actor: str | None = None, since: datetime | None = None,
+                   after_seq: int = 0, limit: int = 100) -> list[AuditEntry]:
+        """Entries after ``after_seq`` (in order), filtered; at most ``limit``."""
+        with self._read() as session:
+            query = select(AuditEntry).where(AuditEntry.seq > after_seq)
+            if action is not None:
+                # "certificate." matches every certificate.* action.
+                query = query.where(AuditEntry.action.startswith(action) if action.endswith(".") else AuditEntry.action == action)
+            if actor is not None:
+                query = query.where(AuditEntry.actor == actor)
+            if since is not None:
+                # ``at`` is ISO text in UTC, all written alike, so text order is time order.
+                query = query.where(AuditEntry.at >= since.astimezone(timezone.utc).isoformat(timespec="microseconds"))
+            return list(session.exec(query.order_by(AuditEntry.seq).limit(limit)).all())
+
+    def _checkpoint_if_due(self, session: Session, entry: AuditEntry) -> None:
+        last = session.exec(select(AuditCheckpoint).order_by(AuditCheckpoint.entries.desc())).first()
+        if last is None or entry.seq - int(last.entries) >= self.checkpoint_every:
+            self._write_checkpoint(session, entry.seq, entry.entry_hash)
+
+    def _write_checkpoint(self, session: Session, entries: int, head: str) -> AuditCheckpoint:
+        at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        signature, algorithm, signer_sha256 = self.checkpoint_signer(entries, head, at)
+        row = AuditCheckpoint(entries=entries, head_hash=head, at=at, algorithm=algorithm, signature=signature,
+                              signer_sha256=signer_sha256)
+        session.add(row)
+        session.flush()
+        return row
+
+    def checkpoint_head(self) -> AuditCheckpoint | None:
+        """Sign the chain's head now, unless the last checkpoint already covers it
+        (the periodic checkpoint: entries written since are covered within T
+        minutes even when fewer than N). Needs ``checkpoint_signer``."""
+        if self.checkpoint_signer is None:
+            raise StoreError("checkpoints need the bridge key")
+        with self._transaction() as session:
+            # The audit counter's row lock: no entry is appended meanwhile, and
+            # two workers do not both sign the same head.
+            count = int(session.execute(
+                sa.text("UPDATE counter SET value = value WHERE name = 'audit' RETURNING value")).scalar_one())
+            if count == 0:
+                return None
+            last = session.exec(select(AuditCheckpoint).order_by(AuditCheckpoint.entries.desc())).first()
+            if last is not None and int(last.entries) >= count:
+                return None
+            head = session.get(AuditEntry, count)
+            if head is None:
+                raise StoreError(f"audit log is broken: entry {count} is missing")
+            return self._write_checkpoint(session, count, head.entry_hash)
+
+    def audit_checkpoints(self, limit: int | None = None) -> list[AuditCheckpoint]:
+        """Checkpoints, oldest first (with ``limit``, the newest ``limit`` of them)."""
+        with self._read() as session:
+            query = select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc())
+            if limit is not None:
+                query = query.limit(limit)
+            return list(reversed(session.exec(query).all()))
+
+    def state_snapshot(self) -> audit_chain.StateSnapshot:
+        """The state tables that replaying the audit log must reproduce (bridge/audit.py: replay)."""
+        with self._read() as session:
+            crosses = [{"serial": r.serial, "enrollment": r.enrollment_id, "status": r.status,
+                        "revoked_at": _aware(r.revoked_at), "reason": r.revocation_reason}
+                       for r in session.exec(select(CrossCertificate).order_by(CrossCertificate.id)).all()]
+            enrollments = [{"id": r.id, "status": r.status} for r in session.exec(select(Enrollment).order_by(Enrollment.id)).all()]
+            tokens = [{"id": r.id, "role": r.role, "revoked": r.revoked_at is not None,
+                       "expires_at": _aware(r.expires_at).isoformat() if r.expires_at is not None else None}
+                      for r in session.exec(select(ApiToken).order_by(ApiToken.id)).all()]
+            reverses = [{"enrollment": r.enrollment_id, "sha256": r.sha256}
+                        for r in session.exec(select(ReverseCertificate).order_by(ReverseCertificate.id)).all()]
+            blacklist = [{"id": r.id, "ended": r.ended_at is not None} for r in session.exec(select(BlacklistEntry)).all()]
+        return audit_chain.StateSnapshot(crosses, enrollments, tokens, reverses, blacklist)
 
 def _fix_times(row):
     for name, value in list(vars(row).items()):

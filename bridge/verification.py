@@ -31,6 +31,8 @@ EPOCH_POLL_SECONDS = 0.25
 # A Verifier is rebuilt at least this often all the same, so the bridge CRL
 # it holds is renewed long before its nextUpdate.
 VERIFIER_MAX_AGE_SECONDS = 300.0
+# trust_anchor "list:<id>": the CA services of a registered external trusted list (bridge/trust_lists.py).
+LIST_ANCHOR_PREFIX = "list:"
 
 
 class BridgeRevocationProvider:
@@ -86,6 +88,8 @@ class _Context:
     provider: BridgeRevocationProvider
     built_at: float
     epoch: int
+    # For a ``list:<id>`` trust anchor: the list version the anchors came from (bridge/trust_lists.py).
+    list_view: object = None
 
 
 def revocation_source_for(settings) -> RevocationSource:
@@ -160,6 +164,8 @@ class VerificationService:
             return self._build_context(trust_anchor, epoch, now)
 
     def _build_context(self, trust_anchor: str, epoch: int, now: float) -> _Context:
+        if trust_anchor.startswith(LIST_ANCHOR_PREFIX):
+            return self._build_list_context(trust_anchor, epoch, now)
         anchor = self._anchor(trust_anchor)
         from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -223,8 +229,73 @@ class VerificationService:
 
     def verify_chain(self, certificate: str, *, trust_anchor: str = "bridge", at=None, **options) -> dict:
         ctx = self._context(trust_anchor)
+        if ctx.list_view is not None:
+            return self._recognised_chain(ctx, certificate, at, options)
         result = ctx.verifier.verify(certificate, at=at, **self._options(ctx, **options))
         return result.to_dict()
+
+    # ------------------------------------------------------------------ external trusted lists as anchors
+
+    def _build_list_context(self, trust_anchor: str, epoch: int, now: float) -> _Context:
+        """A Verifier whose anchors are the CA services' certificates of the
+        list's newest accepted version (roots and issuing CAs alike: a list
+        names the CAs it recognises, whatever their depth). Built per list
+        version and epoch: a new version bumps the epoch."""
+        from .store import NotFound
+        from .trust_lists import TrustListError
+
+        list_id = trust_anchor[len(LIST_ANCHOR_PREFIX):]
+        try:
+            view = self._ca.trust_lists.current(list_id)
+        except NotFound:
+            raise BridgeError("not_found", f"no trust list {list_id}", 404) from None
+        except TrustListError as exc:
+            raise BridgeError(exc.code, exc.message, 422) from None
+        anchors = view.anchors()
+        if not anchors:
+            raise BridgeError("not_recognised", f"trust list {list_id} names no CA service with a certificate", 422)
+        verifier = Verifier(anchors=anchors, untrusted=[], crls=[], blocklist=self._ca.blocklist())
+        provider = BridgeRevocationProvider(frozenset(), (), frozenset(), self._source)
+        ctx = _Context(verifier, provider, now, epoch, view)
+        with self._lock:
+            self._contexts[trust_anchor] = ctx
+        return ctx
+
+    def _list_options(self, ctx: _Context, options: dict) -> tuple[dict, list[str]]:
+        """The core runs under any policy: the requested policies are the
+        bridge's, and are matched after the list's prefixes are mapped onto them."""
+        requested = list(options.get("policies") or ())
+        core = self._options(ctx, **{**options, "policies": (), "require_explicit_policy": False})
+        return core, requested
+
+    def _recognised_chain(self, ctx: _Context, certificate, at, options: dict) -> dict:
+        from pki.verifier import parse_time
+
+        from .trust_lists import recognise
+
+        core, requested = self._list_options(ctx, options)
+        when = parse_time(at)
+        result = ctx.verifier.verify(certificate, at=when, **core)
+        return recognise(ctx.list_view, result, when, requested)
+
+    def _recognised_signature(self, ctx: _Context, result, at, requested: list[str]) -> dict:
+        """A signature result whose chain is judged against the list at the
+        chain's validation time (the signing time when asked for)."""
+        from pki.verifier import parse_time
+
+        from .trust_lists import recognise
+
+        answer = result.to_dict()
+        if result.chain is None:
+            return answer
+        when = result.signing_time if at == "signing-time" and result.signing_time is not None else parse_time(
+            None if at == "signing-time" else at)
+        chain = recognise(ctx.list_view, result.chain, when, requested)
+        answer["chain"] = chain
+        if answer["valid"] and not chain["valid"]:
+            answer["valid"] = False
+            answer["error"] = chain["error"]
+        return answer
 
     def _current_context(self, trust_anchor: str) -> _Context | None:
         """The built context for ``trust_anchor`` if it is current, without
@@ -243,6 +314,8 @@ class VerificationService:
         revocation answered from what is cached (``no_fetch``). Bounded work
         (one leaf's checks), so the service may run it on its event loop.
         None: call ``verify_chain`` (in a thread)."""
+        if trust_anchor.startswith(LIST_ANCHOR_PREFIX):
+            return None  # recognition by a list may fetch the list; verify_chain does it in a thread
         ctx = self._current_context(trust_anchor)
         if ctx is None:
             return None
@@ -255,11 +328,18 @@ class VerificationService:
 
     def verify_cms(self, cms: bytes, *, content: bytes | None = None, trust_anchor: str = "bridge", at=None, **options) -> dict:
         ctx = self._context(trust_anchor)
+        if ctx.list_view is not None:
+            core, requested = self._list_options(ctx, options)
+            return self._recognised_signature(ctx, verify_cms(cms, ctx.verifier, content=content, at=at, **core), at, requested)
         return verify_cms(cms, ctx.verifier, content=content, at=at, **self._options(ctx, **options)).to_dict()
 
     def verify_raw(self, certificate: str, signature: bytes, data: bytes, *, algorithm: str | None = None,
                    trust_anchor: str = "bridge", at=None, **options) -> dict:
         ctx = self._context(trust_anchor)
+        if ctx.list_view is not None:
+            core, requested = self._list_options(ctx, options)
+            result = verify_raw_signature(certificate, signature, data, ctx.verifier, algorithm=algorithm, at=at, **core)
+            return self._recognised_signature(ctx, result, at, requested)
         return verify_raw_signature(certificate, signature, data, ctx.verifier, algorithm=algorithm, at=at,
                                     **self._options(ctx, **options)).to_dict()
 
@@ -295,6 +375,8 @@ class PinnedVerification:
 
     def verify_chain(self, certificate: str, *, trust_anchor: str = "bridge", at=None, **options) -> dict:
         ctx = self._context(trust_anchor)
+        if ctx.list_view is not None:
+            return self._service._recognised_chain(ctx, certificate, at, options)
         return ctx.verifier.verify(certificate, at=at, **self._service._options(ctx, **options)).to_dict()
 
     def verify_cms(self, cms: bytes, *, content: bytes | None = None, trust_anchor: str = "bridge", at=None, **options) -> dict:
