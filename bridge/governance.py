@@ -8,10 +8,13 @@ that a different administrator confirms (see the proposal functions below).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import json
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
     from .service import BridgeCA
+    from .store import Store
 
 # Action name -> the BridgeCA method that does it. Every method takes its
 # parameters as keywords plus ``actor`` and returns a JSON-able view.
@@ -19,6 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
 ACTIONS: dict[str, str] = {
     "approve": "approve",
     "revoke": "revoke",
+    "blacklist_add": "blacklist_add",
+    "blacklist_remove": "blacklist_remove",
     # Member lifecycle (bridge/lifecycle.py)
     "withdraw": "withdraw",
     "suspend": "suspend",
@@ -32,9 +37,157 @@ class UnknownAction(KeyError):
     pass
 
 
-def perform(ca: "BridgeCA", action: str, params: dict[str, Any], *, actor: str) -> dict:
-    """Do ``action`` now (approvals_required 1)."""
+class Proposed(dict):
+    """What ``perform`` returns when the action waits for a second
+    administrator: ``{"proposal": {...}}``. Routes answer it with 202
+    (``http_status``), the CLI prints the proposal's id."""
+
+
+def http_status(result: dict, done: int = 200) -> int:
+    """The status a route answers ``perform``'s result with: 202 for a proposal, else ``done``."""
+    return 202 if isinstance(result, Proposed) else done
+
+
+def _enrollment_exists(ca: "BridgeCA", params: dict) -> None:
+    if "enrollment_id" in params:
+        ca.store.get_enrollment(params["enrollment_id"])
+
+
+def _approvable(ca: "BridgeCA", params: dict) -> None:
+    from . import registration
+
+    record = ca.store.get_enrollment(params["enrollment_id"])
+    registration.check_transition(record.status, registration.ACTIVE)
+
+
+def _revocable(ca: "BridgeCA", params: dict) -> None:
+    from . import registration
+    from .service import parse_serial
+    from .store import Conflict, NotFound
+
+    registration.revocation_reason(params.get("reason", "unspecified"))
+    row = ca.store.cross_certificate(parse_serial(params["serial"]))
+    if row.status == "reserved":  # never handed out: not found, as ca.revoke says
+        raise NotFound(f"no cross-certificate with serial {row.serial}")
+    if row.status == "revoked":
+        raise Conflict("already_revoked", f"cross-certificate {row.serial} is already revoked")
+
+
+# Action name -> a check run before a proposal is recorded, so that a
+# proposal that could never be carried out (unknown id, wrong state, bad
+# reason) is refused at once with the error the action itself would give.
+# Actions without an entry get the generic one: the enrollment exists.
+PRECHECKS: dict[str, Callable[["BridgeCA", dict], None]] = {
+    "approve": _approvable,
+    "revoke": _revocable,
+}
+
+
+def _method(action: str) -> str:
     method = ACTIONS.get(action)
     if method is None:
         raise UnknownAction(action)
-    return getattr(ca, method)(**params, actor=actor)
+    return method
+
+
+def perform(ca: "BridgeCA", action: str, params: dict[str, Any], *, actor: str) -> dict:
+    """Do ``action`` now (approvals_required 1), or record it as a proposal
+    that a different administrator confirms (approvals_required 2) and
+    return ``Proposed({"proposal": view})``."""
+    method = _method(action)
+    if ca.settings.approvals_required <= 1:
+        return getattr(ca, method)(**params, actor=actor)
+    from .service import _translated
+
+    with _translated():
+        PRECHECKS.get(action, _enrollment_exists)(ca, params)
+        expires_at = _now() + timedelta(hours=ca.settings.proposal_ttl_hours)
+        row = ca.store.add_proposal(actor=actor, action=action, params=params, expires_at=expires_at)
+    return Proposed(proposal=proposal_view(row))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def proposal_view(row) -> dict:
+    return {
+        "id": row.id,
+        "action": row.action,
+        "params": json.loads(row.params),
+        "proposer": row.proposer,
+        "created_at": _iso(row.created_at),
+        "expires_at": _iso(row.expires_at),
+        "status": row.status,
+        "decided_by": row.decided_by,
+        "decided_at": _iso(row.decided_at),
+        "outcome": json.loads(row.outcome) if row.outcome else None,
+    }
+
+
+# Proposals need only the database, except confirming, which does the action
+# (and may sign): these take a Store, confirm takes the BridgeCA.
+
+PROPOSAL_STATUSES = ("pending", "confirmed", "failed", "cancelled", "expired")
+
+
+def proposals(store: "Store", status: str | None = None, *, actor: str = "bridgeca") -> list[dict]:
+    """Proposals, oldest first; pending ones past their expiry are recorded expired (proposal.expire) first."""
+    from .service import BridgeError, _translated
+
+    if status is not None and status not in PROPOSAL_STATUSES:
+        raise BridgeError("invalid_request", f"status {status!r} is not one of {', '.join(PROPOSAL_STATUSES)}", 400)
+    with _translated():
+        store.expire_proposals(actor=actor)
+        return [proposal_view(r) for r in store.proposals(status)]
+
+
+def proposal(store: "Store", proposal_id: str) -> dict:
+    from .service import _translated
+
+    with _translated():
+        return proposal_view(store.proposal(proposal_id))
+
+
+def confirm(ca: "BridgeCA", proposal_id: str, *, actor: str) -> dict:
+    """A second administrator confirms: the action is done now, as ``actor``
+    (proposal.confirm records the proposer beside it). The proposer
+    confirming is refused (403 same_admin); an expired proposal too (409
+    proposal_expired); of two confirmations at once, one does the action."""
+    from .service import BridgeError, _translated
+
+    def different_admin(row) -> None:
+        if row.proposer == actor:
+            raise BridgeError("same_admin", f"proposal {row.id} was made by {actor}; a different administrator must confirm it", 403)
+        if row.action not in ACTIONS:
+            raise BridgeError("unknown_action", f"proposal {row.id} is for {row.action!r}, which this bridge no longer does", 409)
+
+    with _translated():
+        row = ca.store.confirm_proposal(proposal_id, actor=actor, check=different_admin)
+    try:
+        result = getattr(ca, _method(row.action))(**json.loads(row.params), actor=actor)
+    except BridgeError as exc:
+        with _translated():
+            ca.store.finish_proposal(row.id, actor=actor, outcome={"code": exc.code, "message": exc.message}, failed=True)
+        raise
+    with _translated():
+        done = ca.store.finish_proposal(row.id, actor=actor, outcome=_summary(result), failed=False)
+    return {"proposal": proposal_view(done), "result": result}
+
+
+def _summary(result: dict) -> dict:
+    # Certificates stay in their own tables; the proposal keeps what identifies the outcome.
+    return {k: v for k, v in result.items() if k not in ("cross_certificate", "certificate", "root_certificate",
+                                                           "cross_certificates", "status_history")}
+
+
+def cancel(store: "Store", proposal_id: str, *, actor: str, reason: str = "") -> dict:
+    """Any administrator (the proposer included) withdraws a pending proposal."""
+    from .service import _translated
+
+    with _translated():
+        return proposal_view(store.cancel_proposal(proposal_id, actor=actor, reason=reason))
