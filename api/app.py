@@ -88,6 +88,7 @@ def _json_caller(*roles: str):
         await _json_body(request)
         return principal
 
+    caller.auth_first = True  # see security.authenticate_before_body
     return Annotated[Principal, Depends(caller)]
 
 
@@ -256,7 +257,7 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
             policy_mappings=[m.model_dump() for m in body.policy_mappings],
             permitted_subtrees=[s.model_dump() for s in body.permitted_subtrees] if body.permitted_subtrees else None,
             excluded_subtrees=[s.model_dump() for s in body.excluded_subtrees] if body.excluded_subtrees else None,
-            path_length=body.path_length, actor=who.actor, owner=who.token_id,
+            path_length=body.path_length, actor=who.actor, owner=who.token_id, rollover_of=body.rollover_of,
         )
         return JSONResponse(view, status_code=201)
 

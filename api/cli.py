@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_admin
 
     cli_admin.register(sub)
+    from . import cli_governance
+
+    cli_governance.register(sub)  # bridgeca proposal list|confirm|cancel
     from . import cli_lifecycle  # adds to `issuer`, so after cli_admin
 
     cli_lifecycle.register(sub)

@@ -123,3 +123,6 @@ def register(subparsers) -> None:
     verify.add_argument("--home", required=True)
     verify.add_argument("--json", action="store_true", help='print {"intact": ..., "message": ...}')
     verify.set_defaults(handler=cmd_audit_verify)
+    from . import cli_governance  # --checkpoints and the state replay for verify; show, export
+
+    cli_governance.register_audit(audit_sub, verify)

@@ -223,6 +223,8 @@ class EnrollRequest(RequestModel):
     permitted_subtrees: list[Subtree] | None = Field(None, max_length=256)
     excluded_subtrees: list[Subtree] | None = Field(None, max_length=256)
     path_length: int | None = Field(None, ge=0, le=16)
+    rollover_of: str | None = Field(None, min_length=1, max_length=64,
+                                    description="a key rollover: the id of the active enrollment (yours) whose root name this root takes over")
 
 
 class ReverseCertificateRequest(RequestModel):

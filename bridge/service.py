@@ -786,6 +786,13 @@ class BridgeCA:
                                                                    sign=self.authority.sign_detached)
             return publication.document, publication.signature
 
+    def public_register(self) -> dict:
+        """GET /v1/register: members, status histories, disclosed violations (bridge/register.py)."""
+        from . import register
+
+        with _translated():
+            return register.register(self.store)
+
     # ------------------------------------------------------------------ tokens and audit
 
     def create_token(self, role: str, *, actor: str = "bridgeca", expires_in: timedelta | None = None) -> str:
