@@ -242,6 +242,7 @@ def sweep_table(s: Sweeper) -> dict[tuple[str, str], dict]:
                 Case("reason: unknown", 422, "invalid_reason", json={"reason": "because"}),
                 Case("reason: number", 400, "invalid_request", json={"reason": 1}),
             ] + wrong_method("GET")},
+        **lifecycle_entries(s),
         ("GET", "/v1/ca/certificate"): {"role": None, "cases": wrong_method("POST")},
         ("GET", "/v1/ca/certificates"): {"role": None, "cases": wrong_method("POST")},
         ("GET", "/v1/crl"): {"role": None, "cases": wrong_method("POST")},
@@ -274,14 +275,86 @@ def sweep_table(s: Sweeper) -> dict[tuple[str, str], dict]:
     }
 
 
+def lifecycle_entries(s: Sweeper) -> dict:
+    """api/routes_lifecycle.py. Nothing here may change a member: HK's cases all fail."""
+    hk_id = s.fed.ids["HK"]
+    reason = {"reason": "sweep"}
+    entries = {}
+    for action in ("suspend", "reinstate", "renew", "withdraw"):
+        role = "issuer" if action == "withdraw" else "admin"
+        cases = auth_cases() + json_cases(reason, body_required=False) + [
+            Case("unknown id", 404, "not_found"),
+            Case("id with odd characters", 404, "not_found", path=f"/v1/issuers/x%00y/{action}"),
+            Case("very long id", 404, "not_found", path=f"/v1/issuers/{'a' * 2000}/{action}"),
+            Case("reason: too long", 400, "invalid_request", json={"reason": "x" * 501}),
+            Case("reason: null", 400, "invalid_request", json={"reason": None}),
+            Case("platform token", 403, "forbidden", role="platform"),
+        ] + wrong_method("GET")
+        if action == "withdraw":
+            cases.append(Case("another issuer's enrollment", 404, "not_found", path=f"/v1/issuers/{hk_id}/withdraw", role="issuer2"))
+        else:
+            cases.append(Case("issuer token", 403, "forbidden", role="issuer"))
+            cases.append(Case("pending enrollment", 409, "invalid_state", path=f"/v1/issuers/{s.pending}/{action}"))
+        if action == "reinstate":
+            cases.append(Case("active member", 409, "invalid_state", path=f"/v1/issuers/{hk_id}/reinstate"))
+        entries[("POST", f"/v1/issuers/{{issuer_id}}/{action}")] = {
+            "role": role, "path": f"/v1/issuers/{UNKNOWN_ID}/{action}", "json": reason, "cases": cases}
+    terms = {"path_length": 1}
+    hk_terms = f"/v1/issuers/{hk_id}/terms"
+    entries[("PUT", "/v1/issuers/{issuer_id}/terms")] = {
+        "role": "admin", "path": f"/v1/issuers/{UNKNOWN_ID}/terms", "json": terms,
+        "cases": auth_cases() + json_cases(terms, body_required=False) + [
+            Case("empty body", 400, "invalid_request", content=b"", headers={"Content-Type": "application/json"}),
+            Case("JSON null", 400, "invalid_request", json=None),
+            Case("unknown id", 404, "not_found"),
+            Case("issuer token", 403, "forbidden", role="issuer"),
+            Case("path_length: negative", 400, "invalid_request", json={"path_length": -1}),
+            Case("path_length: boolean", 400, "invalid_request", json={"path_length": True}),
+            Case("policy_mappings: a string", 400, "invalid_request", json={"policy_mappings": "x"}),
+            Case("policy_mappings: not OIDs", 422, "invalid_policy_mapping", path=hk_terms,
+                 json={"policy_mappings": [{"bridge_policy": "gold", "member_policy": "silver"}]}),
+            Case("policy_mappings: none", 422, "invalid_policy_mapping", path=hk_terms, json={"policy_mappings": []}),
+            Case("subtrees: unknown type", 400, "invalid_request", json={"permitted_subtrees": [{"type": "x400Address", "value": "x"}]}),
+            Case("subtrees: bad CIDR", 422, "invalid_name_constraints", path=hk_terms,
+                 json={"excluded_subtrees": [{"type": "iPAddress", "value": "10.0.0.300/8"}]}),
+            Case("unchanged terms", 422, "unchanged_terms", path=hk_terms, json={"policy_mappings": s.hk.mappings()}),
+            Case("pending enrollment", 409, "invalid_state", path=f"/v1/issuers/{s.pending}/terms", json={"path_length": 0}),
+        ] + wrong_method("POST")}
+    entries[("GET", "/v1/issuers/{issuer_id}/history")] = {
+        "role": "platform", "path": f"/v1/issuers/{hk_id}/history", "cases": auth_cases() + [
+            Case("unknown id", 404, "not_found", path=f"/v1/issuers/{UNKNOWN_ID}/history"),
+            Case("id with odd characters", 404, "not_found", path="/v1/issuers/%00%ff%20'%22/history"),
+            Case("another issuer's enrollment", 404, "not_found", role="issuer2"),
+        ] + wrong_method("DELETE")}
+    expiring = "/v1/cross-certificates/expiring"
+    entries[("GET", expiring)] = {"role": "admin", "cases": auth_cases() + [
+        Case("platform token", 403, "forbidden", role="platform"),
+        Case("days: negative", 400, "invalid_request", path=f"{expiring}?days=-1"),
+        Case("days: not a number", 400, "invalid_request", path=f"{expiring}?days=soon"),
+        Case("days: NaN", 400, "invalid_request", path=f"{expiring}?days=nan"),
+        Case("days: too many", 400, "invalid_request", path=f"{expiring}?days=1e9"),
+    ] + wrong_method("DELETE")}
+    return entries
+
+
 @pytest.fixture(scope="module")
 def table(federation):
     return sweep_table(Sweeper(federation))
 
 
+def _flat_routes(routes):
+    """Routes, with those of included APIRouters (FastAPI keeps an included router as one entry) in place."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _flat_routes(included.routes)
+        else:
+            yield route
+
+
 def _routes(app) -> set[tuple[str, str]]:
     found = set()
-    for route in app.routes:
+    for route in _flat_routes(app.routes):
         assert isinstance(route, Route), f"{route!r}: a route kind the sweep does not know"
         for method in route.methods or ():
             if method != "HEAD":
