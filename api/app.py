@@ -301,6 +301,9 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
     from . import admin_routes  # reject, CRL now, tokens: so `bridgeca ... --url` covers every admin command
 
     admin_routes.install(app, AdminJson, _problems)
+    from . import routes_blacklist, routes_governance_public  # issue 13: the blacklist, the public register
+    app.include_router(routes_blacklist.router(AdminJson, _problems))
+    app.include_router(routes_governance_public.router())
     from . import routes_lifecycle  # withdraw, suspend, reinstate, renew, terms, history, expiring
 
     app.include_router(routes_lifecycle.router)
@@ -396,6 +399,8 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
         return await _ocsp(request, der)
 
     app.openapi = lambda: _openapi(app)
+    from .security import authenticate_before_body  # last: after every route is added
+    authenticate_before_body(app)
     return app
 
 

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_admin
 
     cli_admin.register(sub)
+    from . import cli_blacklist
+
+    cli_blacklist.register(sub)
     from . import cli_governance
 
     cli_governance.register(sub)  # bridgeca proposal list|confirm|cancel

@@ -94,7 +94,53 @@ def require(*roles: str):
             raise Problem(403, "forbidden", f"this route needs the {' or '.join(roles)} role; the token is {principal.role}")
         return principal
 
+    check.auth_first = True
     return check
+
+
+current_principal.auth_first = True
+
+
+def authenticate_before_body(app) -> None:
+    """Decide token and role before the body is read, on every route that
+    has an authentication dependency (one marked ``auth_first``).
+
+    FastAPI parses the JSON body before it runs a route's dependencies, so
+    without this a request with no token and a broken body gets a 400 that
+    tells an anonymous caller about the route's input; it must get the 401
+    (or 403) first. Call it once every route is added: each route's ASGI app
+    is wrapped to run its marked dependencies on the bare request (headers
+    only), then the route as usual (the check repeats there, answered from
+    the token cache)."""
+    from fastapi.routing import APIRoute
+    from starlette.requests import Request as StarletteRequest
+
+    def marked(dependant) -> list:
+        found = []
+        for sub in dependant.dependencies:
+            if getattr(sub.call, "auth_first", False):
+                found.append(sub.call)
+            else:
+                found += marked(sub)
+        return found
+
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or getattr(route.app, "auth_first_wrapped", False):
+            continue
+        checks = marked(route.dependant)
+        if checks:
+            route.app = _checked_first(route.app, checks, StarletteRequest)
+
+
+def _checked_first(inner, checks, request_class):
+    async def app(scope, receive, send):
+        request = request_class(scope, receive)  # the body stays unread
+        for check in checks:
+            await check(request)
+        await inner(scope, receive, send)
+
+    app.auth_first_wrapped = True
+    return app
 
 
 AnyUser = Annotated[Principal, Depends(current_principal)]
