@@ -12,7 +12,8 @@ instead of one per item, and the event loop stays free for other requests
 (the single chain route answers known chains on the loop because one leaf's
 work is small; a hundred leaves' is not). Each item gets its own pki Budget,
 so a hostile item exhausts only its own; items share the Verifier of their
-trust anchor, looked up once per request (PinnedVerification).
+trust anchor, looked up once per request (PinnedVerification), and are
+counted in the metrics by the service's methods, as single requests are.
 """
 # No ``from __future__ import annotations``: FastAPI must see the dependency annotations as objects.
 import logging
@@ -50,11 +51,11 @@ async def verify_batch(body: VerifyBatchRequest, request: Request, _who: Platfor
     limit = state.ca.settings.batch_max_items
     if len(body.items) > limit:
         raise Problem(413, "too_many_items", f"{len(body.items)} items; a batch holds at most {limit}", max_items=limit)
-    results = await run_in_threadpool(_verify_items, state.verification, body.items, body.options, getattr(state, "metrics", None))
+    results = await run_in_threadpool(_verify_items, state.verification, body.items, body.options)
     return JSONResponse({"results": results})
 
 
-def _verify_items(service, items: list, options, metrics) -> list[dict]:
+def _verify_items(service, items: list, options) -> list[dict]:
     pinned = service.pinned()
     # Only what the caller wrote: a shared option left out must not
     # override an item's own default-dependent reading (require_explicit_policy).
@@ -74,8 +75,6 @@ def _verify_items(service, items: list, options, metrics) -> list[dict]:
         except Exception as exc:  # noqa: BLE001 - each item's failure is its own answer
             results.append({"index": index, "kind": kind, "error": _problem(exc)})
             continue
-        if metrics is not None:
-            metrics.verified(kind, result)
         results.append({"index": index, "kind": kind, "result": result})
     return results
 

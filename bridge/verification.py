@@ -145,6 +145,9 @@ class VerificationService:
         return view["root_certificate"].encode()
 
     def _context(self, trust_anchor: str) -> _Context:
+        pinned = getattr(_pinned, "context", None)  # set by PinnedVerification around one call
+        if pinned is not None and pinned[0] == trust_anchor:
+            return pinned[1]
         epoch = self.current_epoch()
         now = time.monotonic()
         with self._lock:
@@ -348,20 +351,26 @@ class VerificationService:
         return PinnedVerification(self)
 
 
+# The context a PinnedVerification has chosen for the call running in this thread.
+_pinned = threading.local()
+
+
 class PinnedVerification:
     """The verifications of one batch: each trust anchor's context (its
     Verifier, at the epoch current when the anchor is first named) is looked
     up once and used for every item that names it, so the items of one
     request are answered under one state of trust, and an anchor that cannot
     be used (unknown, not active) costs one database read, not one per item.
-    Each call still gets its own Budget inside pki: items share caches, never
-    limits. Not thread-safe: one batch runs in one thread."""
+    Each call is the service's own method (every kind of anchor, the
+    metrics of a subclass), with only the context lookup pinned; it still
+    gets its own Budget inside pki: items share caches, never limits.
+    Not thread-safe: one batch runs in one thread."""
 
     def __init__(self, service: VerificationService) -> None:
         self._service = service
         self._contexts: dict[str, _Context | BridgeError] = {}
 
-    def _context(self, trust_anchor: str) -> _Context:
+    def _call(self, method, trust_anchor: str, *args, **kwargs) -> dict:
         ctx = self._contexts.get(trust_anchor)
         if ctx is None:
             try:
@@ -371,20 +380,17 @@ class PinnedVerification:
             self._contexts[trust_anchor] = ctx
         if isinstance(ctx, BridgeError):
             raise BridgeError(ctx.code, ctx.message, ctx.status)  # a fresh one: each item's error stands alone
-        return ctx
+        _pinned.context = (trust_anchor, ctx)
+        try:
+            return method(*args, trust_anchor=trust_anchor, **kwargs)
+        finally:
+            _pinned.context = None
 
-    def verify_chain(self, certificate: str, *, trust_anchor: str = "bridge", at=None, **options) -> dict:
-        ctx = self._context(trust_anchor)
-        if ctx.list_view is not None:
-            return self._service._recognised_chain(ctx, certificate, at, options)
-        return ctx.verifier.verify(certificate, at=at, **self._service._options(ctx, **options)).to_dict()
+    def verify_chain(self, certificate: str, *, trust_anchor: str = "bridge", **options) -> dict:
+        return self._call(self._service.verify_chain, trust_anchor, certificate, **options)
 
-    def verify_cms(self, cms: bytes, *, content: bytes | None = None, trust_anchor: str = "bridge", at=None, **options) -> dict:
-        ctx = self._context(trust_anchor)
-        return verify_cms(cms, ctx.verifier, content=content, at=at, **self._service._options(ctx, **options)).to_dict()
+    def verify_cms(self, cms: bytes, *, trust_anchor: str = "bridge", **options) -> dict:
+        return self._call(self._service.verify_cms, trust_anchor, cms, **options)
 
-    def verify_raw(self, certificate: str, signature: bytes, data: bytes, *, algorithm: str | None = None,
-                   trust_anchor: str = "bridge", at=None, **options) -> dict:
-        ctx = self._context(trust_anchor)
-        return verify_raw_signature(certificate, signature, data, ctx.verifier, algorithm=algorithm, at=at,
-                                    **self._service._options(ctx, **options)).to_dict()
+    def verify_raw(self, certificate: str, signature: bytes, data: bytes, *, trust_anchor: str = "bridge", **options) -> dict:
+        return self._call(self._service.verify_raw, trust_anchor, certificate, signature, data, **options)

@@ -186,6 +186,20 @@ def sweep_table(s: Sweeper) -> dict[tuple[str, str], dict]:
             Case("trust_anchor: unknown issuer", 404, "not_found", json={**sig, "trust_anchor": UNKNOWN_ID}),
             Case("revocation: unknown mode", 400, "invalid_request", json={**sig, "revocation": 3}),
         ]},
+        # A bad item is that item's error in a 200 (tests/api/test_batch.py); here, the envelope.
+        # "options" first: json_cases puts its wrong types there.
+        ("POST", "/v1/verify/batch"): {"role": "platform", "json": (batch := {"options": {"revocation": "auto"}, "items": [{"kind": "chain", **chain}]}),
+                                       "cases": auth_cases() + json_cases(batch) + [
+            Case("items: empty", 400, "invalid_request", json={"items": []}),
+            Case("items: missing", 400, "invalid_request", json={"options": {}}),
+            Case("items: an object", 400, "invalid_request", json={"items": {"kind": "chain", **chain}}),
+            Case("items: a string", 400, "invalid_request", json={"items": "chain"}),
+            Case("items: null", 400, "invalid_request", json={"items": None}),
+            Case("items: over batch_max_items", 413, "too_many_items", json={"items": [{"kind": "chain"}] * 101}),
+            Case("options: unknown mode", 400, "invalid_request", json={**batch, "options": {"revocation": "sometimes"}}),
+            Case("options: an item field", 400, "invalid_request", json={**batch, "options": {"certificate": chain["certificate"]}}),
+            Case("options: depth out of range", 400, "invalid_request", json={**batch, "options": {"max_chain_depth": 65}}),
+        ] + wrong_method("GET")},
         ("POST", "/v1/issuers"): {"role": "issuer", "json": enroll, "cases": auth_cases() + json_cases(enroll) + [
             Case("root_certificate: PEM of garbage", 400, "malformed_certificate", json={**enroll, "root_certificate": BAD_PEM}),
             Case("root_certificate: invalid base64", 400, "malformed_certificate", json={**enroll, "root_certificate": BROKEN_PEM}),
