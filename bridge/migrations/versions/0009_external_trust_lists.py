@@ -5,13 +5,13 @@ every version accepted, kept whole so that the status a service had at any
 past time can be answered from the list that said it.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
