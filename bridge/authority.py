@@ -599,6 +599,29 @@ class BridgeAuthority:
         })
         return asn1_cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
 
+    # -- signatures inside published documents (the XML trust list, bridge/trust_list.py) ------------
+
+    def can_sign_documents(self) -> bool:
+        """Whether a key can make XML-DSig signatures: ECDSA or RSA (XML-DSig defines no SM2)."""
+        return any(not k.is_sm2 for k in self.keys)
+
+    def document_key(self) -> BridgeKey:
+        """The key that signs XML documents: the ECDSA/RSA one (a dual-key bridge's non-SM2 key)."""
+        key = next((k for k in self.keys if not k.is_sm2), None)
+        if key is None:
+            raise ProfileViolation("this bridge has no ECDSA or RSA key to sign XML documents with")
+        return key
+
+    def sign_document(self, data: bytes) -> bytes:
+        """A signature over ``data`` (a canonical XML-DSig SignedInfo) by
+        ``document_key``: DER ECDSA or PKCS#1 v1.5 RSA with the key's hash,
+        checked before it is returned."""
+        key = self.document_key()
+        signature = key.signer.sign(data)
+        if not verify_with_spki(key.spki, key.signer.signature_algorithm_der, signature, data):
+            raise ProfileViolation("the document signature does not verify with the bridge key")
+        return signature
+
     # -- OCSP ---------------------------------------------------------------------------
 
     def ocsp_response(self, request_der: bytes, lookup: Callable[[int], CertificateStatus], now: datetime | None = None) -> bytes:

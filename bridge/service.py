@@ -843,6 +843,15 @@ class BridgeCA:
         with _translated():
             return self.store.verify_audit()
 
+    def published_trust_list(self, epoch: int | None = None):
+        """Our federation as a signed ETSI TS 119 612 list, XML and JSON
+        (bridge/trust_list.py): the current one for revocation ``epoch`` (read
+        from the store when None), re-issued only when its content changed."""
+        from .trust_list import publisher_of
+
+        with _translated():
+            return publisher_of(self).current(epoch)
+
     @property
     def trust_lists(self):
         """External trusted lists this bridge recognises (bridge/trust_lists.py); one registry per process."""

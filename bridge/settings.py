@@ -139,6 +139,17 @@ class BridgeSettings(BaseSettings):
     inhibit_policy_mapping: int | None = None
     inhibit_any_policy: int | None = 0
 
+    # The published trust list (bridge/trust_list.py, GET /v1/trust-list.xml
+    # and .json): NextUpdate is this many hours after ListIssueDateTime (the
+    # list is re-issued at half of it); the scheme operator's names (English:
+    # the bridge subject's O when unset), territory and information URI
+    # (default: the base URL's /docs).
+    trust_list_next_update_hours: float = Field(default=168.0, gt=0, le=24 * 366)
+    trust_list_operator_name_zh: str = Field(default="广东省电子认证桥接与交叉认证平台", min_length=1, max_length=200)
+    trust_list_operator_name_en: str | None = Field(default=None, min_length=1, max_length=200)
+    trust_list_territory: str = Field(default="CN", pattern=r"^[A-Z]{2}$")
+    trust_list_information_uri: str | None = None
+
     @field_validator("jurisdictions", mode="before")
     @classmethod
     def _split_jurisdictions(cls, value):

@@ -179,6 +179,21 @@ class BlacklistPublication(SQLModel, table=True):
     created_at: datetime = Field(sa_type=TZDateTime)
 
 
+class TrustListIssue(SQLModel, table=True):
+    """One issued trust list (bridge/trust_list.py, migration 0008): both forms' exact signed bytes, so
+    every worker and server serves the same documents under one sequence number."""
+
+    __tablename__ = "trust_list_issue"
+    sequence: int = Field(primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False})
+    content_sha256: str = Field(max_length=64)
+    issued_at: datetime = Field(sa_type=TZDateTime)
+    next_update: datetime = Field(sa_type=TZDateTime)
+    xml: bytes | None = Field(default=None, sa_type=sa.LargeBinary)  # None: no key can sign XML (SM2 only)
+    xml_problem: str | None = None
+    json_document: bytes = Field(sa_type=sa.LargeBinary)
+    json_signature: bytes = Field(sa_type=sa.LargeBinary)  # detached CMS SignedData over json_document, DER
+
+
 class Crl(SQLModel, table=True):
     __tablename__ = "crl"
     number: int = Field(primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False})
@@ -1090,6 +1105,44 @@ class Store:
             if found is None:
                 raise
             return found
+
+    # ------------------------------------------------------------------ our trust list (bridge/trust_list.py)
+
+    def latest_trust_list(self) -> TrustListIssue | None:
+        with self._read() as session:
+            row = session.exec(select(TrustListIssue).order_by(TrustListIssue.sequence.desc())).first()
+        return _fix_times(row) if row is not None else None
+
+    def publish_trust_list(self, *, actor: str, content_sha256: str, now: datetime,
+                           build: Callable[[int, datetime], object]) -> TrustListIssue:
+        """The list to serve for content ``content_sha256``: the latest issued
+        one when its content is the same and it is not past half its validity,
+        else a new one with the next sequence number, built by ``build(sequence,
+        now)`` (it signs: the key use is audited in the same transaction). The
+        ``trust_list`` counter's row lock serialises issuers, so workers that
+        see one change at once sign it once."""
+        with self._transaction() as session:
+            last_sequence = int(session.execute(
+                sa.text("UPDATE counter SET value = value WHERE name = 'trust_list' RETURNING value")).scalar_one())
+            latest = session.get(TrustListIssue, last_sequence) if last_sequence else None
+            if latest is not None:
+                issued_at, next_update = _aware(latest.issued_at), _aware(latest.next_update)
+                if latest.content_sha256 == content_sha256 and now < issued_at + (next_update - issued_at) / 2:
+                    session.expunge(latest)
+                    return _fix_times(latest)
+            sequence = self._next_counter(session, "trust_list")
+            self._audit(session, actor, "key.use", {"purpose": "trust-list", "sequence": sequence})
+            issued = build(sequence, now)
+            row = TrustListIssue(sequence=sequence, content_sha256=content_sha256, issued_at=issued.issued_at,
+                                 next_update=issued.next_update, xml=issued.xml, xml_problem=issued.xml_problem,
+                                 json_document=issued.json, json_signature=issued.json_signature)
+            session.add(row)
+            session.flush()
+            self._audit(session, actor, "trust_list.issue", {
+                "sequence": sequence, "content_sha256": content_sha256, "next_update": issued.next_update.isoformat(),
+                "why": "content changed" if latest is None or latest.content_sha256 != content_sha256 else "refresh before next update",
+            })
+            return row
 
     # ------------------------------------------------------------------ API tokens
 
