@@ -211,10 +211,44 @@ BYTE_OPS = ("flip", "set", "insert", "delete", "truncate", "length", "retag")
 STRUCTURE_OPS = ("swap", "duplicate", "drop", "graft", "integer", "time", "oid", "boolean", "bitstring")
 OPS = BYTE_OPS + STRUCTURE_OPS * 3
 
-# One damage: (operation, two numbers that pick places, a few bytes to use).
-damage = st.tuples(st.sampled_from(OPS), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
-                   st.binary(min_size=1, max_size=8))
-damages = st.lists(damage, min_size=1, max_size=3)
+# One to three damages, drawn as one byte string (each Hypothesis draw has
+# a cost of its own, larger than a small example's): per damage 18 bytes,
+# an operation, two numbers that pick places, and up to 8 bytes to use.
+DAMAGE_SIZE = 18
+damages = st.binary(min_size=DAMAGE_SIZE, max_size=3 * DAMAGE_SIZE)
+
+
+def decode_damages(raw: bytes) -> list[tuple[str, int, int, bytes]]:
+    out = []
+    for i in range(0, len(raw) - DAMAGE_SIZE + 1, DAMAGE_SIZE):
+        chunk = raw[i:i + DAMAGE_SIZE]
+        out.append((OPS[chunk[0] % len(OPS)], int.from_bytes(chunk[1:5], "big"), int.from_bytes(chunk[5:9], "big"),
+                    chunk[10:11 + chunk[9] % 8]))
+    return out
+
+
+class Case:
+    """One example's choices, from two draws: the damages, and one number
+    that every choice takes its digits from (zero, where Hypothesis shrinks
+    to, picks the first option of each)."""
+
+    def __init__(self, data) -> None:
+        self._data = data
+        self.damages = decode_damages(data.draw(damages, label="damages"))
+        self._number = data.draw(st.integers(0, 2**64 - 1), label="choices")
+
+    def pick(self, options):
+        options = list(options)
+        self._number, i = divmod(self._number, len(options))
+        chosen = options[i]
+        note(f"picked {chosen if not isinstance(chosen, bytes) else f'<{len(chosen)} bytes>'!r}")
+        return chosen
+
+    def flag(self) -> bool:
+        return self.pick((False, True))
+
+    def more_damages(self) -> list[tuple[str, int, int, bytes]]:
+        return decode_damages(self._data.draw(damages, label="more damages"))
 
 
 def _pick(nodes: list[Node], a: int, tags: tuple[int, ...] | None = None) -> int | None:
@@ -516,26 +550,23 @@ def run(name: str, call, check) -> None:
     outcome(name, "valid" if result.valid else result.error.code)
 
 
-def chain_options(w: World):
-    """verify's keywords, one draw (each draw has its overhead)."""
-    return st.fixed_dictionaries({
-        "at": st.sampled_from([AT, AT + dt.timedelta(days=4000), "2025-06-01T00:00:00.5Z"]),
-        "policies": st.sampled_from([None, [w.bridge_policy], [w.policy], ["2.5.29.32.0"]]),
-        "explicit_policy": st.booleans(),
-        "inhibit_policy_mapping": st.booleans(),
-        "inhibit_any_policy": st.booleans(),
-        "revocation": st.sampled_from(["auto", "require", "off"]),
-    })
+def options(case: Case, w: World) -> dict:
+    """verify's keywords."""
+    return {
+        "at": case.pick([AT, AT + dt.timedelta(days=4000), "2025-06-01T00:00:00.5Z"]),
+        "policies": case.pick([None, [w.bridge_policy], [w.policy], ["2.5.29.32.0"]]),
+        "explicit_policy": case.flag(),
+        "inhibit_policy_mapping": case.flag(),
+        "inhibit_any_policy": case.flag(),
+        "revocation": case.pick(["auto", "require", "off"]),
+    }
 
 
-def options(data, w: World) -> dict:
-    return data.draw(chain_options(w), label="options")
-
-
-def damaged(data, base: bytes, key, *, resign_with=resign) -> bytes:
-    """``base`` damaged by drawn operations, signed again half the time."""
-    ops = data.draw(damages, label="damages")
-    if key is not None and data.draw(st.integers(0, 2), label="sign again") > 0:
+def damaged(case: Case, base: bytes, key, *, resign_with=resign) -> bytes:
+    """``base`` damaged by the drawn operations, signed again two times in three."""
+    ops = case.damages
+    note(f"damages: {ops}")
+    if key is not None and case.pick(range(3)) > 0:
         out = resign_with(base, key, ops, world().donors)
     else:
         out = mutate(base, ops, world().donors)
@@ -543,8 +574,8 @@ def damaged(data, base: bytes, key, *, resign_with=resign) -> bytes:
     return out
 
 
-def maybe_pem(data, der: bytes, label: str = "CERTIFICATE") -> bytes:
-    return as_pem(der, label) if data.draw(st.integers(0, 9), label="pem") == 0 else der
+def maybe_pem(case: Case, der: bytes, label: str = "CERTIFICATE") -> bytes:
+    return as_pem(der, label) if case.pick(range(10)) == 0 else der
 
 
 # --- the properties ----------------------------------------------------------------
@@ -586,10 +617,11 @@ PLANNED["leaf"] = 1100
 @fuzz_settings(PLANNED["leaf"])
 @given(st.data())
 def test_damaged_leaf(data):
+    case = Case(data)
     w = world()
-    leaf = maybe_pem(data, damaged(data, w.leaf, w.issuing.key))
-    with_revocation = data.draw(st.booleans(), label="crls and ocsp")
-    opts = options(data, w)
+    leaf = maybe_pem(case, damaged(case, w.leaf, w.issuing.key))
+    with_revocation = case.flag()
+    opts = options(case, w)
 
     def call():
         v = w.verifier(crls=list(w.crls.values()) if with_revocation else (),
@@ -605,22 +637,23 @@ PLANNED["ca"] = 700
 @fuzz_settings(PLANNED["ca"])
 @given(st.data())
 def test_damaged_intermediate_or_cross_certificate(data):
+    case = Case(data)
     w = world()
-    which = data.draw(st.sampled_from(["issuing", "cross", "bundle"]))
+    which = case.pick(["issuing", "cross", "bundle"])
     if which == "issuing":
-        bad = damaged(data, w.issuing_cert, w.root.key)
+        bad = damaged(case, w.issuing_cert, w.root.key)
         untrusted = [w.cross, bad]
     elif which == "cross":
-        bad = damaged(data, w.cross, w.bridge.key)
+        bad = damaged(case, w.cross, w.bridge.key)
         untrusted = [bad, w.issuing_cert]
     else:
-        bad = damaged(data, w.bundle, None)
+        bad = damaged(case, w.bundle, None)
         untrusted = [bad]
-    per_call = data.draw(st.booleans(), label="given per call")
+    per_call = case.flag()
     # The damaged CA certificate as the target too: a CA asked about itself.
-    target = data.draw(st.sampled_from([w.leaf, w.leaf, bad]), label="target")
-    with_revocation = data.draw(st.booleans(), label="crls")
-    opts = options(data, w)
+    target = case.pick([w.leaf, w.leaf, bad])
+    with_revocation = case.flag()
+    opts = options(case, w)
 
     def call():
         crls = list(w.crls.values()) if with_revocation else ()
@@ -637,10 +670,11 @@ PLANNED["anchor"] = 500
 @fuzz_settings(PLANNED["anchor"])
 @given(st.data())
 def test_damaged_anchor(data):
+    case = Case(data)
     w = world()
-    anchor = maybe_pem(data, damaged(data, w.bridge.der, w.bridge.key))
-    target = data.draw(st.sampled_from([w.leaf, w.leaf, w.cross]), label="target")
-    opts = options(data, w)
+    anchor = maybe_pem(case, damaged(case, w.bridge.der, w.bridge.key))
+    target = case.pick([w.leaf, w.leaf, w.cross])
+    opts = options(case, w)
     run("anchor", lambda: w.verifier(anchors=[anchor]).verify(target, **opts), check_chain_result)
 
 
@@ -650,12 +684,13 @@ PLANNED["crl"] = 650
 @fuzz_settings(PLANNED["crl"])
 @given(st.data())
 def test_damaged_crl(data):
+    case = Case(data)
     w = world()
-    signer = data.draw(st.sampled_from(["bridge", "root", "issuing"]))
+    signer = case.pick(["bridge", "root", "issuing"])
     keys = {"bridge": w.bridge.key, "root": w.root.key, "issuing": w.issuing.key}
-    crl = maybe_pem(data, damaged(data, w.crls[signer], keys[signer]), "X509 CRL")
+    crl = maybe_pem(case, damaged(case, w.crls[signer], keys[signer]), "X509 CRL")
     crls = [crl] + [c for name, c in w.crls.items() if name != signer]
-    opts = options(data, w)
+    opts = options(case, w)
     run("crl", lambda: w.verifier(crls=crls).verify(w.leaf, **opts), check_chain_result)
 
 
@@ -665,10 +700,11 @@ PLANNED["ocsp"] = 650
 @fuzz_settings(PLANNED["ocsp"])
 @given(st.data())
 def test_damaged_ocsp_response(data):
+    case = Case(data)
     w = world()
-    response = damaged(data, w.ocsp, w.issuing.key, resign_with=resign_ocsp)
-    with_crls = data.draw(st.booleans(), label="crls too")
-    opts = options(data, w)
+    response = damaged(case, w.ocsp, w.issuing.key, resign_with=resign_ocsp)
+    with_crls = case.flag()
+    opts = options(case, w)
     crls = list(w.crls.values()) if with_crls else [w.crls["bridge"], w.crls["root"]]
     run("ocsp", lambda: w.verifier(crls=crls, ocsp_responses=[response]).verify(w.leaf, **opts), check_chain_result)
 
@@ -679,23 +715,26 @@ PLANNED["cms"] = 1000
 @fuzz_settings(PLANNED["cms"])
 @given(st.data())
 def test_damaged_cms(data):
+    case = Case(data)
     w = world()
-    detached = data.draw(st.booleans(), label="detached")
+    detached = case.flag()
     base = w.cms_detached if detached else w.cms
-    message = damaged(data, base, w.leaf_key, resign_with=resign_cms)
-    content = data.draw(st.sampled_from([None, DATA, DATA + b"!"]), label="content") if not detached else DATA
-    if data.draw(st.integers(0, 9), label="encoding") == 0:
+    message = damaged(case, base, w.leaf_key, resign_with=resign_cms)
+    content = case.pick([None, DATA, DATA + b"!"]) if not detached else DATA
+    if case.pick(range(10)) == 0:
         message = as_pem(message, "CMS")
-    at = data.draw(st.sampled_from([AT, None, "signing-time", "2025-06-01T00:00:00Z"]), label="at")
-    opts = options(data, w)
+    at = case.pick([AT, None, "signing-time", "2025-06-01T00:00:00Z"])
+    opts = options(case, w)
     del opts["at"]
 
     # The signer's chain with CRLs now and then: revocation is the other
-    # tests' subject, and its signature checks would double this one's time.
-    crls = list(w.crls.values()) if data.draw(st.integers(0, 3), label="crls") == 0 else ()
+    # tests' subject. One Verifier for all examples, as the service keeps
+    # one: the message is what is damaged here, and the chain's signatures,
+    # checked once, would otherwise cost more than the rest of an example.
+    with_crls = case.pick(range(4)) == 0
 
     def call():
-        return verify_cms(message, w.verifier(crls=crls), content=content, at=at, **opts)
+        return verify_cms(message, reused_verifier(with_crls), content=content, at=at, **opts)
 
     run("cms", call, check_signature_result)
 
@@ -706,16 +745,17 @@ PLANNED["raw"] = 300
 @fuzz_settings(PLANNED["raw"])
 @given(st.data())
 def test_damaged_raw_signature(data):
+    case = Case(data)
     w = world()
-    what = data.draw(st.sampled_from(["certificate", "signature", "both"]))
-    cert = damaged(data, w.leaf, w.issuing.key) if what != "signature" else w.leaf
-    signature = mutate(w.raw_signature, data.draw(damages)) if what != "certificate" else w.raw_signature
-    algorithm = data.draw(st.sampled_from([None, "ecdsa-with-SHA256", "ES256", "ES384", "ed25519", "rsa-sha256",
-                                           "PS256", "sm2", "dsa-with-sha256", "1.2.3.4", "1.2.840.10045.4.3.2"]))
-    at = data.draw(st.sampled_from([AT, None, "2025-06-01T00:00:00Z"]))
+    what = case.pick(["certificate", "signature", "both"])
+    cert = damaged(case, w.leaf, w.issuing.key) if what != "signature" else w.leaf
+    signature = mutate(w.raw_signature, case.more_damages()) if what != "certificate" else w.raw_signature
+    algorithm = case.pick([None, "ecdsa-with-SHA256", "ES256", "ES384", "ed25519", "rsa-sha256",
+                           "PS256", "sm2", "dsa-with-sha256", "1.2.3.4", "1.2.840.10045.4.3.2"])
+    at = case.pick([AT, None, "2025-06-01T00:00:00Z"])
 
     def call():
-        return verify_raw_signature(cert, signature, DATA, w.verifier(), algorithm=algorithm, at=at,
+        return verify_raw_signature(cert, signature, DATA, reused_verifier(False), algorithm=algorithm, at=at,
                                     intermediates=[w.issuing_cert])
 
     run("raw", call, check_signature_result)
@@ -730,16 +770,25 @@ def test_damaged_inputs_through_one_long_lived_verifier(data):
     """The service keeps one Verifier per anchor: damaged leaves and messages
     pass through the same caches (parse cache, known chains, results) as the
     good ones, which must keep verifying."""
+    case = Case(data)
     w = world()
     v = shared_verifier()
-    if data.draw(st.booleans(), label="cms"):
-        message = damaged(data, w.cms, w.leaf_key, resign_with=resign_cms)
+    if case.flag():
+        message = damaged(case, w.cms, w.leaf_key, resign_with=resign_cms)
         run("cache", lambda: verify_cms(message, v, at=AT), check_signature_result)
     else:
-        leaf = damaged(data, w.leaf, w.issuing.key)
+        leaf = damaged(case, w.leaf, w.issuing.key)
         run("cache", lambda: v.verify(leaf, at=AT, revocation="require"), check_chain_result)
     good = v.verify(w.leaf, at=AT, revocation="require")
     assert good.valid, good.to_dict()
+
+
+@functools.cache
+def reused_verifier(with_crls: bool) -> Verifier:
+    """One Verifier of undamaged inputs for the tests that damage messages
+    and signatures only (CMS, raw, SM2)."""
+    w = world()
+    return w.verifier(crls=list(w.crls.values()) if with_crls else ())
 
 
 @functools.cache
@@ -818,17 +867,19 @@ if _sm2_available():  # else skipped, and not owed to the total
 def test_damaged_sm2(data):
     """SM2 goes through the system libcrypto by ctypes (pki/sm2.py): damaged
     keys, signatures and messages must come back as answers, not crashes."""
+    case = Case(data)
     w = world()
     key, cert, signature, cms = sm2_world()
-    what = data.draw(st.sampled_from(["certificate", "signature", "cms"]))
+    what = case.pick(["certificate", "signature", "cms"])
     if what == "cms":
-        message = damaged(data, cms, key.sign, resign_with=resign_cms)
-        run("sm2", lambda: verify_cms(message, w.verifier(), at=AT), check_signature_result)
+        message = damaged(case, cms, key.sign, resign_with=resign_cms)
+        run("sm2", lambda: verify_cms(message, reused_verifier(False), at=AT), check_signature_result)
         return
-    bad_cert = damaged(data, cert, w.issuing.key) if what == "certificate" else cert
-    bad_signature = mutate(signature, data.draw(damages)) if what == "signature" else signature
-    algorithm = data.draw(st.sampled_from([None, "sm2", "ecdsa-with-SHA256"]))
-    run("sm2", lambda: verify_raw_signature(bad_cert, bad_signature, DATA, w.verifier(), algorithm=algorithm, at=AT),
+    bad_cert = damaged(case, cert, w.issuing.key) if what == "certificate" else cert
+    bad_signature = mutate(signature, case.more_damages()) if what == "signature" else signature
+    algorithm = case.pick([None, "sm2", "ecdsa-with-SHA256"])
+    run("sm2", lambda: verify_raw_signature(bad_cert, bad_signature, DATA, reused_verifier(False), algorithm=algorithm,
+                                            at=AT),
         check_signature_result)
 
 
@@ -852,12 +903,13 @@ PLANNED["cli"] = 50
 @fuzz_settings(PLANNED["cli"])
 @given(st.data())
 def test_cli_verify_never_exits_3(data):
+    case = Case(data)
     from api.cli import main
 
     home = cli_files()
-    which = data.draw(st.sampled_from(["leaf.der", "anchor.der", "cross.der", "issuing.der", "ocsp.der",
-                                       "crl-issuing.der", "crl-bridge.der"]))
-    bad = damaged(data, (home / which).read_bytes(), None)
+    which = case.pick(["leaf.der", "anchor.der", "cross.der", "issuing.der", "ocsp.der",
+                                       "crl-issuing.der", "crl-bridge.der"])
+    bad = damaged(case, (home / which).read_bytes(), None)
     digest = hashlib.sha256(bad).hexdigest()[:16]
     damaged_file = home / f"damaged-{digest}-{which}"
     damaged_file.write_bytes(bad)
@@ -868,7 +920,7 @@ def test_cli_verify_never_exits_3(data):
     argv = ["verify", files["leaf.der"], "--anchor", files["anchor.der"], "--untrusted", files["cross.der"],
             "--untrusted", files["issuing.der"], "--crl", files["crl-issuing.der"], "--crl", files["crl-bridge.der"],
             "--crl", str(crl_root), "--ocsp", files["ocsp.der"], "--at", "2025-06-01T00:00:00Z", "--json"]
-    if data.draw(st.booleans(), label="require"):
+    if case.flag():
         argv += ["--revocation", "require"]
     count("cli")
     out, err = io.StringIO(), io.StringIO()
