@@ -1258,7 +1258,7 @@ class Store:
                             .values(last_fetch_at=utcnow(), last_fetch_error=error[:2000]))
 
     def trust_list_versions(self, list_id: str) -> list[ExternalTrustListVersion]:
-        """Every kept version, newest first, without the XML (deferred)."""
+        """Every kept version, newest first."""
         with self._read() as session:
             rows = session.exec(select(ExternalTrustListVersion).where(ExternalTrustListVersion.list_id == list_id)
                                 .order_by(ExternalTrustListVersion.sequence_number.desc())).all()

@@ -166,6 +166,8 @@ def sweep_table(s: Sweeper) -> dict[tuple[str, str], dict]:
             Case("trust_anchor: path-like", 404, "not_found", json={**chain, "trust_anchor": "../../etc/passwd"}),
             Case("trust_anchor: NUL", 404, "not_found", json={**chain, "trust_anchor": "a\x00b"}),
             Case("trust_anchor: pending issuer", 422, "issuer_not_active", json={**chain, "trust_anchor": s.pending}),
+            Case("trust_anchor: unknown trust list", 404, "not_found", json={**chain, "trust_anchor": "list:" + UNKNOWN_ID}),
+            Case("trust_anchor: trust list id with odd characters", 404, "not_found", json={**chain, "trust_anchor": "list:a/../b"}),
             Case("missing certificate", 400, "invalid_request", json={k: v for k, v in chain.items() if k != "certificate"}),
         ]},
         ("POST", "/v1/verify/signature"): {"role": "platform", "json": sig, "cases": auth_cases() + json_cases(sig) + [
@@ -257,6 +259,7 @@ def sweep_table(s: Sweeper) -> dict[tuple[str, str], dict]:
                 Case("reason: number", 400, "invalid_request", json={"reason": 1}),
             ] + wrong_method("GET")},
         **lifecycle_entries(s),
+        **trust_list_entries(s),
         ("GET", "/v1/ca/certificate"): {"role": None, "cases": wrong_method("POST")},
         ("GET", "/v1/ca/certificates"): {"role": None, "cases": wrong_method("POST")},
         ("GET", "/v1/crl"): {"role": None, "cases": wrong_method("POST")},
@@ -286,6 +289,54 @@ def sweep_table(s: Sweeper) -> dict[tuple[str, str], dict]:
             Case("a path out of the directory", 404, "not_found", path="/docs-assets/..%2F__init__.py"),
         ] + wrong_method("POST")},
         ("GET", "/redoc"): {"role": None, "cases": wrong_method("POST")},
+    }
+
+
+def trust_list_entries(s: Sweeper) -> dict:
+    """api/routes_trust_lists.py. Nothing here registers a list: every case fails before the store."""
+    signer = pem(s.hk.root).decode()
+    register = {"name": "Sweep list", "url": "http://127.0.0.1:9/tl.xml", "allowed_signers": [signer]}
+    upload = {"xml": base64.b64encode(b"<a/>").decode()}
+    unknown = f"/v1/trust-lists/{UNKNOWN_ID}"
+
+    def refused(label, status, code, **body):
+        return Case(label, status, code, json={**register, **body})
+
+    return {
+        ("POST", "/v1/trust-lists"): {"role": "admin", "json": register, "cases": auth_cases() + json_cases(register) + [
+            Case("platform token", 403, "forbidden", role="platform"),
+            Case("neither url nor xml", 400, "invalid_request", json={"name": "x", "allowed_signers": [signer]}),
+            refused("both url and xml", 400, "invalid_request", xml=upload["xml"]),
+            refused("url: not http", 400, "invalid_request", url="ftp://example.com/tl.xml"),
+            refused("allowed_signers: empty", 400, "invalid_request", allowed_signers=[]),
+            refused("allowed_signers: garbage", 400, "invalid_signer_certificate", allowed_signers=[BAD_PEM]),
+            refused("mapping: not OIDs", 400, "invalid_mapping", mapping={"policies": [{"prefix": "gold", "bridge_policy": "x"}]}),
+            refused("mapping: unknown member", 400, "invalid_request", mapping={"qualifiers": {}}),
+            Case("xml: invalid base64", 400, "invalid_base64", json={"name": "x", "xml": "!!", "allowed_signers": [signer]}),
+            Case("xml: not a trust list", 422, "malformed_trust_list", json={"name": "x", **upload, "allowed_signers": [signer]}),
+            Case("xml: not XML", 422, "malformed_trust_list",
+                 json={"name": "x", "xml": base64.b64encode(b"\x00\xff").decode(), "allowed_signers": [signer]}),
+        ] + wrong_method("PUT")},
+        ("GET", "/v1/trust-lists"): {"role": "platform", "cases": auth_cases() + wrong_method("PUT")},
+        ("GET", "/v1/trust-lists/{list_id}"): {"role": "platform", "path": unknown, "cases": auth_cases() + [
+            Case("unknown id", 404, "not_found"),
+            Case("id with odd characters", 404, "not_found", path="/v1/trust-lists/%00%ff"),
+        ] + wrong_method("DELETE")},
+        ("GET", "/v1/trust-lists/{list_id}/services"): {"role": "platform", "path": unknown + "/services", "cases": auth_cases() + [
+            Case("unknown id", 404, "not_found"),
+            Case("very long id", 404, "not_found", path=f"/v1/trust-lists/{'a' * 2000}/services"),
+        ] + wrong_method("POST")},
+        ("POST", "/v1/trust-lists/{list_id}/fetch"): {"role": "admin", "path": unknown + "/fetch", "cases": auth_cases() + [
+            Case("unknown id", 404, "not_found"),
+            Case("platform token", 403, "forbidden", role="platform"),
+            Case("body not JSON", 415, "unsupported_media_type", content=b"x", headers={"Content-Type": "text/plain"}),
+        ] + wrong_method("GET")},
+        ("POST", "/v1/trust-lists/{list_id}/versions"): {"role": "admin", "path": unknown + "/versions", "json": upload,
+                                                        "cases": auth_cases() + json_cases(upload) + [
+            Case("unknown id", 404, "not_found"),
+            Case("xml: invalid base64", 400, "invalid_base64", json={"xml": "!!"}),
+            Case("platform token", 403, "forbidden", role="platform"),
+        ] + wrong_method("GET")},
     }
 
 
@@ -442,6 +493,7 @@ def test_sweep_changed_nothing(federation, table):
     assert "Sweep CA" not in names
     view = federation.client.get(f"/v1/issuers/{federation.ids['HK']}", headers=federation.h("admin")).json()
     assert [x["status"] for x in view["cross_certificates"]] == ["issued"]
+    assert federation.client.get("/v1/trust-lists", headers=federation.h("admin")).json() == []  # no list registered
 
 
 def test_the_base_requests_are_accepted(federation, table):
