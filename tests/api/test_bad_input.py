@@ -265,6 +265,9 @@ def sweep_table(s: Sweeper) -> dict[tuple[str, str], dict]:
         ("GET", "/v1/crl"): {"role": None, "cases": wrong_method("POST")},
         ("GET", "/v1/ca/issued-by-bridge.p7c"): {"role": None, "cases": wrong_method("POST")},
         ("GET", "/v1/ca/issued-to-bridge.p7c"): {"role": None, "cases": wrong_method("POST")},
+        ("GET", "/v1/trust-list.xml"): {"role": None, "cases": wrong_method("POST") + wrong_method("DELETE")},
+        ("GET", "/v1/trust-list.json"): {"role": None, "cases": wrong_method("POST") + wrong_method("PUT")},
+        ("GET", "/v1/trust-list.json.p7s"): {"role": None, "cases": wrong_method("POST")},
         ("POST", "/v1/ocsp"): {"role": None, "cases": [
             Case("no content type", 415, "unsupported_media_type", content=b"\x30\x00"),
             Case("JSON", 415, "unsupported_media_type", json={"serial": "1"}),
