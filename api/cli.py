@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_lifecycle  # adds to `issuer`, so after cli_admin
 
     cli_lifecycle.register(sub)
+    from . import cli_trust_list
+
+    cli_trust_list.register(sub)
     return parser
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,66 @@ def test_policy_prefix():
     assert policy_matches(prefix + ".2012.1.0", prefix)
     assert policy_matches(prefix, prefix)
     assert not policy_matches("2.16.344.8.2.2008.810.21", prefix)
+
+
+# --------------------------------------------------------------------------- bridgeca trust-list
+
+
+def _cli(capsys, *argv):
+    from api.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_verify_exit_codes(capsys, tmp_path):
+    code, out, err = _cli(capsys, "trust-list", "verify", str(SAMPLES / "tlv6.xml"), "--schema-dir", str(XSD), "--json")
+    result = json.loads(out)
+    assert code == 0 and result["signature"]["status"] == "valid" and result["schema"]["checked"] == "xsd"
+    code, out, _ = _cli(capsys, "trust-list", "verify", str(SAMPLES / "mra/mra-lotl.xml"), "--json")
+    assert code == 1 and json.loads(out)["signature"]["status"] == "digest_mismatch"
+    assert json.loads(out)["schema"]["checked"] == "structural"
+    other = tmp_path / "other.der"
+    other.write_bytes(_embedded_signer((SAMPLES / "mra/be-tl.xml").read_bytes()))
+    code, out, _ = _cli(capsys, "trust-list", "verify", str(SAMPLES / "tlv5.xml"), "--signer", str(other), "--json")
+    assert code == 1 and json.loads(out)["signature"]["status"] == "signer_not_allowed"
+    junk = tmp_path / "junk.xml"
+    junk.write_bytes(b"<html/>")
+    code, out, err = _cli(capsys, "trust-list", "verify", str(junk))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    code, _, err = _cli(capsys, "trust-list", "verify", str(tmp_path / "missing.xml"))
+    assert code == 2 and "cannot read" in err
+
+
+def test_cli_register_show_list_fetch(capsys, tmp_path):
+    from api.cli import main
+
+    home = tmp_path / "home"
+    assert main(["init", "--home", str(home), "--base-url", "http://127.0.0.1:1", "--allow-loopback-url"]) == 0
+    capsys.readouterr()
+    be = SAMPLES / "mra/be-tl.xml"
+    signer = tmp_path / "be-signer.der"
+    signer.write_bytes(_embedded_signer(be.read_bytes()))
+    code, out, err = _cli(capsys, "trust-list", "register", "--home", str(home), "--name", "BE", "--file", str(be),
+                          "--signer", str(signer), "--json")
+    assert code == 0, err
+    view = json.loads(out)
+    assert view["outcome"]["accepted"] is True and view["latest"]["territory"] == "BE"
+    code, out, _ = _cli(capsys, "trust-list", "list", "--home", str(home), "--json")
+    assert [v["id"] for v in json.loads(out)] == [view["id"]]
+    code, out, _ = _cli(capsys, "trust-list", "show", view["id"], "--home", str(home), "--services", "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["versions"][0]["sequence_number"] == 1 and shown["services"][0]["name"] == "CAQC service"
+    code, _, err = _cli(capsys, "trust-list", "fetch", view["id"], "--home", str(home))
+    assert code == 1 and "not_fetchable" in err  # an uploaded list has no URL
+    # An edited list (digest no longer matches) is refused at registration; nothing is kept.
+    code, _, err = _cli(capsys, "trust-list", "register", "--home", str(home), "--name", "ZZ",
+                        "--file", str(SAMPLES / "mra/mra-tl-zz.xml"), "--signer", str(signer))
+    assert code == 1 and "trust_list_signature_invalid" in err
+    code, _, err = _cli(capsys, "trust-list", "register", "--home", str(home), "--name", "x", "--url", "ftp://x/",
+                        "--signer", str(signer))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    code, out, _ = _cli(capsys, "trust-list", "list", "--home", str(home), "--json")
+    assert len(json.loads(out)) == 1
+    assert main(["audit", "verify", "--home", str(home)]) == 0
