@@ -266,3 +266,26 @@ def json_loads(data: bytes):
     import json
 
     return json.loads(data)
+
+
+def test_a_pkcs11_bridge_signs_the_list_on_its_token(softhsm_token, tmp_path, monkeypatch):
+    """The SignedInfo is signed on the token (the key never leaves it), and xmlsec1 accepts the result."""
+    import uuid
+
+    from bridge.service import BridgeCA
+
+    module, token_label, pin = softhsm_token
+    monkeypatch.setenv("BRIDGECA_PKCS11_PIN", pin)
+    ca = BridgeCA.init(tmp_path / "hsm", signer="pkcs11", pkcs11_module=module, pkcs11_token_label=token_label,
+                       pkcs11_key_label=f"tl-{uuid.uuid4().hex[:8]}", base_url="https://bridge.gd.example")
+    try:
+        join(ca, "MO")
+        published = ca.published_trust_list()
+        path, bridge_pem = tmp_path / "trust-list.xml", tmp_path / "bridge.pem"
+        path.write_bytes(published.xml)
+        bridge_pem.write_text(ca.certificate_pem())
+        done = xmlsec1(path, bridge_pem)
+        assert done.returncode == 0, done.stderr
+        assert schema_errors(path) == "valid"
+    finally:
+        ca.close()
