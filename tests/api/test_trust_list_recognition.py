@@ -251,3 +251,51 @@ def test_unknown_list_anchor_is_404(guangdong):
                                  {"certificate": pem(HongKong().leaf).decode(), "trust_anchor": "list:0123abcd"})
     assert status == 404 and headers["content-type"] == "application/problem+json"
     assert json.loads(body)["code"] == "not_found"
+
+
+def test_second_bridge_recognises_the_first_through_its_published_list(tmp_path):
+    """Interop between two bridgeca instances: A enrolls and approves HK, and
+    publishes its federation at /v1/trust-list.xml (bridge/trust_list.py);
+    B registers that URL with A's certificate as the allowed signer, and
+    recognises HK's leaf under A's list."""
+    from tests.bridge.members import make_member
+
+    extra = {"BRIDGECA_REVOCATION_ALLOW_PRIVATE_ADDRESSES": "true", "BRIDGECA_TRUST_LIST_SCHEMA_DIR": str(ETSI_XSD)}
+    a_process, a_log, a_base, a_tokens, _ = _serve(tmp_path / "a", extra)
+    b_process, b_log, b_base, b_tokens, _ = _serve(tmp_path / "b", extra)
+    try:
+        hk = make_member("HK")
+        status, _, body = http("POST", a_base + "/v1/issuers", a_tokens["admin"], {
+            "name": "Hong Kong", "jurisdiction": "HK", "root_certificate": pem(hk.root).decode(), "policy_mappings": hk.mappings()})
+        assert status == 201, body
+        status, _, body = http("POST", a_base + f"/v1/issuers/{json.loads(body)['id']}/approve", a_tokens["admin"])
+        assert status == 200, body
+        status, _, a_cert = http("GET", a_base + "/v1/ca/certificate")
+        assert status == 200
+        # A's list catches up with the approval through the epoch; B registers it once it names HK.
+        deadline = time.monotonic() + 30
+        while True:
+            status, _, published = http("GET", a_base + "/v1/trust-list.xml")
+            if status == 200 and b"Hong Kong" in published or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+        assert status == 200 and b"Hong Kong" in published, published[:300]
+        status, _, body = http("POST", b_base + "/v1/trust-lists", b_tokens["admin"], {
+            "name": "Bridge A's federation", "url": a_base + "/v1/trust-list.xml", "allowed_signers": [a_cert.decode()]})
+        assert status == 201, body
+        registered = json.loads(body)
+        assert registered["outcome"]["accepted"] is True, registered
+        assert registered["latest"]["schema"]["valid"] is True and registered["latest"]["signature"]["status"] == "valid"
+        status, _, body = http("POST", b_base + "/v1/verify/chain", b_tokens["platform"], {
+            "certificate": pem(hk.leaf).decode(), "intermediates": [pem(hk.issuing).decode()],
+            "trust_anchor": registered["trust_anchor"], "policies": [hk.policy]})
+        assert status == 200, body
+        result = json.loads(body)
+        assert result["valid"] is True, result["error"]
+        assert result["recognition"]["service"]["certificate"] == 2  # HK's root, the service A lists
+        assert result["recognition"]["status"].endswith("/granted") and result["policies"] == [hk.policy]
+    finally:
+        stop(a_process)
+        stop(b_process)
+        a_log.close()
+        b_log.close()
