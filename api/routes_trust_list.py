@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request, Response
 
 from . import http_cache
 from .problems import Problem
+from .schemas import ProblemDetails
 
 XML = "application/xml"
 JSON = "application/json"
@@ -37,7 +38,7 @@ def _published(request: Request):
     return request.app.state.ca.published_trust_list(request.app.state.verification.current_epoch())
 
 
-_UNSIGNABLE = {503: {"description": "no key of this bridge can sign the XML list (an SM2-only bridge; code: trust_list_unsignable), "
+_UNSIGNABLE = {503: {"model": ProblemDetails, "description": "no key of this bridge can sign the XML list (an SM2-only bridge; code: trust_list_unsignable), "
                                     "or the signer or database is unavailable"}}
 
 
