@@ -260,6 +260,7 @@ def sweep_table(s: Sweeper) -> dict[tuple[str, str], dict]:
             ] + wrong_method("GET")},
         **lifecycle_entries(s),
         **trust_list_entries(s),
+        **governance_entries(s),
         ("GET", "/v1/ca/certificate"): {"role": None, "cases": wrong_method("POST")},
         ("GET", "/v1/ca/certificates"): {"role": None, "cases": wrong_method("POST")},
         ("GET", "/v1/crl"): {"role": None, "cases": wrong_method("POST")},
@@ -340,6 +341,51 @@ def trust_list_entries(s: Sweeper) -> dict:
             Case("xml: invalid base64", 400, "invalid_base64", json={"xml": "!!"}),
             Case("platform token", 403, "forbidden", role="platform"),
         ] + wrong_method("GET")},
+    }
+
+
+def governance_entries(s: Sweeper) -> dict:
+    """api/routes_governance.py: proposals, the audit log, its checkpoints. Nothing here may change anything."""
+    unknown = "/v1/proposals/" + "f" * 32
+    cancel = {"reason": "sweep"}
+    return {
+        ("GET", "/v1/proposals"): {"role": "admin", "cases": auth_cases() + [
+            Case("platform token", 403, "forbidden", role="platform"),
+            Case("status: unknown", 400, "invalid_request", path="/v1/proposals?status=maybe"),
+            Case("status: too long", 400, "invalid_request", path="/v1/proposals?status=" + "p" * 100),
+        ] + wrong_method("DELETE")},
+        ("POST", "/v1/proposals/{proposal_id}/confirm"): {"role": "admin", "path": unknown + "/confirm", "cases": auth_cases() + [
+            Case("unknown id", 404, "not_found"),
+            Case("id with odd characters", 404, "not_found", path="/v1/proposals/x%00y/confirm"),
+            Case("very long id", 404, "not_found", path=f"/v1/proposals/{'a' * 2000}/confirm"),
+            Case("platform token", 403, "forbidden", role="platform"),
+            Case("issuer token", 403, "forbidden", role="issuer"),
+            Case("body not JSON", 415, "unsupported_media_type", content=b"x", headers={"Content-Type": "text/plain"}),
+            Case("oversized body", 413, "body_too_large", content=b"x" * (LIMIT + 1), headers={"Content-Type": "application/json"}),
+        ] + wrong_method("GET")},
+        ("POST", "/v1/proposals/{proposal_id}/cancel"): {"role": "admin", "path": unknown + "/cancel", "json": cancel,
+                                                         "cases": auth_cases() + json_cases(cancel, body_required=False) + [
+            Case("unknown id", 404, "not_found"),
+            Case("id with odd characters", 404, "not_found", path="/v1/proposals/%00%ff%20'%22/cancel"),
+            Case("reason: too long", 400, "invalid_request", json={"reason": "x" * 501}),
+            Case("reason: null", 400, "invalid_request", json={"reason": None}),
+            Case("platform token", 403, "forbidden", role="platform"),
+        ] + wrong_method("GET")},
+        ("GET", "/v1/audit"): {"role": "admin", "cases": auth_cases() + [
+            Case("platform token", 403, "forbidden", role="platform"),
+            Case("issuer token", 403, "forbidden", role="issuer"),
+            Case("limit: zero", 400, "invalid_request", path="/v1/audit?limit=0"),
+            Case("limit: too many", 400, "invalid_request", path="/v1/audit?limit=100000"),
+            Case("limit: not a number", 400, "invalid_request", path="/v1/audit?limit=all"),
+            Case("after: negative", 400, "invalid_request", path="/v1/audit?after=-1"),
+            Case("since: not a time", 400, "invalid_request", path="/v1/audit?since=yesterday"),
+            Case("since: NUL", 400, "invalid_request", path="/v1/audit?since=2026%00"),
+            Case("action: too long", 400, "invalid_request", path="/v1/audit?action=" + "a" * 100),
+        ] + wrong_method("POST")},
+        ("GET", "/v1/audit/checkpoints"): {"role": None, "cases": [
+            Case("limit: zero", 400, "invalid_request", path="/v1/audit/checkpoints?limit=0"),
+            Case("limit: not a number", 400, "invalid_request", path="/v1/audit/checkpoints?limit=x"),
+        ] + wrong_method("POST") + wrong_method("DELETE")},
     }
 
 
@@ -478,8 +524,13 @@ def test_sweep(federation, table):
     """Every case of every route (collected so one run reports all failures)."""
     failures = []
     count = 0
+    limiter = getattr(federation.app.state, "auth_failures", None)
     for (method, path), entry in table.items():
         assert entry["cases"], f"{method} {path}: no cases"
+        if limiter is not None:
+            # The sweep's bad tokens add up past the failed-authentication
+            # limit (50 a minute per address); that limit is tested in test_rate_limit.py.
+            limiter._entries.clear()
         for case in entry["cases"]:
             count += 1
             try:
