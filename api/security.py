@@ -108,12 +108,20 @@ def authenticate_before_body(app) -> None:
     FastAPI parses the JSON body before it runs a route's dependencies, so
     without this a request with no token and a broken body gets a 400 that
     tells an anonymous caller about the route's input; it must get the 401
-    (or 403) first. Call it once every route is added: each route's ASGI app
-    is wrapped to run its marked dependencies on the bare request (headers
-    only), then the route as usual (the check repeats there, answered from
-    the token cache)."""
+    (or 403) first. Call it once every route is added: each route's handler
+    is wrapped to run its marked dependencies on the request before the
+    body is read (they run again as usual inside, answered from the token
+    cache). Routes of included routers are reached through their original
+    router: FastAPI builds their handlers from the original route."""
     from fastapi.routing import APIRoute
-    from starlette.requests import Request as StarletteRequest
+
+    def api_routes(routes):
+        for route in routes:
+            inner = getattr(route, "original_router", None)
+            if inner is not None:
+                yield from api_routes(inner.routes)
+            elif isinstance(route, APIRoute):
+                yield route
 
     def marked(dependant) -> list:
         found = []
@@ -124,22 +132,38 @@ def authenticate_before_body(app) -> None:
                 found += marked(sub)
         return found
 
-    for route in app.routes:
-        if not isinstance(route, APIRoute) or getattr(route.app, "auth_first_wrapped", False):
-            continue
+    for route in api_routes(app.routes):
         checks = marked(route.dependant)
-        if checks:
-            route.app = _checked_first(route.app, checks, StarletteRequest)
+        if not checks or getattr(route, "auth_first_wrapped", False):
+            continue
+        route.auth_first_wrapped = True
+        route.get_route_handler = _handler_checked_first(route.get_route_handler, checks)
+        route.app = _checked_first(route.app, checks)
 
 
-def _checked_first(inner, checks, request_class):
+def _handler_checked_first(get_route_handler, checks):
+    def get_checked_handler():
+        handler = get_route_handler()
+
+        async def checked(request: Request):
+            for check in checks:
+                await check(request)
+            return await handler(request)
+
+        return checked
+
+    return get_checked_handler
+
+
+def _checked_first(inner, checks):
+    from starlette.requests import Request as StarletteRequest
+
     async def app(scope, receive, send):
-        request = request_class(scope, receive)  # the body stays unread
+        request = StarletteRequest(scope, receive)  # the body stays unread
         for check in checks:
             await check(request)
         await inner(scope, receive, send)
 
-    app.auth_first_wrapped = True
     return app
 
 
