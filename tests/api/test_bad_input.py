@@ -261,6 +261,7 @@ def sweep_table(s: Sweeper) -> dict[tuple[str, str], dict]:
         **lifecycle_entries(s),
         **trust_list_entries(s),
         **governance_entries(s),
+        **blacklist_entries(s),
         ("GET", "/v1/ca/certificate"): {"role": None, "cases": wrong_method("POST")},
         ("GET", "/v1/ca/certificates"): {"role": None, "cases": wrong_method("POST")},
         ("GET", "/v1/crl"): {"role": None, "cases": wrong_method("POST")},
@@ -386,6 +387,60 @@ def governance_entries(s: Sweeper) -> dict:
             Case("limit: zero", 400, "invalid_request", path="/v1/audit/checkpoints?limit=0"),
             Case("limit: not a number", 400, "invalid_request", path="/v1/audit/checkpoints?limit=x"),
         ] + wrong_method("POST") + wrong_method("DELETE")},
+    }
+
+
+def blacklist_entries(s: Sweeper) -> dict:
+    """api/routes_blacklist.py and api/routes_governance_public.py. Nothing here lists anything: every case fails."""
+    add = {"kind": "spki_sha256", "value": "ab" * 32, "reason": "sweep"}
+    remove = {"reason": "sweep"}
+    remove_path = f"/v1/blacklist/entries/{UNKNOWN_ID}/remove"
+    refused = lambda label, status, code, **body: Case(label, status, code, json={**add, **body})  # noqa: E731
+    return {
+        ("GET", "/v1/blacklist/entries"): {"role": "admin", "cases": auth_cases() + [
+            Case("platform token", 403, "forbidden", role="platform"),
+            Case("issuer token", 403, "forbidden", role="issuer"),
+        ] + wrong_method("DELETE")},
+        ("POST", "/v1/blacklist/entries"): {"role": "admin", "json": add, "cases": auth_cases() + [
+        ] + json_cases(add) + [
+            Case("platform token, broken body", 403, "forbidden", role="platform", content=b"{x",
+                 headers={"Content-Type": "application/json"}),
+            Case("no token, broken body", 401, "unauthorized", role=None, content=b"{x", headers={"Content-Type": "application/json"}),
+            refused("kind: unknown", 400, "invalid_request", kind="colour"),
+            refused("value: not hex", 422, "invalid_blacklist_entry", value="zz" * 32),
+            refused("value: short digest", 422, "invalid_blacklist_entry", value="ab"),
+            refused("value: a number", 400, "invalid_request", value=7),
+            refused("value: object for a digest", 422, "invalid_blacklist_entry", value={"oid": "2.5.4.97", "value": "x"}),
+            refused("value: unknown members", 400, "invalid_request", value={"x": 1}),
+            refused("issuer_serial: bad issuer", 422, "invalid_blacklist_entry", kind="issuer_serial",
+                    value={"issuer": "no name", "serial": "1f"}),
+            refused("issuer_serial: bad serial", 422, "invalid_blacklist_entry", kind="issuer_serial",
+                    value={"issuer": "CN=X", "serial": "-1"}),
+            refused("subject_identity: bad OID", 422, "invalid_blacklist_entry", kind="subject_identity",
+                    value={"oid": "gibberish", "value": "x"}),
+            refused("value and certificate", 422, "invalid_blacklist_entry", certificate=pem(s.hk.root).decode()),
+            Case("certificate: PEM of garbage", 400, "malformed_certificate",
+                 json={**{k: v for k, v in add.items() if k != "value"}, "certificate": BAD_PEM}),
+            refused("no value", 422, "invalid_blacklist_entry", value=None),
+            refused("reason: empty", 400, "invalid_request", reason=""),
+            refused("reason: too long", 400, "invalid_request", reason="x" * 201),
+            refused("effective_at: not a time", 400, "invalid_request", effective_at="yesterday"),
+            refused("effective_at: future", 422, "invalid_blacklist_entry", effective_at="2999-01-01T00:00:00Z"),
+            refused("effective_at: no zone", 422, "invalid_blacklist_entry", effective_at="2020-01-01T00:00:00"),
+            refused("internal_note: a number", 400, "invalid_request", internal_note=3),
+        ] + wrong_method("PUT")},
+        ("POST", "/v1/blacklist/entries/{entry_id}/remove"): {
+            "role": "admin", "path": remove_path, "json": remove,
+            "cases": auth_cases() + json_cases(remove, body_required=False) + [
+                Case("unknown id", 404, "not_found"),
+                Case("id with odd characters", 404, "not_found", path="/v1/blacklist/entries/x%00y/remove"),
+                Case("very long id", 404, "not_found", path="/v1/blacklist/entries/" + "a" * 2000 + "/remove"),
+                Case("platform token", 403, "forbidden", role="platform"),
+                Case("reason: too long", 400, "invalid_request", json={"reason": "x" * 501}),
+            ] + wrong_method("GET")},
+        ("GET", "/v1/blacklist"): {"role": None, "cases": wrong_method("POST") + wrong_method("DELETE")},
+        ("GET", "/v1/blacklist.p7s"): {"role": None, "cases": wrong_method("POST")},
+        ("GET", "/v1/register"): {"role": None, "cases": wrong_method("POST")},
     }
 
 
