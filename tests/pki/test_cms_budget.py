@@ -251,8 +251,12 @@ def test_first_failing_signer_info_ends_the_call(world, monkeypatch):
     """A garbage SignerInfo before valid ones: the answer is its failure, and
     nothing after it is verified."""
     good = signer_info(world.signer_der, world.signer_key)
-    bad = signer_info(world.signer_der, None, signature=garbage_signature(0))
-    msg = signed_data([world.signer_der, world.ca.der], [bad] + [good] * 5)
+    # DER sorts a SET OF by encoding: the shortest SignerInfo comes first, so
+    # the garbage one carries the shortest well-formed ECDSA signature (r = s = 1).
+    bad = signer_info(world.signer_der, None, signature=bytes.fromhex("3006020101020101"))
+    msg = signed_data([world.signer_der, world.ca.der], [good] * 5 + [bad])
+    first = asn1_cms.ContentInfo.load(msg)["content"]["signer_infos"][0]
+    assert bytes(first["signature"]) == bytes.fromhex("3006020101020101")
     v = world.verifier()
     seen = []
     original = v.verify
