@@ -96,6 +96,9 @@ class Blocklist:
             if hit is not None:
                 return hit
         if self._subject_oids:
+            if cert.subject_defect:
+                # A subject that cannot be read cannot be cleared either.
+                return BlocklistEntry("undecodable-subject", SUBJECT_IDENTITY, cert.subject_defect)
             for rdn in cert.subject.rdns:
                 for attr in rdn:
                     oid = attr.oid.dotted_string

@@ -243,11 +243,21 @@ class Certificate:
     def _decode_subject(self) -> x509.Name:
         try:
             return self._x509.subject
-        except ValueError:
+        except (ValueError, TypeError) as exc:
             # The structure was checked at parse time; a value cryptography
-            # still refuses (say, an invalid PrintableString character) is
-            # shown as an empty name rather than breaking a report.
+            # still refuses (an invalid PrintableString character, a BIT
+            # STRING where a DirectoryString belongs) is shown as an empty
+            # name rather than breaking a report, and remembered, so that a
+            # check that needs the name (name constraints, the blocklist)
+            # refuses it instead of seeing an empty one.
+            self._cache["subject_defect"] = f"the subject cannot be decoded: {exc}"
             return x509.Name([])
+
+    @property
+    def subject_defect(self) -> str | None:
+        """Why the subject could not be decoded, if it could not."""
+        self.subject  # noqa: B018 - decodes it once
+        return self._cache.get("subject_defect")
 
     @property
     def issuer(self) -> x509.Name:
@@ -416,7 +426,7 @@ def _from_cryptography(cert: x509.Certificate, der, tbs, sig_alg, signature, spk
             derlib.check_name(subject_der)
         elif not names.knows(subject_der):
             names.check_name(subject_der)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # cryptography raises TypeError for some attribute types
         raise InputError(f"not a parseable X.509 certificate: {exc}") from None
     return result
 

@@ -438,6 +438,8 @@ def _check_certificate(cert, issuer, i, n, index, path, params, state, signature
         raise _fail(E.NAME_CHAINING, f"issuer name {cert.issuer_text} does not match the subject of {issuer.subject_text}", index, cert)
     # (b), (c) name constraints; a self-issued intermediate is exempt
     if not state.permitted_excluded.is_unconstrained and not (i < n and cert.is_self_issued):
+        if cert.subject_defect:
+            raise _fail(E.MALFORMED_CERTIFICATE, cert.subject_defect, index, cert)
         problem = state.permitted_excluded.check(cert.subject, list(cert.subject_alt_names) if cert.subject_alt_names is not None else None, budget)
         if problem:
             raise _fail(E.NAME_CONSTRAINTS, problem, index, cert)
