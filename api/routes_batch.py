@@ -29,6 +29,7 @@ from pki.errors import InputError
 
 from .app import PlatformOrAdminJson, _problems
 from .inputs import chain_options, verify_signature_body
+
 # The single routes' problem vocabulary, so an item's error is the problem
 # its own request would get (api/problems.py's handlers build the same body).
 from .problems import _TITLES, _UNREADABLE, Problem

@@ -55,8 +55,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7  # noqa: E402
-
 from load_http import HOST, Server, bridgeca, call, call_json, free_port  # noqa: E402
+
 from bridge.verification import BridgeRevocationProvider  # noqa: E402
 from pki import Verifier  # noqa: E402
 from pki.certificate import load_certificate  # noqa: E402
@@ -164,8 +164,8 @@ def report(args, wall: dict, cpu: dict, request_bytes: dict) -> None:
           f"{'ratio median':>13}   request bytes")
     for label in cpu:
         c, w = cpu[label], wall[label]
-        paired = [a / b for a, b in zip(c, ref_cpu)]
-        paired_wall = [a / b for a, b in zip(w, ref_wall)]
+        paired = [a / b for a, b in zip(c, ref_cpu, strict=True)]
+        paired_wall = [a / b for a, b in zip(w, ref_wall, strict=True)]
         print(f"{label:24} {min(c) * 1e6:8.1f} {statistics.median(c) * 1e6:8.1f} {statistics.median(paired):12.2f}× "
               f"{min(paired):5.2f}×   {min(w) * 1e6:8.1f} {statistics.median(w) * 1e6:8.1f} "
               f"{statistics.median(paired_wall):12.2f}×   {request_bytes.get(label, '')}")

@@ -128,7 +128,7 @@ def test_each_item_is_answered_as_its_single_route(federation, signer):
     assert {200, 400, 404} <= statuses  # the batch below holds results and refusals of several kinds
     assert any(status == 200 and not answer["valid"] for status, answer in expected)
     results = batch(federation, [{"kind": kind, **body} for kind, body in cases])
-    for (kind, body), want, entry in zip(cases, expected, results):
+    for (kind, body), want, entry in zip(cases, expected, results, strict=True):
         assert entry["kind"] == kind
         assert as_single(entry) == want, f"{kind} {json.dumps(body)[:200]}"
 
@@ -166,7 +166,7 @@ def test_shared_options_and_what_items_override(federation):
         {"kind": "chain", **gd, "trust_anchor": fed.ids["GD"], "policies": [fed.members["GD"].policy]},
     ]
     results = batch(fed, items, options)
-    for item, entry in zip(items, results):
+    for item, entry in zip(items, results, strict=True):
         merged = {**options, **{k: v for k, v in item.items() if k != "kind"}}
         assert as_single(entry) == single(fed, "chain", merged), item
     valid = [entry["result"]["valid"] for entry in results]
@@ -281,7 +281,7 @@ def test_revoked_and_blacklisted_members_items(fresh_federation):
     last = batch(fed, items)
     assert last[1]["result"]["valid"] is False and last[1]["result"]["error"]["code"] == "blacklisted", last[1]["result"]["error"]
     assert last[0]["result"]["error"]["code"] == "revoked"
-    for item, entry in zip(items, last):
+    for item, entry in zip(items, last, strict=True):
         assert as_single(entry) == single(fed, item["kind"], {k: v for k, v in item.items() if k != "kind"})
 
 
