@@ -384,8 +384,6 @@ def _check_certificate(cert, issuer, i, n, index, path, params, state, signature
         violation = strict_violation(cert)
         if violation:
             raise _fail(E.MALFORMED_CERTIFICATE, violation, index, cert)
-    if params.blocklist is not None:
-        _check_blocklist(cert, index, params.blocklist)
     # (a)(1) signature, under the working public key and parameters
     try:
         ok = signatures.verify(state.working_public_key, state.working_public_key_parameters, cert, budget)
@@ -433,6 +431,10 @@ def _check_certificate(cert, issuer, i, n, index, path, params, state, signature
     elif revocation.required:
         statuses[index] = RevocationStatus("unknown", detail="no CRL or OCSP response was supplied")
         raise _fail(E.REVOCATION_UNKNOWN, "revocation status unknown: no CRL or OCSP response was supplied", index, cert)
+    # The blocklist after the revocation status: a certificate revoked for
+    # keyCompromise (whose key the bridge then blacklists) says "revoked".
+    if params.blocklist is not None:
+        _check_blocklist(cert, index, params.blocklist)
     # (a)(4) name chaining
     if cert.issuer_key != state.working_issuer_name:
         raise _fail(E.NAME_CHAINING, f"issuer name {cert.issuer_text} does not match the subject of {issuer.subject_text}", index, cert)
