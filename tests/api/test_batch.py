@@ -260,7 +260,8 @@ def test_a_hostile_item_spends_its_own_budget(federation):
 def test_revoked_and_blacklisted_members_items(fresh_federation):
     """HK's cross-certificate revoked (cessationOfOperation): its chain and
     signature items are ``revoked`` at the cross-certificate. GD's revoked
-    for keyCompromise, which blacklists GD's root key: ``blacklisted``. Each
+    for keyCompromise: ``revoked`` there too, and GD's root key blacklisted
+    (published at /v1/blacklist). Each
     as the single route answers, on SQLite and PostgreSQL."""
     fed = fresh_federation
     signer = fed.signer("HK")
@@ -279,8 +280,13 @@ def test_revoked_and_blacklisted_members_items(fresh_federation):
     r = fed.client.post(f"/v1/cross-certificates/{fed.serials['GD']}/revoke", headers=fed.h("admin"), json={"reason": "keyCompromise"})
     assert r.status_code == 200, r.text
     last = batch(fed, items)
-    assert last[1]["result"]["valid"] is False and last[1]["result"]["error"]["code"] == "blacklisted", last[1]["result"]["error"]
+    # The revoked cross-certificate says so first (the revocation is its own
+    # reason); the root key it certified is on the blacklist from now on.
+    assert last[1]["result"]["valid"] is False and last[1]["result"]["error"]["code"] == "revoked", last[1]["result"]["error"]
+    assert last[1]["result"]["error"]["certificate"] == 2
     assert last[0]["result"]["error"]["code"] == "revoked"
+    listed = fed.client.get("/v1/blacklist").json()
+    assert any(e.get("source") == "keyCompromise" or "keyCompromise" in str(e) for e in listed.get("entries", listed)), listed
     for item, entry in zip(items, last, strict=True):
         assert as_single(entry) == single(fed, item["kind"], {k: v for k, v in item.items() if k != "kind"})
 
