@@ -140,9 +140,15 @@ def test_states_pending_active_revoked_and_rollover(bridge):
         bridge.approve(first["id"])
     assert again.value.code == "invalid_state" and again.value.status == 409
 
-    # Key rollover: a new root for the same member is a new enrollment linked to the old one.
+    # Key rollover: a new root for the same member is a new enrollment linked to the old one,
+    # declared as such (a root name held by an active member is refused otherwise).
     new_member = make_member("SZ")
-    rolled = bridge.enroll(name="Shenzhen CA", jurisdiction="SZ", root_certificate=der(new_member.root), policy_mappings=new_member.mappings())
+    with pytest.raises(BridgeError) as taken:
+        bridge.enroll(name="Shenzhen CA", jurisdiction="SZ", root_certificate=der(new_member.root),
+                      policy_mappings=new_member.mappings())
+    assert taken.value.code == "name_taken"
+    rolled = bridge.enroll(name="Shenzhen CA", jurisdiction="SZ", root_certificate=der(new_member.root),
+                           policy_mappings=new_member.mappings(), rollover_of=first["id"])
     assert rolled["status"] == "pending" and rolled["replaces"] == first["id"]
 
     bridge.revoke(approved["serial"], "superseded")
