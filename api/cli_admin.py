@@ -66,6 +66,17 @@ class Home:
         except BridgeError as exc:
             raise Refused(exc.code, exc.message, usage=exc.status == 400) from None
 
+    def _perform(self, action: str, params: dict) -> dict:
+        """A trust-changing action, through the one gate (two-person control)."""
+        from bridge import governance
+        from bridge.service import BridgeCA
+
+        def run():
+            with BridgeCA.open(self.path) as ca:
+                return governance.perform(ca, action, params, actor=ACTOR)
+
+        return self._call(run)
+
     def _with_ca(self, method: str, *args, **kwargs):
         from bridge.service import BridgeCA
 
@@ -86,13 +97,13 @@ class Home:
         return self._call(issuer_without_key, self.path, enrollment_id)
 
     def approve(self, enrollment_id: str) -> dict:
-        return self._with_ca("approve", enrollment_id, actor=ACTOR)
+        return self._perform("approve", {"enrollment_id": enrollment_id})
 
     def reject(self, enrollment_id: str, reason: str) -> dict:
         return self._with_ca("reject", enrollment_id, reason=reason, actor=ACTOR)
 
     def revoke(self, serial: str, reason: str) -> dict:
-        return self._with_ca("revoke", serial, reason, actor=ACTOR)
+        return self._perform("revoke", {"serial": serial, "reason": reason})
 
     def issue_crl(self) -> dict:
         return self._with_ca("issue_crl", actor=ACTOR)
@@ -212,6 +223,11 @@ def _run(args: argparse.Namespace, action, show) -> int:
         return 2 if exc.usage else 1
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
+    elif isinstance(result, dict) and set(result) == {"proposal"}:
+        # Two-person control: the action waits for a second administrator.
+        proposal = result["proposal"]
+        print(f"proposed {proposal.get('action', 'action')} as proposal {proposal['id']}: a different administrator "
+              f"confirms it with 'bridgeca proposal confirm {proposal['id']}' before {proposal.get('expires_at', 'it expires')}")
     else:
         show(result)
     return 0

@@ -24,7 +24,7 @@ _ACTION_ERRORS = {**_problems(401, 403, 404, 409, 413, 415), **_problems(422, 50
 def _perform(request: Request, action: str, params: dict, actor: str) -> JSONResponse:
     view = governance.perform(request.app.state.ca, action, params, actor=actor)
     request.app.state.verification.invalidate()
-    return JSONResponse(view)
+    return JSONResponse(view, status_code=governance.http_status(view))
 
 
 def _reason(body: LifecycleRequest | None) -> str:

@@ -612,6 +612,17 @@ class BridgeAuthority:
             raise ProfileViolation("this bridge has no ECDSA or RSA key to sign XML documents with")
         return key
 
+    def sign_checkpoint(self, message: bytes) -> tuple[bytes, bytes, x509.Certificate]:
+        """A signature over an audit checkpoint message (bridge/checkpoints.py)
+        by the primary key: (signature, AlgorithmIdentifier DER, certificate),
+        checked before it is returned. The message starts with a text tag, so
+        it can never pass for a certificate's or CRL's DER."""
+        key = self.primary
+        signature = key.signer.sign(message)
+        if not verify_with_spki(key.spki, key.signer.signature_algorithm_der, signature, message):
+            raise ProfileViolation("the checkpoint signature does not verify with the bridge key")
+        return signature, key.signer.signature_algorithm_der, key.certificate
+
     def sign_document(self, data: bytes) -> bytes:
         """A signature over ``data`` (a canonical XML-DSig SignedInfo) by
         ``document_key``: DER ECDSA or PKCS#1 v1.5 RSA with the key's hash,

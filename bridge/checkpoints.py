@@ -46,12 +46,12 @@ def _sha256(certificate: x509.Certificate) -> str:
 
 def install(ca: "BridgeCA") -> None:
     """Let ``ca``'s store sign the chain head (every ``audit_checkpoint_entries`` entries)."""
-    key = ca.authority.primary
-    certificate_sha256 = _sha256(key.certificate)
-    algorithm = key.signer.signature_algorithm_der
+    authority = ca.authority
 
     def sign(entries: int, head: str, at: str) -> tuple[bytes, bytes, str]:
-        return key.signer.sign(checkpoint_message(entries, head, at)), algorithm, certificate_sha256
+        # bridge/authority.py is the only code that signs.
+        signature, algorithm, certificate = authority.sign_checkpoint(checkpoint_message(entries, head, at))
+        return signature, algorithm, _sha256(certificate)
 
     ca.store.checkpoint_every = ca.settings.audit_checkpoint_entries
     ca.store.checkpoint_signer = sign

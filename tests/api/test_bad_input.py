@@ -262,6 +262,7 @@ def sweep_table(s: Sweeper) -> dict[tuple[str, str], dict]:
         **trust_list_entries(s),
         **governance_entries(s),
         **blacklist_entries(s),
+        **admin_entries(s),
         ("GET", "/v1/ca/certificate"): {"role": None, "cases": wrong_method("POST")},
         ("GET", "/v1/ca/certificates"): {"role": None, "cases": wrong_method("POST")},
         ("GET", "/v1/crl"): {"role": None, "cases": wrong_method("POST")},
@@ -294,6 +295,37 @@ def sweep_table(s: Sweeper) -> dict[tuple[str, str], dict]:
             Case("a path out of the directory", 404, "not_found", path="/docs-assets/..%2F__init__.py"),
         ] + wrong_method("POST")},
         ("GET", "/redoc"): {"role": None, "cases": wrong_method("POST")},
+    }
+
+
+def admin_entries(s: Sweeper) -> dict:
+    """The admin routes beyond the contract's (api/admin_routes.py) and the operator's (metrics, readiness)."""
+    reason = {"reason": "sweep"}
+    token = {"role": "platform", "expires_in_seconds": 3600}
+    admin_only = [Case("platform token", 403, "forbidden", role="platform"), Case("issuer token", 403, "forbidden", role="issuer")]
+    return {
+        ("GET", "/metrics"): {"role": None, "cases": wrong_method("POST")},
+        ("GET", "/v1/ready"): {"role": None, "cases": wrong_method("POST") + wrong_method("DELETE")},
+        ("POST", "/v1/issuers/{issuer_id}/reject"): {
+            "role": "admin", "path": f"/v1/issuers/{UNKNOWN_ID}/reject", "json": reason,
+            "cases": auth_cases() + admin_only + json_cases(reason, body_required=False) + [
+                Case("unknown id", 404, "not_found"),
+                Case("active member", 409, "invalid_state", path=f"/v1/issuers/{s.fed.ids['HK']}/reject"),
+                Case("reason: too long", 400, "invalid_request", json={"reason": "x" * 501}),
+            ] + wrong_method("GET")},
+        ("POST", "/v1/crl/issue"): {"role": "admin", "cases": auth_cases() + admin_only + wrong_method("GET")},
+        ("GET", "/v1/tokens"): {"role": "admin", "cases": auth_cases() + admin_only + wrong_method("DELETE")},
+        ("POST", "/v1/tokens"): {
+            "role": "admin", "json": token, "cases": auth_cases() + admin_only + json_cases(token) + [
+                Case("role: unknown", 400, "invalid_request", json={"role": "root"}),
+                Case("expires_in_seconds: zero", 400, "invalid_request", json={"role": "platform", "expires_in_seconds": 0}),
+                Case("expires_in_seconds: a string", 400, "invalid_request", json={"role": "platform", "expires_in_seconds": "1d"}),
+            ]},
+        ("POST", "/v1/tokens/{token_id}/revoke"): {
+            "role": "admin", "path": "/v1/tokens/999999/revoke", "cases": auth_cases() + admin_only + [
+                Case("unknown id", 404, "not_found"),
+                Case("not a number", 400, "invalid_request", path="/v1/tokens/abc/revoke"),
+            ] + wrong_method("GET")},
     }
 
 
