@@ -5,15 +5,30 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test bench demo clean
+.PHONY: install test lint bench demo clean constraints
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
+
+# ruff and mypy, configured in pyproject.toml.
+lint: install
+	$(BIN)/ruff check pki bridge api tests benchmarks
+	$(BIN)/mypy
+
+# The pinned versions of every dependency, resolved afresh from pyproject.toml.
+constraints:
+	rm -rf build/constraints-venv
+	$(PYTHON) -m venv build/constraints-venv
+	build/constraints-venv/bin/pip install -q --upgrade pip
+	build/constraints-venv/bin/pip install -q '.[test]'
+	{ head -n 2 constraints.txt; build/constraints-venv/bin/pip freeze --exclude-editable | grep -v '^bridgeca'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf build/constraints-venv
 
 test: install
 	@bash scripts/ensure_softhsm.sh >/dev/null 2>&1 || echo "SoftHSM2 unavailable: the PKCS#11 tests will skip"
