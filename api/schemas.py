@@ -11,16 +11,21 @@ tests/api checks every real response against its model.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WrapValidator, field_validator
+from pydantic.config import JsonDict
 
 from pki.profile import EXTENDED_KEY_USAGE_NAMES, KEY_USAGE_NAMES
 
 RevocationMode = Literal["auto", "require", "off"]
 Profile = Literal["strict", "rfc5280"]
-# RFC 5280 4.2.1.3's bit names (nonRepudiation also as X.509's contentCommitment).
-KeyUsageName = Literal[tuple(KEY_USAGE_NAMES)]
+# RFC 5280 4.2.1.3's bit names (nonRepudiation also as X.509's contentCommitment): pki/profile.py's
+# KEY_USAGE_NAMES, in its order (the OpenAPI enum's), written out so that type checkers see the names.
+KeyUsageName = Literal["digitalSignature", "nonRepudiation", "contentCommitment", "keyEncipherment",
+                       "dataEncipherment", "keyAgreement", "keyCertSign", "cRLSign"]
+if list(get_args(KeyUsageName)) != list(KEY_USAGE_NAMES):
+    raise RuntimeError("api.schemas.KeyUsageName differs from pki.profile.KEY_USAGE_NAMES")
 # A dotted OID or one of the names in pki/profile.py; the core checks it.
 ExtendedKeyUsage = Annotated[str, StringConstraints(max_length=200)]
 
@@ -239,7 +244,7 @@ RevocationReason = Literal[
 
 class RevokeRequest(RequestModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "keyCompromise"}]})
-    reason: str = Field("unspecified", max_length=64, description="RFC 5280 reason name: " + ", ".join(RevocationReason.__args__))
+    reason: str = Field("unspecified", max_length=64, description="RFC 5280 reason name: " + ", ".join(get_args(RevocationReason)))
 
 
 class PolicyMappingView(ResponseModel):
@@ -262,10 +267,10 @@ class CrossCertificateView(ResponseModel):
     certificate: str = Field(..., description="PEM")
 
 
-CROSS_CERTIFICATE_EXAMPLE = {"serial": "3751b13077d18a7cd188e5724d17966e", "status": "issued", "not_before": "2026-11-23T22:50:00Z",
+CROSS_CERTIFICATE_EXAMPLE: JsonDict = {"serial": "3751b13077d18a7cd188e5724d17966e", "status": "issued", "not_before": "2026-11-23T22:50:00Z",
                              "not_after": "2029-11-22T22:50:00Z", "revoked_at": None, "revocation_reason": None,
                              "certificate": PEM_EXAMPLE}
-ISSUER_EXAMPLE = {"id": "ceb48e6ace2c4068b66152f52a412aaf", "name": "Hong Kong Demo e-Cert CA", "jurisdiction": "HK", "status": "active",
+ISSUER_EXAMPLE: JsonDict = {"id": "ceb48e6ace2c4068b66152f52a412aaf", "name": "Hong Kong Demo e-Cert CA", "jurisdiction": "HK", "status": "active",
                   "root_subject": "CN=Hong Kong Demo e-Cert Root CA G1,O=Hong Kong Demo e-Cert CA,C=HK", "root_certificate": PEM_EXAMPLE,
                   "policy_mappings": [{"bridge_policy": BRIDGE_POLICY_EXAMPLE, "member_policy": MEMBER_POLICY_EXAMPLE}],
                   "permitted_subtrees": [], "excluded_subtrees": [], "path_length": None, "replaces": None,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -19,6 +20,16 @@ class Principal:
     @property
     def actor(self) -> str:
         return f"{self.role}:{self.token_id}"
+
+
+# An authentication dependency: the request's principal, or a 401/403 Problem.
+AuthCheck = Callable[[Request], Awaitable[Principal]]
+
+
+def auth_first(check: AuthCheck) -> AuthCheck:
+    """Mark an authentication dependency, for authenticate_before_body."""
+    vars(check)["auth_first"] = True  # a function attribute (read with getattr below)
+    return check
 
 
 def _bearer(request: Request) -> str:
@@ -67,6 +78,7 @@ class PrincipalCache:
         return principal
 
 
+@auth_first
 async def current_principal(request: Request) -> Principal:
     """Runs on the event loop: a request whose token and epoch are known
     costs no thread hop; the database is read in the threadpool, only when
@@ -85,20 +97,17 @@ async def current_principal(request: Request) -> Principal:
     return Principal(*principal)
 
 
-def require(*roles: str):
+def require(*roles: str) -> AuthCheck:
     # Takes the request itself rather than depending on current_principal:
     # FastAPI's per-request cost grows with each level of dependencies.
+    @auth_first
     async def check(request: Request) -> Principal:
         principal = await current_principal(request)
         if principal.role not in roles:
             raise Problem(403, "forbidden", f"this route needs the {' or '.join(roles)} role; the token is {principal.role}")
         return principal
 
-    check.auth_first = True
     return check
-
-
-current_principal.auth_first = True
 
 
 def authenticate_before_body(app) -> None:
