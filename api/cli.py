@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 
 class UsageError(Exception):
@@ -15,7 +15,7 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would print usage; we print one line
+    def error(self, message: str) -> NoReturn:  # argparse would print usage; we print one line
         raise UsageError(message)
 
 
@@ -29,14 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
     try:
         from . import cli_bridge
     except ImportError:  # the bridge commands land with the bridge CA
-        cli_bridge = None
-    if cli_bridge is not None:
+        pass
+    else:
         cli_bridge.register(sub)
     try:
         from . import cli_service
     except ImportError:
-        cli_service = None
-    if cli_service is not None:
+        pass
+    else:
         cli_service.register(sub)
     from . import cli_admin
 

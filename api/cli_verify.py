@@ -83,5 +83,6 @@ def run(args: argparse.Namespace) -> int:
             policies = ", ".join(sorted(result.policies or ())) or "none"
             print(f"valid: {len(result.path)} certificates to {result.path[-1].subject_text}; policies: {policies}; revocation: {result.revocation}")
         else:
+            assert result.error is not None  # a result that is not valid always says why
             print(f"not valid: {result.error.code}: {result.error}")
     return 0 if result.valid else 1

@@ -34,6 +34,8 @@ from pathlib import Path
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
 from bridge.service import BridgeCA, BridgeError, write_private
 
@@ -60,7 +62,7 @@ class Member:
     policy: str
     root: x509.Certificate
     root_pem: str
-    root_key: object
+    root_key: CertificateIssuerPrivateKeyTypes
     issuing_pem: str
     signer_pem: str
     signer_subject: str
@@ -98,7 +100,7 @@ def load_federation(certs: Path = CERTS) -> tuple[str, list[Member]]:
                 code=m["code"], name=m["name"], jurisdiction=m["jurisdiction"], policy=m["policy"],
                 root=x509.load_pem_x509_certificate(read(m["root"]["file"])),
                 root_pem=read(m["root"]["file"]).decode("ascii"),
-                root_key=serialization.load_pem_private_key(read(m["root"]["key"]), password=None),
+                root_key=_signing_key(read(m["root"]["key"]), m["root"]["key"]),
                 issuing_pem=read(m["issuing_ca"]["file"]).decode("ascii"),
                 signer_pem=read(signer["file"]).decode("ascii"),
                 signer_subject=m["document"]["signer"],
@@ -106,6 +108,14 @@ def load_federation(certs: Path = CERTS) -> tuple[str, list[Member]]:
             )
         )
     return manifest["bridge_policy"], members
+
+
+def _signing_key(pem: bytes, name: str) -> CertificateIssuerPrivateKeyTypes:
+    key = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey,
+                            ed448.Ed448PrivateKey, dsa.DSAPrivateKey)):
+        raise UsageError(f"the demo federation's {name} is not a key that can sign certificates")
+    return key
 
 
 def _spki(certificate: x509.Certificate) -> bytes:

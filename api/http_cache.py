@@ -11,9 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
+
+# FastAPI's ``responses``: status code → OpenAPI response object.
+Responses = dict[int | str, dict[str, Any]]
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 
 VALIDATOR_HEADERS = {
     "ETag": {"description": "Strong validator: a hash of this representation's bytes (PEM and DER differ)",
@@ -22,17 +26,17 @@ VALIDATOR_HEADERS = {
                       "schema": {"type": "string"}},
     "Cache-Control": {"description": "How long caches may keep it", "schema": {"type": "string"}},
 }
-NOT_MODIFIED = {304: {"description": "Not Modified: If-None-Match matched the ETag, or (without If-None-Match) "
+NOT_MODIFIED: Responses = {304: {"description": "Not Modified: If-None-Match matched the ETag, or (without If-None-Match) "
                                      "nothing changed since If-Modified-Since. No body."}}
 
 
-def publication(app: FastAPI, path: str, **route: Any) -> Callable:
+def publication(app: FastAPI | APIRouter, path: str, **route: Any) -> Callable[[_Endpoint], _Endpoint]:
     """Register ``endpoint`` for GET (documented with its validators and 304)
     and for HEAD (undocumented: one operation per path in the OpenAPI
     document; FastAPI answers HEAD on a GET route with 405)."""
-    def register(endpoint: Callable) -> Callable:
+    def register(endpoint: _Endpoint) -> _Endpoint:
         documented = {k: v for k, v in route.items() if k != "responses"}
-        responses = {status: dict(doc) for status, doc in route.get("responses", {}).items()}
+        responses: Responses = {status: dict(doc) for status, doc in route.get("responses", {}).items()}
         ok = responses.setdefault(200, {})
         ok["headers"] = {**VALIDATOR_HEADERS, **ok.get("headers", {})}
         app.add_api_route(path, endpoint, methods=["GET"], responses={**responses, **NOT_MODIFIED}, **documented)

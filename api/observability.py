@@ -25,8 +25,7 @@ import uuid
 from typing import Literal
 
 from fastapi.responses import JSONResponse
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel
 
 from bridge.verification import VerificationService
@@ -367,10 +366,12 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        if not hasattr(record, "request_id"):
-            record.request_id = request_id_var.get()
-        if record.request_id is None:
-            record.request_id = "-"
+        # The record's attributes, where Logger.makeRecord puts a call's ``extra``.
+        fields = vars(record)
+        if "request_id" not in fields:
+            fields["request_id"] = request_id_var.get()
+        if fields["request_id"] is None:
+            fields["request_id"] = "-"
         duration = getattr(record, "duration_ms", None)
         line = super().format(record)
         return f"{line} {duration:.3f}ms" if duration is not None and record.name == access_log.name else line

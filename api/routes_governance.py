@@ -18,7 +18,14 @@ from bridge import checkpoints, governance
 
 from .app import AdminJson, _problems
 from .problems import Problem
-from .schemas import AuditPage, CancelProposalRequest, CheckpointsDocument, ConfirmedProposal, ProposalEnvelope, ProposalView
+from .schemas import (
+    AuditPage,
+    CancelProposalRequest,
+    CheckpointsDocument,
+    ConfirmedProposal,
+    ProposalEnvelope,
+    ProposalView,
+)
 from .security import Admin
 
 router = APIRouter()

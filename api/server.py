@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from multiprocessing.context import SpawnProcess
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -133,11 +134,11 @@ class ReusePortSupervisor:
         self.config = config
         self.workers = workers
         self.context = multiprocessing.get_context("spawn")
-        self.processes: list[multiprocessing.Process] = []
+        self.processes: list[SpawnProcess] = []
         self.should_exit = threading.Event()
         self.exit_code = 0
 
-    def _start(self, port: int) -> multiprocessing.Process:
+    def _start(self, port: int) -> SpawnProcess:
         process = self.context.Process(target=_worker, args=(self.config, self.config.host, port), daemon=False)
         process.start()
         return process
@@ -174,6 +175,7 @@ class ReusePortSupervisor:
                         self.exit_code = STARTUP_FAILURE
                         self.should_exit.set()
                         break
+                    assert process.pid is not None  # started by _start
                     worker_exited(process.pid)  # it no longer counts as a live worker in /metrics
                     logger.warning("worker %d exited with %s; starting another", process.pid, process.exitcode)
                     self.processes[i] = self._start(port)
