@@ -29,7 +29,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from asn1crypto import algos as asn1_algos
 from asn1crypto import cms as asn1_cms
@@ -100,7 +100,8 @@ SM2_CURVE = "1.2.156.10197.1.301"  # also seen as a key/signature algorithm
 SM2_SIGN = "1.2.156.10197.1.301.1"  # GM/T 0006 "SM2-1 signature"
 
 # Digest algorithm OID -> factory of a cryptography hash (message-digest attribute).
-DIGESTS: Mapping[str, object] = MappingProxyType(
+DigestFactory = Callable[[], hashes.HashAlgorithm]
+DIGESTS: Mapping[str, DigestFactory] = MappingProxyType(
     {
         SHA1: hashes.SHA1,
         SHA224: hashes.SHA224,
@@ -256,7 +257,7 @@ def _parse(cms_der: bytes, content: bytes | None, budget: Budget) -> _Parsed:
         # Touch every SignerInfo field now, so that lazy parsing errors surface
         # here as malformed input, not later as a crash.
         for si in signer_infos:
-            si.native
+            _ = si.native
     except (MalformedCms, BudgetExceeded):
         raise
     except Exception as exc:  # asn1crypto raises ValueError, TypeError, KeyError ...
@@ -285,7 +286,7 @@ def verify_cms(
     content: bytes | None = None,
     at: dt.datetime | str | None = None,
     signature_algorithms: Mapping[tuple[str, str], str] | None = None,
-    digests: Mapping[str, object] | None = None,
+    digests: Mapping[str, DigestFactory] | None = None,
     **chain_options,
 ) -> SignatureResult:
     """Verify a CMS SignedData (attached, or detached with ``content``).
@@ -327,6 +328,7 @@ def verify_cms(
                 return r
             if first is None:
                 first = r
+        assert first is not None  # there is at least one SignerInfo, and each returned or set it
         return first
     except BudgetExceeded as exc:
         return _signature_failure(E.BUDGET_EXCEEDED, str(exc), content_type=content_type)
@@ -423,7 +425,7 @@ def _single_value(attrs: dict, oid: str, name: str):
     return found[0]["values"][0]
 
 
-def _digest(digest_oid: str, data: bytes, digests: Mapping[str, object]) -> bytes | None:
+def _digest(digest_oid: str, data: bytes, digests: Mapping[str, DigestFactory]) -> bytes | None:
     factory = digests.get(digest_oid)
     if factory is None:
         return None
