@@ -30,6 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -198,7 +199,13 @@ def _t(name: str, ns: str = TSL_NS) -> str:
     return f"{{{ns}}}{name}"
 
 
+@overload
+def _text(element, path: str) -> str | None: ...
+@overload
+def _text(element, path: str, required: str) -> str: ...
 def _text(element, path: str, required: str | None = None) -> str | None:
+    """The element's stripped text; with ``required`` (its name for the message), malformed_trust_list when it is
+    missing."""
     found = element.find(path, {"t": TSL_NS, "ds": DS_NS, "x": TSLX_NS, "s": SIE_NS, "m": MRA_NS})
     value = found.text.strip() if found is not None and found.text else None
     if value is None and required:
@@ -213,6 +220,10 @@ def _all(element, path: str) -> list:
     return element.findall(path, _NS)
 
 
+@overload
+def parse_time(text: str, what: str) -> dt.datetime: ...
+@overload
+def parse_time(text: str | None, what: str) -> dt.datetime | None: ...
 def parse_time(text: str | None, what: str) -> dt.datetime | None:
     if text is None:
         return None
@@ -280,7 +291,7 @@ def _extensions(element) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, .
 
 def _pairs(element, pointing: str, pointed: str, leaf: str) -> list[tuple[str, str]]:
     """(pointed, pointing) value pairs of an MRA equivalence list."""
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for item in element:
         left = [(e.text or e.get("uri") or "").strip() for e in _all(item, f"m:{pointing}//{leaf}")]
         right = [(e.text or e.get("uri") or "").strip() for e in _all(item, f"m:{pointed}//{leaf}")]
@@ -291,7 +302,7 @@ def _pairs(element, pointing: str, pointed: str, leaf: str) -> list[tuple[str, s
 def _equivalences(element) -> tuple[Equivalence, ...]:
     found = []
     for info in _all(element, ".//m:TrustServiceEquivalenceInformation"):
-        types = []
+        types: list[tuple[str, str]] = []
         for eq in _all(info, "m:TrustServiceTSLTypeEquivalenceList"):
             pointing = [(e.text or "").strip() for e in _all(eq, "m:TrustServiceTSLTypeListPointingParty//t:ServiceTypeIdentifier")]
             pointed = [(e.text or "").strip() for e in _all(eq, "m:TrustServiceTSLTypeListPointedParty//t:ServiceTypeIdentifier")]
@@ -321,6 +332,8 @@ def parse_trust_list(data: bytes | None = None, *, root=None) -> TrustList:
     """The list's content. ``root``: an already parsed (for instance the
     signature-verified) element instead of ``data``."""
     if root is None:
+        if data is None:
+            raise TypeError("parse_trust_list needs data or root")
         root = load_xml(data)
     info = root.find("t:SchemeInformation", _NS)
     if info is None:
@@ -364,7 +377,7 @@ def parse_trust_list(data: bytes | None = None, *, root=None) -> TrustList:
             ))
     pointers = []
     for p in _all(info, "t:PointersToOtherTSL/t:OtherTSLPointer"):
-        certs = []
+        certs: list[bytes] = []
         for sdi in _all(p, "t:ServiceDigitalIdentities/t:ServiceDigitalIdentity"):
             certs.extend(_identity(sdi).certificates)
         extra = p.find("t:AdditionalInformation", _NS)
@@ -512,27 +525,31 @@ def check_signature(data: bytes, issued: dt.datetime | None, allowed: list[bytes
     inside = min(max(at, cert.not_valid_before_utc), cert.not_valid_after_utc)
     references = len(root.findall("ds:Signature/ds:SignedInfo/ds:Reference", _NS))
     config = SignatureConfiguration(verification_time=inside, expect_references=references or 1, require_x509=True)
-    base = dict(at=issued, signer_subject=subject, signer_sha256=digest, signer_allowed=is_allowed)
+
+    def result(status: str, *, detail: str = "", cryptographic: str | None = None) -> SignatureResult:
+        return SignatureResult(status, at=issued, signer_subject=subject, signer_sha256=digest, detail=detail,
+                               cryptographic=cryptographic, signer_allowed=is_allowed)
+
     try:
         verified = XMLVerifier().verify(data, x509_cert=cert, expect_config=config, ignore_ambiguous_key_info=True,
                                         parser=_parser())
     except InvalidDigest as exc:
-        return SignatureResult("digest_mismatch", cryptographic="digest_mismatch", detail=str(exc), **base), None
+        return result("digest_mismatch", cryptographic="digest_mismatch", detail=str(exc)), None
     except InvalidSignature as exc:
-        return SignatureResult("signature_invalid", cryptographic="signature_invalid", detail=str(exc), **base), None
+        return result("signature_invalid", cryptographic="signature_invalid", detail=str(exc)), None
     except (InvalidInput, InvalidCertificate) as exc:
-        return SignatureResult("malformed_signature", detail=str(exc), **base), None
+        return result("malformed_signature", detail=str(exc)), None
     except Exception as exc:  # signxml raises assorted errors on hostile input
-        return SignatureResult("malformed_signature", detail=f"{type(exc).__name__}: {exc}", **base), None
+        return result("malformed_signature", detail=f"{type(exc).__name__}: {exc}"), None
     signed = verified[0].signed_xml if isinstance(verified, list) else verified.signed_xml
     if not (cert.not_valid_before_utc <= at <= cert.not_valid_after_utc):
-        return SignatureResult("signer_not_valid_at_issue", cryptographic="ok",
-                               detail=f"the signer's certificate is valid from {_iso(cert.not_valid_before_utc)} to "
-                                      f"{_iso(cert.not_valid_after_utc)}, the list was issued at {_iso(at)}", **base), None
+        return result("signer_not_valid_at_issue", cryptographic="ok",
+                      detail=f"the signer's certificate is valid from {_iso(cert.not_valid_before_utc)} to "
+                             f"{_iso(cert.not_valid_after_utc)}, the list was issued at {_iso(at)}"), None
     if is_allowed is False:
-        return SignatureResult("signer_not_allowed", cryptographic="ok",
-                               detail=f"{subject} is not among the certificates allowed to sign this list", **base), None
-    return SignatureResult("valid", cryptographic="ok", **base), signed
+        return result("signer_not_allowed", cryptographic="ok",
+                      detail=f"{subject} is not among the certificates allowed to sign this list"), None
+    return result("valid", cryptographic="ok"), signed
 
 
 @dataclass(frozen=True)
@@ -565,7 +582,7 @@ def read_trust_list(data: bytes, *, allowed: list[bytes] | None = None, schema_d
 
 
 def service_view(service: Service) -> dict:
-    certs = []
+    certs: list[dict[str, str | None]] = []
     for der in service.identity.certificates:
         try:
             c = x509.load_der_x509_certificate(der)
@@ -725,6 +742,7 @@ def recognise(view: ListView, result, when: dt.datetime, requested_policies) -> 
             matched.append((index, service, service.status_at(when)))
     if not matched:
         return fail("not_recognised", f"no service of trust list {view.list_id} is on the path", len(result.path) - 1)
+    recognised: list[tuple[int, Service, StatusPeriod]] = []
     for index, service, period in matched:
         if period is None:
             return fail("not_recognised", f"{service.name!r} was not yet on the list at {_iso(when)} (listed from "
@@ -733,7 +751,8 @@ def recognise(view: ListView, result, when: dt.datetime, requested_policies) -> 
             return fail("service_withdrawn", f"{service.name!r} is {period.status.rsplit('/', 1)[-1]} since "
                                              f"{_iso(period.start)}, according to list {view.list_id} "
                                              f"(sequence number {tl.sequence_number}); validation time {_iso(when)}", index)
-    index, service, period = min(matched, key=lambda m: m[0])
+        recognised.append((index, service, period))
+    index, service, period = min(recognised, key=lambda m: m[0])
     leaf_policies = sorted(result.policies or ())
     matching = leaf_policies
     matched_prefix = None
@@ -816,7 +835,7 @@ class TrustListRegistry:
             actor=actor, name=name, url=url, allowed_signers=json.dumps([base64.b64encode(d).decode() for d in allowed]),
             mapping=json.dumps(checked_mapping.to_json(), sort_keys=True))
         outcome = None
-        if reading is not None:
+        if reading is not None and xml is not None:  # an upload (reading is None exactly when xml is)
             outcome = self._keep(row.id, xml, reading, source="upload", actor=actor)
         else:
             outcome = self.fetch(row.id, actor=actor, force=True, raise_errors=False)
