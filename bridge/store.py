@@ -20,12 +20,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Protocol, Sequence, overload
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from . import audit as audit_chain
 
@@ -66,6 +66,12 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
+@overload
+def _aware(value: datetime) -> datetime: ...
+@overload
+def _aware(value: None) -> None: ...
+@overload
+def _aware(value: datetime | None) -> datetime | None: ...
 def _aware(value: datetime | None) -> datetime | None:
     # SQLite hands datetimes back naive; everything here is UTC.
     if value is not None and value.tzinfo is None:
@@ -311,6 +317,23 @@ class CrlRecord:
     next_update: datetime
 
 
+class SignedTrustList(Protocol):
+    """What ``publish_trust_list``'s ``build`` returns (bridge/trust_list.py: PublishedTrustList)."""
+
+    @property
+    def issued_at(self) -> datetime: ...
+    @property
+    def next_update(self) -> datetime: ...
+    @property
+    def xml(self) -> bytes | None: ...
+    @property
+    def xml_problem(self) -> str | None: ...
+    @property
+    def json(self) -> bytes: ...
+    @property
+    def json_signature(self) -> bytes: ...
+
+
 # A CRL builder the store calls inside the revocation transaction:
 # (crl_number, revoked entries, now) -> (der, this_update, next_update)
 CrlBuilder = Callable[[int, Sequence[RevokedEntry], datetime], tuple[bytes, datetime, datetime]]
@@ -448,10 +471,17 @@ class Store:
         """A trust change: caches built on an older epoch must not be used."""
         self._next_counter(session, "epoch")
 
+    @staticmethod
+    def _counter_value(session: Session, name: str) -> int:
+        row = session.get(Counter, name)
+        if row is None:  # every counter row is created by the migrations
+            raise StoreError(f"database is broken: counter {name!r} is missing")
+        return int(row.value)
+
     def epoch(self) -> int:
         """The revocation epoch (one indexed read; polled by verifiers)."""
         with self._read() as session:
-            return int(session.get(Counter, "epoch").value)
+            return self._counter_value(session, "epoch")
 
     def _audit(self, session: Session, actor: str, action: str, details: dict) -> AuditEntry:
         seq = self._next_counter(session, "audit")
@@ -515,7 +545,7 @@ class Store:
             self._next_counter(session, "enroll")
             existing = session.exec(
                 select(Enrollment).where(
-                    Enrollment.spki_sha256 == spki_sha256, Enrollment.status.in_(("pending", "active", "suspended"))
+                    Enrollment.spki_sha256 == spki_sha256, col(Enrollment.status).in_(("pending", "active", "suspended"))
                 )
             ).first()
             if existing is not None:
@@ -524,8 +554,8 @@ class Store:
             rollover = self._rollover_target(session, same_name, rollover_of, may_roll_over)
             previous = session.exec(
                 select(Enrollment)
-                .where(Enrollment.member == member, Enrollment.status.in_(("pending", "active")))
-                .order_by(Enrollment.created_at.desc())
+                .where(Enrollment.member == member, col(Enrollment.status).in_(("pending", "active")))
+                .order_by(col(Enrollment.created_at).desc())
             ).first()
             record = Enrollment(
                 id=uuid.uuid4().hex,
@@ -567,7 +597,7 @@ class Store:
                          may_roll_over: Callable[[Enrollment], bool] | None) -> Enrollment | None:
         if same_name is None:
             return None
-        holders = [r for r in session.exec(select(Enrollment).where(Enrollment.status.in_(("active", "suspended")))).all()
+        holders = [r for r in session.exec(select(Enrollment).where(col(Enrollment.status).in_(("active", "suspended")))).all()
                    if same_name(r.root_der)]
         if rollover_of is None:
             if holders:
@@ -593,14 +623,14 @@ class Store:
             query = select(Enrollment)
             if owner_token_id is not None:
                 query = query.where(Enrollment.owner_token_id == owner_token_id)
-            rows = session.exec(query.order_by(Enrollment.created_at, Enrollment.id)).all()
+            rows = session.exec(query.order_by(col(Enrollment.created_at), col(Enrollment.id))).all()
         return [_fix_times(r) for r in rows]
 
     def set_enrollment_status(self, enrollment_id: str, *, from_status: Sequence[str], to_status: str, actor: str, reason: str) -> None:
         with self._transaction() as session:
-            updated = session.execute(
+            updated = session.exec(
                 sa.update(Enrollment)
-                .where(Enrollment.id == enrollment_id, Enrollment.status.in_(tuple(from_status)))
+                .where(col(Enrollment.id) == enrollment_id, col(Enrollment.status).in_(tuple(from_status)))
                 .values(status=to_status, updated_at=utcnow())
             ).rowcount
             if updated != 1:
@@ -640,7 +670,7 @@ class Store:
     def status_history(self, enrollment_id: str) -> list[MemberStatus]:
         with self._read() as session:
             rows = session.exec(
-                select(MemberStatus).where(MemberStatus.enrollment_id == enrollment_id).order_by(MemberStatus.id)
+                select(MemberStatus).where(MemberStatus.enrollment_id == enrollment_id).order_by(col(MemberStatus.id))
             ).all()
         return [_fix_times(r) for r in rows]
 
@@ -655,8 +685,8 @@ class Store:
 
     def _move(self, session: Session, record: Enrollment, from_states: Sequence[str], to_status: str, now: datetime) -> None:
         # Conditional on the state read: a concurrent change makes this one fail rather than overwrite it.
-        moved = session.execute(
-            sa.update(Enrollment).where(Enrollment.id == record.id, Enrollment.status.in_(tuple(from_states)))
+        moved = session.exec(
+            sa.update(Enrollment).where(col(Enrollment.id) == record.id, col(Enrollment.status).in_(tuple(from_states)))
             .values(status=to_status, updated_at=now)
         ).rowcount
         if moved != 1:
@@ -665,7 +695,7 @@ class Store:
     def _crosses(self, session: Session, enrollment_id: str, statuses: Sequence[str]) -> list[CrossCertificate]:
         return list(session.exec(
             select(CrossCertificate).where(CrossCertificate.enrollment_id == enrollment_id,
-                                           CrossCertificate.status.in_(tuple(statuses))).order_by(CrossCertificate.id)
+                                           col(CrossCertificate.status).in_(tuple(statuses))).order_by(col(CrossCertificate.id))
         ).all())
 
     def withdraw_enrollment(self, *, actor: str, enrollment_id: str, reason: str, build_crl: CrlBuilder) -> tuple[list[str], CrlRecord | None]:
@@ -756,14 +786,14 @@ class Store:
         with self._transaction() as session:
             now = utcnow()
             record = self._enrollment_in(session, enrollment_id, ("active",), "given a new cross-certificate")
-            stored = session.execute(
+            stored = session.exec(
                 sa.update(CrossCertificate)
-                .where(CrossCertificate.serial == serial_hex, CrossCertificate.status == "reserved")
+                .where(col(CrossCertificate.serial) == serial_hex, col(CrossCertificate.status) == "reserved")
                 .values(status="issued", der=der, not_before=not_before, not_after=not_after, issued_at=now)
             ).rowcount
             if stored != 1:
                 raise StoreError(f"serial {serial_hex} was not reserved")
-            details = {"enrollment": enrollment_id, "serial": serial_hex, "supersedes": list(supersedes), "status": "active",
+            details: dict[str, object] = {"enrollment": enrollment_id, "serial": serial_hex, "supersedes": list(supersedes), "status": "active",
                        "not_after": not_after.isoformat(), "reason": reason}
             if terms is not None:
                 record.policy_mappings = json.dumps(terms["policy_mappings"])
@@ -801,7 +831,7 @@ class Store:
         """Pending enrollments submitted before ``created_before`` become expired (idempotent: each only once)."""
         expired = []
         with self._transaction() as session:
-            for record in session.exec(select(Enrollment).where(Enrollment.status == "pending").order_by(Enrollment.id)).all():
+            for record in session.exec(select(Enrollment).where(Enrollment.status == "pending").order_by(col(Enrollment.id))).all():
                 if _aware(record.created_at) >= created_before:  # compared in Python: SQLite keeps times as text
                     continue
                 now = utcnow()
@@ -817,9 +847,9 @@ class Store:
     def mark_expiry_warned(self, *, actor: str, serial: str, not_after: datetime, enrollment_id: str, days_left: float) -> bool:
         """Record the near-expiry warning of one cross-certificate once; False when it was already warned about."""
         with self._transaction() as session:
-            warned = session.execute(
+            warned = session.exec(
                 sa.update(CrossCertificate)
-                .where(CrossCertificate.serial == serial, CrossCertificate.expiry_warned_at.is_(None))
+                .where(col(CrossCertificate.serial) == serial, col(CrossCertificate.expiry_warned_at).is_(None))
                 .values(expiry_warned_at=utcnow())
             ).rowcount
             if warned != 1:
@@ -866,16 +896,16 @@ class Store:
         serial_hex = format(serial, "x")
         with self._transaction() as session:
             now = utcnow()
-            activated = session.execute(
+            activated = session.exec(
                 sa.update(Enrollment)
-                .where(Enrollment.id == enrollment_id, Enrollment.status == "pending")
+                .where(col(Enrollment.id) == enrollment_id, col(Enrollment.status) == "pending")
                 .values(status="active", updated_at=now)
             ).rowcount
             if activated != 1:
                 raise Conflict("invalid_state", f"enrollment {enrollment_id} is no longer pending")
-            stored = session.execute(
+            stored = session.exec(
                 sa.update(CrossCertificate)
-                .where(CrossCertificate.serial == serial_hex, CrossCertificate.status == "reserved")
+                .where(col(CrossCertificate.serial) == serial_hex, col(CrossCertificate.status) == "reserved")
                 .values(status="issued", der=der, not_before=not_before, not_after=not_after, issued_at=now)
             ).rowcount
             if stored != 1:
@@ -894,10 +924,10 @@ class Store:
 
     def cross_certificates(self, *, statuses: Sequence[str] = ("issued", "held", "revoked"), enrollment_id: str | None = None) -> list[CrossCertificate]:
         with self._read() as session:
-            query = select(CrossCertificate).where(CrossCertificate.status.in_(tuple(statuses)))
+            query = select(CrossCertificate).where(col(CrossCertificate.status).in_(tuple(statuses)))
             if enrollment_id is not None:
                 query = query.where(CrossCertificate.enrollment_id == enrollment_id)
-            rows = session.exec(query.order_by(CrossCertificate.id)).all()
+            rows = session.exec(query.order_by(col(CrossCertificate.id))).all()
         return [_fix_times(r) for r in rows]
 
     # ------------------------------------------------------------------ revocation and CRLs
@@ -907,13 +937,14 @@ class Store:
         # certificateHold; reinstated, they are simply left off the next CRL
         # (RFC 5280 5.3.1; removeFromCRL is for delta CRLs, which this bridge does not issue).
         rows = session.exec(
-            select(CrossCertificate).where(CrossCertificate.status.in_(("revoked", "held"))).order_by(CrossCertificate.id)
+            select(CrossCertificate).where(col(CrossCertificate.status).in_(("revoked", "held"))).order_by(col(CrossCertificate.id))
         ).all()
-        revoked = [
-            RevokedEntry(int(r.serial, 16), _aware(r.revoked_at),
-                         "certificateHold" if r.status == "held" else r.revocation_reason or "unspecified")
-            for r in rows
-        ]
+        revoked = []
+        for r in rows:
+            if r.revoked_at is None:  # set whenever the status becomes revoked or held
+                raise StoreError(f"cross-certificate {r.serial} is {r.status} without a revocation time")
+            revoked.append(RevokedEntry(int(r.serial, 16), _aware(r.revoked_at),
+                                        "certificateHold" if r.status == "held" else r.revocation_reason or "unspecified"))
         self._audit(session, actor, "key.use", {"purpose": "crl", "crl_number": number})
         self._bump_epoch(session)
         der, this_update, next_update = build(number, revoked, now)
@@ -947,7 +978,7 @@ class Store:
             ).first()
             if still_issued is None:
                 session.execute(
-                    sa.update(Enrollment).where(Enrollment.id == row.enrollment_id).values(status="revoked", updated_at=now)
+                    sa.update(Enrollment).where(col(Enrollment.id) == row.enrollment_id).values(status="revoked", updated_at=now)
                 )
                 self._record_status(session, row.enrollment_id, "revoked", actor, now, reason, {"serials": [serial_hex]})
             # revoked_at: the row's own time, so that replaying the log finds an edited one (bridge/audit.py).
@@ -964,14 +995,14 @@ class Store:
 
     def latest_crl(self) -> CrlRecord | None:
         with self._read() as session:
-            row = session.exec(select(Crl).order_by(Crl.number.desc())).first()
+            row = session.exec(select(Crl).order_by(col(Crl.number).desc())).first()
         if row is None:
             return None
         return CrlRecord(row.number, row.der, _aware(row.this_update), _aware(row.next_update))
 
     def crl_numbers(self) -> list[int]:
         with self._read() as session:
-            return [int(n) for n in session.exec(select(Crl.number).order_by(Crl.number)).all()]
+            return [int(n) for n in session.exec(select(Crl.number).order_by(col(Crl.number))).all()]
 
     # ------------------------------------------------------------------ reverse certificates
 
@@ -999,7 +1030,7 @@ class Store:
                 row = ReverseCertificate(enrollment_id=enrollment_id, sha256=sha256, der=der, not_after=not_after, created_at=utcnow())
                 session.add(row)
                 session.flush()
-                details = {"enrollment": enrollment_id, "sha256": sha256}
+                details: dict[str, object] = {"enrollment": enrollment_id, "sha256": sha256}
                 if replaced:
                     details["replaces"] = replaced
                 self._audit(session, actor, "reverse.upload", details)
@@ -1014,9 +1045,9 @@ class Store:
         with self._read() as session:
             rows = session.exec(
                 select(ReverseCertificate)
-                .join(Enrollment, Enrollment.id == ReverseCertificate.enrollment_id)
-                .where(Enrollment.status.in_(tuple(enrollment_statuses)))
-                .order_by(ReverseCertificate.id)
+                .join(Enrollment, col(Enrollment.id) == col(ReverseCertificate.enrollment_id))
+                .where(col(Enrollment.status).in_(tuple(enrollment_statuses)))
+                .order_by(col(ReverseCertificate.id))
             ).all()
         return [_fix_times(r) for r in rows]
 
@@ -1057,11 +1088,13 @@ class Store:
 
     def _active_blacklist_entry(self, session: Session, kind: str, value: str) -> BlacklistEntry | None:
         return session.exec(select(BlacklistEntry).where(BlacklistEntry.kind == kind, BlacklistEntry.value == value,
-                                                         BlacklistEntry.ended_at.is_(None))).first()
+                                                         col(BlacklistEntry.ended_at).is_(None))).first()
 
     def _blacklist_compromised_root(self, session: Session, actor: str, enrollment_id: str, serial_hex: str, now: datetime) -> None:
         """A root whose cross-certificate is revoked for keyCompromise: its key is blacklisted in the revocation's transaction."""
         record = session.get(Enrollment, enrollment_id)
+        if record is None:  # the revoked cross-certificate's enrollment (a foreign key)
+            raise StoreError(f"enrollment {enrollment_id} is missing")
         value = json.dumps(record.spki_sha256)
         if self._active_blacklist_entry(session, "spki_sha256", value) is not None:
             return
@@ -1079,7 +1112,7 @@ class Store:
     def blacklist_entries(self) -> list[BlacklistEntry]:
         """Every entry, removed ones included, oldest first."""
         with self._read() as session:
-            rows = session.exec(select(BlacklistEntry).order_by(BlacklistEntry.created_at, BlacklistEntry.id)).all()
+            rows = session.exec(select(BlacklistEntry).order_by(col(BlacklistEntry.created_at), col(BlacklistEntry.id))).all()
         return [_fix_times(r) for r in rows]
 
     def blacklist_publication(self, sha256: str) -> BlacklistPublication | None:
@@ -1110,11 +1143,11 @@ class Store:
 
     def latest_trust_list(self) -> TrustListIssue | None:
         with self._read() as session:
-            row = session.exec(select(TrustListIssue).order_by(TrustListIssue.sequence.desc())).first()
+            row = session.exec(select(TrustListIssue).order_by(col(TrustListIssue.sequence).desc())).first()
         return _fix_times(row) if row is not None else None
 
     def publish_trust_list(self, *, actor: str, content_sha256: str, now: datetime,
-                           build: Callable[[int, datetime], object]) -> TrustListIssue:
+                           build: Callable[[int, datetime], SignedTrustList]) -> TrustListIssue:
         """The list to serve for content ``content_sha256``: the latest issued
         one when its content is the same and it is not past half its validity,
         else a new one with the next sequence number, built by ``build(sequence,
@@ -1156,7 +1189,9 @@ class Store:
             if expires_at is not None:
                 details["expires_at"] = expires_at.isoformat()
             self._audit(session, actor, "token.create", details)
-            return int(row.id)
+            if row.id is None:  # assigned by the flush above
+                raise StoreError("the database assigned the API token no id")
+            return row.id
 
     def revoke_token(self, *, actor: str, token_id: int) -> None:
         with self._transaction() as session:
@@ -1174,7 +1209,7 @@ class Store:
     def find_token(self, token_hash: str) -> ApiToken | None:
         """The token with this hash, unless revoked or expired."""
         with self._read() as session:
-            row = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))).first()
+            row = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash, col(ApiToken.revoked_at).is_(None))).first()
         if row is None:
             return None
         row = _fix_times(row)
@@ -1186,7 +1221,7 @@ class Store:
 
     def list_tokens(self) -> list[ApiToken]:
         with self._read() as session:
-            rows = session.exec(select(ApiToken).order_by(ApiToken.id)).all()
+            rows = session.exec(select(ApiToken).order_by(col(ApiToken.id))).all()
         return [_fix_times(r) for r in rows]
 
     # ------------------------------------------------------------------ external trust lists (bridge/trust_lists.py)
@@ -1214,7 +1249,7 @@ class Store:
     def external_trust_lists(self) -> list[ExternalTrustList]:
         with self._read() as session:
             rows = session.exec(select(ExternalTrustList).where(ExternalTrustList.status == "active")
-                                .order_by(ExternalTrustList.created_at, ExternalTrustList.id)).all()
+                                .order_by(col(ExternalTrustList.created_at), col(ExternalTrustList.id))).all()
             return [_fix_times(r) for r in rows]
 
     def add_trust_list_version(self, *, actor: str, list_id: str, sequence_number: int, issued_at: datetime,
@@ -1231,10 +1266,10 @@ class Store:
                 raise NotFound(f"no trust list {list_id}")
             # Lock the list's row first (PostgreSQL), so two fetches of the
             # same list cannot both insert "the newest" version.
-            session.execute(sa.update(ExternalTrustList).where(ExternalTrustList.id == list_id)
+            session.exec(sa.update(ExternalTrustList).where(col(ExternalTrustList.id) == list_id)
                             .values(last_fetch_at=utcnow(), last_fetch_error=None))
             latest = session.exec(select(ExternalTrustListVersion).where(ExternalTrustListVersion.list_id == list_id)
-                                  .order_by(ExternalTrustListVersion.sequence_number.desc()).limit(1)).first()
+                                  .order_by(col(ExternalTrustListVersion.sequence_number).desc()).limit(1)).first()
             if latest is not None:
                 if latest.sequence_number == sequence_number and latest.sha256 == sha256:
                     return _fix_times(latest), False
@@ -1254,31 +1289,31 @@ class Store:
     def record_trust_list_fetch_failure(self, list_id: str, error: str) -> None:
         """Remember the last failed fetch for display (not a trust change: no epoch, no audit entry)."""
         with self._transaction() as session:
-            session.execute(sa.update(ExternalTrustList).where(ExternalTrustList.id == list_id)
+            session.exec(sa.update(ExternalTrustList).where(col(ExternalTrustList.id) == list_id)
                             .values(last_fetch_at=utcnow(), last_fetch_error=error[:2000]))
 
     def trust_list_versions(self, list_id: str) -> list[ExternalTrustListVersion]:
         """Every kept version, newest first."""
         with self._read() as session:
             rows = session.exec(select(ExternalTrustListVersion).where(ExternalTrustListVersion.list_id == list_id)
-                                .order_by(ExternalTrustListVersion.sequence_number.desc())).all()
+                                .order_by(col(ExternalTrustListVersion.sequence_number).desc())).all()
             return [_fix_times(r) for r in rows]
 
     def latest_trust_list_version(self, list_id: str) -> ExternalTrustListVersion | None:
         with self._read() as session:
             row = session.exec(select(ExternalTrustListVersion).where(ExternalTrustListVersion.list_id == list_id)
-                               .order_by(ExternalTrustListVersion.sequence_number.desc()).limit(1)).first()
+                               .order_by(col(ExternalTrustListVersion.sequence_number).desc()).limit(1)).first()
             return _fix_times(row) if row is not None else None
 
     # ------------------------------------------------------------------ audit
 
     def audit_entries(self) -> list[AuditEntry]:
         with self._read() as session:
-            return list(session.exec(select(AuditEntry).order_by(AuditEntry.seq)).all())
+            return list(session.exec(select(AuditEntry).order_by(col(AuditEntry.seq))).all())
 
     def audit_counter(self) -> int:
         with self._read() as session:
-            return int(session.get(Counter, "audit").value)
+            return self._counter_value(session, "audit")
 
     def verify_audit(self) -> audit_chain.AuditFinding:
         return audit_chain.verify_chain(self.audit_entries(), expected_count=self.audit_counter())
@@ -1308,7 +1343,7 @@ class Store:
             query = select(Proposal)
             if status is not None:
                 query = query.where(Proposal.status == status)
-            rows = session.exec(query.order_by(Proposal.created_at, Proposal.id)).all()
+            rows = session.exec(query.order_by(col(Proposal.created_at), col(Proposal.id))).all()
         return [_fix_times(r) for r in rows]
 
     def _expire_proposal(self, session: Session, row: Proposal, actor: str, now: datetime) -> None:
@@ -1323,7 +1358,7 @@ class Store:
         now = now or utcnow()
         expired = []
         with self._transaction() as session:
-            for row in session.exec(select(Proposal).where(Proposal.status == "pending").order_by(Proposal.id)).all():
+            for row in session.exec(select(Proposal).where(Proposal.status == "pending").order_by(col(Proposal.id))).all():
                 if _aware(row.expires_at) <= now:  # compared in Python: SQLite keeps times as text
                     self._expire_proposal(session, row, actor, now)
                     expired.append(row.id)
@@ -1389,20 +1424,22 @@ class Store:
             query = select(AuditEntry).where(AuditEntry.seq > after_seq)
             if action is not None:
                 # "certificate." matches every certificate.* action.
-                query = query.where(AuditEntry.action.startswith(action) if action.endswith(".") else AuditEntry.action == action)
+                query = query.where(col(AuditEntry.action).startswith(action) if action.endswith(".") else AuditEntry.action == action)
             if actor is not None:
                 query = query.where(AuditEntry.actor == actor)
             if since is not None:
                 # ``at`` is ISO text in UTC, all written alike, so text order is time order.
                 query = query.where(AuditEntry.at >= since.astimezone(timezone.utc).isoformat(timespec="microseconds"))
-            return list(session.exec(query.order_by(AuditEntry.seq).limit(limit)).all())
+            return list(session.exec(query.order_by(col(AuditEntry.seq)).limit(limit)).all())
 
     def _checkpoint_if_due(self, session: Session, entry: AuditEntry) -> None:
-        last = session.exec(select(AuditCheckpoint).order_by(AuditCheckpoint.entries.desc())).first()
+        last = session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.entries).desc())).first()
         if last is None or entry.seq - int(last.entries) >= self.checkpoint_every:
             self._write_checkpoint(session, entry.seq, entry.entry_hash)
 
     def _write_checkpoint(self, session: Session, entries: int, head: str) -> AuditCheckpoint:
+        if self.checkpoint_signer is None:  # callers check; a store without the bridge key writes no checkpoint
+            raise StoreError("checkpoints need the bridge key")
         at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
         signature, algorithm, signer_sha256 = self.checkpoint_signer(entries, head, at)
         row = AuditCheckpoint(entries=entries, head_hash=head, at=at, algorithm=algorithm, signature=signature,
@@ -1424,7 +1461,7 @@ class Store:
                 sa.text("UPDATE counter SET value = value WHERE name = 'audit' RETURNING value")).scalar_one())
             if count == 0:
                 return None
-            last = session.exec(select(AuditCheckpoint).order_by(AuditCheckpoint.entries.desc())).first()
+            last = session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.entries).desc())).first()
             if last is not None and int(last.entries) >= count:
                 return None
             head = session.get(AuditEntry, count)
@@ -1435,7 +1472,7 @@ class Store:
     def audit_checkpoints(self, limit: int | None = None) -> list[AuditCheckpoint]:
         """Checkpoints, oldest first (with ``limit``, the newest ``limit`` of them)."""
         with self._read() as session:
-            query = select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc())
+            query = select(AuditCheckpoint).order_by(col(AuditCheckpoint.id).desc())
             if limit is not None:
                 query = query.limit(limit)
             return list(reversed(session.exec(query).all()))
@@ -1445,13 +1482,13 @@ class Store:
         with self._read() as session:
             crosses = [{"serial": r.serial, "enrollment": r.enrollment_id, "status": r.status,
                         "revoked_at": _aware(r.revoked_at), "reason": r.revocation_reason}
-                       for r in session.exec(select(CrossCertificate).order_by(CrossCertificate.id)).all()]
-            enrollments = [{"id": r.id, "status": r.status} for r in session.exec(select(Enrollment).order_by(Enrollment.id)).all()]
+                       for r in session.exec(select(CrossCertificate).order_by(col(CrossCertificate.id))).all()]
+            enrollments = [{"id": r.id, "status": r.status} for r in session.exec(select(Enrollment).order_by(col(Enrollment.id))).all()]
             tokens = [{"id": r.id, "role": r.role, "revoked": r.revoked_at is not None,
                        "expires_at": _aware(r.expires_at).isoformat() if r.expires_at is not None else None}
-                      for r in session.exec(select(ApiToken).order_by(ApiToken.id)).all()]
+                      for r in session.exec(select(ApiToken).order_by(col(ApiToken.id))).all()]
             reverses = [{"enrollment": r.enrollment_id, "sha256": r.sha256}
-                        for r in session.exec(select(ReverseCertificate).order_by(ReverseCertificate.id)).all()]
+                        for r in session.exec(select(ReverseCertificate).order_by(col(ReverseCertificate.id))).all()]
             blacklist = [{"id": r.id, "ended": r.ended_at is not None} for r in session.exec(select(BlacklistEntry)).all()]
         return audit_chain.StateSnapshot(crosses, enrollments, tokens, reverses, blacklist)
 
