@@ -103,7 +103,7 @@ from cryptography.x509 import ocsp as x509_ocsp
 from pki.certificate import Certificate
 from pki.crl import Crl, parse_crl
 from pki.errors import InputError
-from pki.ocsp import parse_ocsp_response
+from pki.ocsp import OcspResponse, parse_ocsp_response
 from pki.revocation import RevocationInfo
 
 
@@ -215,7 +215,10 @@ def resolve_checked(url: str, host: str, port: int, limits: FetchLimits) -> list
     for family, _, _, _, sockaddr in infos:
         if family not in (socket.AF_INET, socket.AF_INET6):
             continue
-        ip = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
+        address = sockaddr[0]
+        if not isinstance(address, str):  # AF_INET/AF_INET6 addresses are text (the int is AF_INET6 without IPv6 support)
+            continue
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
         kind = _refusal(ip)
         if kind is not None and not limits.allow_private_addresses:
             raise FetchError(url, "refused_address", f"the host resolves to {kind} address; "
@@ -487,7 +490,7 @@ class RevocationSource:
             errors.append(got.error or f"{url}: no response")
         for url in _crl_urls(certificate):
             got = self.crl(url)
-            if got.value is not None:
+            if isinstance(got.value, Crl):  # crl() answers a Crl or None
                 crls.append(got.value)
                 if got.stale and got.error:
                     errors.append(f"served from cache: {got.error}")
@@ -567,14 +570,15 @@ class RevocationSource:
                     failure = self._live_failure(url_key)
                 if failure is None and not offline:
                     flight = self._in_flight.get(key)
-                    unknown_url = url_key is not None and url_key not in self._answering
-                    if flight is None and unknown_url:
-                        probe = self._probes.get(url_key)
+                    # The OCSP responder's URL key when no answer from it is known yet.
+                    unknown_url = url_key if url_key is not None and url_key not in self._answering else None
+                    if flight is None and unknown_url is not None:
+                        probe = self._probes.get(unknown_url)
                     if flight is None and probe is None and len(self._in_flight) < self.max_in_flight:
                         flight = self._in_flight[key] = _Flight()
                         leader = True
-                        if unknown_url:
-                            self._probes[url_key] = flight
+                        if unknown_url is not None:
+                            self._probes[unknown_url] = flight
             if failure is not None:
                 return self._failed(cached, wall, failure.remembered())
             if offline:
@@ -588,6 +592,8 @@ class RevocationSource:
                 if probe.connection_failed:
                     # Not reachable: answer from its failure, remembered for
                     # the URL (or, with nothing remembered, as it was).
+                    if url_key is None or probe.error is None:  # probes exist for a url_key; a failed one has its error
+                        raise RuntimeError("an OCSP probe failed without its URL key or error")
                     with self._lock:
                         wall = self._wall_clock()
                         cached = self._lookup(key, wall)
@@ -727,7 +733,7 @@ class RevocationSource:
             failures.popitem(last=False)
 
 
-def resident_size(value: object) -> int:
+def resident_size(value: Crl | tuple[OcspResponse, bytes | None]) -> int:
     """The estimated resident bytes of a cached object: a Crl (its DER, its
     TBS and its index), or (OcspResponse, nonce) (its DER: a response
     holds a few certificates at most, its parsed form is of the same order)."""

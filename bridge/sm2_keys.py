@@ -59,7 +59,7 @@ class Sm2PrivateKey:
     def __init__(self, _lib: ctypes.CDLL, _pkey: int) -> None:
         # Takes ownership of an EVP_PKEY*; use the class methods instead.
         self._lib = _lib
-        self._pkey = _pkey
+        self._pkey: int | None = _pkey  # None once freed (__del__)
 
     @classmethod
     def generate(cls) -> Sm2PrivateKey:
@@ -73,6 +73,8 @@ class Sm2PrivateKey:
                 raise RuntimeError(openssl_error("SM2 key generation failed", lib))
         finally:
             lib.EVP_PKEY_CTX_free(keygen_ctx)
+        if pkey.value is None:  # EVP_PKEY_generate succeeded, so it set the key
+            raise RuntimeError(openssl_error("SM2 key generation returned no key", lib))
         return cls(lib, pkey.value)
 
     @classmethod
