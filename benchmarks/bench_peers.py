@@ -43,8 +43,8 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import pyhanko_certvalidator as pyhanko  # noqa: E402
-
 from bench_paths import ECDSA_SHA256, interleaved, raw_parse_and_verify, report  # noqa: E402
+
 from pki import Verifier  # noqa: E402
 from tests import pkibuilder as pb  # noqa: E402
 from tests.pkibuilder import AT, der  # noqa: E402

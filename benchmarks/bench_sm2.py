@@ -83,7 +83,7 @@ class PathPki:
         from cryptography.hazmat.primitives import serialization
         from cryptography.x509.oid import NameOID
 
-        from bridge.signer import SoftwareSigner, Sm2SoftwareSigner, key_identifier
+        from bridge.signer import Sm2SoftwareSigner, SoftwareSigner, key_identifier
 
         def new_signer():
             if key_type == "sm2":

@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from bench_paths import Chain  # noqa: E402
+
 from tests import pkibuilder as pb  # noqa: E402
 from tests.pkibuilder import AT, der  # noqa: E402
 

@@ -52,7 +52,6 @@ def _with_version(cert_der: bytes, key, version: int) -> bytes:
 
 
 def unreadable_inputs(leaf_der: bytes, leaf_pem: bytes, crl_der: bytes) -> dict[str, bytes]:
-    body = leaf_pem.split(b"\n", 1)[1]
     return {
         "empty": b"",
         "whitespace": b" \n\t\n",
@@ -304,7 +303,7 @@ def files(pki, tmp_path, unreadable):
     put("issuing.der", issuing.der)
     put("leaf.pem", pem(leaf))
     put("crl.der", der(pb.crl(issuing)))
-    for i, (case, data) in enumerate(sorted(unreadable.items())):
+    for i, (_case, data) in enumerate(sorted(unreadable.items())):
         put(f"bad{i}", data)
     paths["_cases"] = {case: paths[f"bad{i}"] for i, case in enumerate(sorted(unreadable))}
     paths["_put"] = put

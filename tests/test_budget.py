@@ -10,7 +10,7 @@ from pki import Verifier
 from pki.budget import DEFAULT_LIMITS, Budget, Limits
 from pki.certificate import parse_certificate
 from tests import pkibuilder as pb
-from tests.pkibuilder import AT, der, pem
+from tests.pkibuilder import AT, der
 
 # --- a chain of 100 intermediates --------------------------------------------
 
@@ -117,7 +117,7 @@ def test_mesh_search_is_bounded_when_the_signature_cache_is_warm(mesh):
     # Warm the Verifier's cache as earlier calls on other leaves would.
     spki = [parse_certificate(ca.der).spki for ca in cas]
     warm = Budget(Limits(signature_checks=10**9))
-    for (i, _), c in zip(pairs, cross):
+    for (i, _), c in zip(pairs, cross, strict=True):
         assert v.signatures.verify(spki[i], None, parse_certificate(der(c)), warm)
     assert v.signatures.verify(spki[0], None, parse_certificate(der(leaf)), warm)
 

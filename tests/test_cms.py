@@ -126,8 +126,11 @@ def hand_cms(data, cert, key, *, attrs=("content_type", "message_digest", "signi
     """SignedData built field by field with asn1crypto, signed with
     ECDSA-SHA256, or Ed25519 with a SHA-512 message digest (RFC 8419)."""
     acert = asn1_x509.Certificate.load(der(cert))
-    digest = hashlib.sha512 if isinstance(key, ed25519.Ed25519PrivateKey) else hashlib.sha256
-    digest = (lambda d, h=digest: h(d).digest())
+    hash_function = hashlib.sha512 if isinstance(key, ed25519.Ed25519PrivateKey) else hashlib.sha256
+
+    def digest(d: bytes) -> bytes:
+        return hash_function(d).digest()
+
     values = {
         "content_type": lambda: {"type": "content_type", "values": [content_type_attr]},
         "message_digest": lambda: {"type": "message_digest", "values": [digest(data)]},

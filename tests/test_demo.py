@@ -96,7 +96,7 @@ def run_curl(command: str, exports: dict, port: int, cwd: Path) -> tuple[int, di
     # No curl: the same request with urllib.
     words = shlex.split(command)
     headers, data, url = {}, None, words[-1]
-    for flag, value in zip(words, words[1:]):
+    for flag, value in zip(words, words[1:], strict=False):
         if flag == "-H":
             name, _, val = value.partition(":")
             headers[name.strip()] = re.sub(r"\$(\w+)", lambda m: exports[m.group(1)], val.strip())
@@ -372,7 +372,7 @@ def test_certs_are_fictional_fixed_and_long_lived():
 
     now = dt.datetime.now(dt.timezone.utc)
     seen_keys = set()
-    for member, name, cert in _certs_of(CERTS):
+    for _member, name, cert in _certs_of(CERTS):
         subject = cert.subject.rfc4514_string()
         assert "Demo" in subject, subject
         assert cert.not_valid_before_utc == dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)

@@ -50,7 +50,7 @@ def test_leaf_of_a_validates_from_the_bridge_with_bridge_policies(fed):
     assert path[2]["issuer"] == path[3]["subject"]
     assert path[2]["serial"] == format(fed.cross["A"].serial_number, "x")
     assert path[-1]["sha256"] == hashlib.sha256(fed.bridge.der).hexdigest()
-    for child, parent in zip(path, path[1:]):
+    for child, parent in zip(path, path[1:], strict=False):
         assert child["issuer"] == parent["subject"]
     assert d["revocation"] == "not_checked"
 

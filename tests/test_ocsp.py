@@ -31,8 +31,11 @@ def world():
     return root, sub, leaf
 
 
+SHA1 = hashes.SHA1()  # the default CertID hash (RFC 6960 clients mostly send SHA-1)
+
+
 def response(issuer: Ca, cert: x509.Certificate, status=ocsp.OCSPCertStatus.GOOD, *, signer_key=None, signer_cert=None,
-             responder_certs=(), this_update=None, next_update=..., algorithm=hashes.SHA1(), nonce=None, by_key_hash=False,
+             responder_certs=(), this_update=None, next_update=..., algorithm=SHA1, nonce=None, by_key_hash=False,
              revocation_time=None, reason=None, cert_id_issuer=None) -> bytes:
     this_update = this_update or NOW - dt.timedelta(hours=1)
     next_update = NOW + dt.timedelta(hours=12) if next_update is ... else next_update
@@ -191,12 +194,12 @@ def test_delegated_responder_without_nocheck_needs_a_crl(world):
 
 
 def test_nonce_must_be_echoed(world):
-    from pki.ocsp import OcspChecker
-    from pki.revocation import RevocationRequest
+    from pki.algorithms import AlgorithmRegistry
     from pki.budget import Budget
     from pki.certificate import parse_certificate
+    from pki.ocsp import OcspChecker
+    from pki.revocation import RevocationRequest
     from pki.signatures import SignatureVerifier
-    from pki.algorithms import AlgorithmRegistry
 
     _, sub, leaf = world
     path = (parse_certificate(der(leaf)), parse_certificate(der(sub.cert)))

@@ -8,12 +8,12 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 import tests.pkibuilder as pb
 from pki import Verifier
 from pki.certificate import Certificate, ParseCache, load_certificates, parse_certificate
 from pki.errors import InputError
-from cryptography import x509
 
 REPO = Path(__file__).resolve().parent.parent
 FIELDS = [f.name for f in dataclasses.fields(Certificate) if not f.name.startswith("_")]

@@ -17,7 +17,14 @@ from pki.crl import parse_crl
 from .test_revocation import NOW
 from .test_revocation_negative_cache import counted
 from .test_revocation_source import (  # noqa: F401 (fixtures)
-    FAST, WallClock, cas, leaf_for, ocsp_route, send, server, status_of,
+    FAST,
+    WallClock,
+    cas,
+    leaf_for,
+    ocsp_route,
+    send,
+    server,
+    status_of,
 )
 
 GRACE = dt.timedelta(hours=12)

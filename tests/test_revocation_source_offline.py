@@ -19,7 +19,16 @@ from pki.certificate import parse_certificate
 from .test_revocation import NOW, der
 from .test_revocation_negative_cache import REMEMBERED, TTL, Clock, counted
 from .test_revocation_source import (  # noqa: F401 (fixtures)
-    FAST, WallClock, cas, error500, leaf_for, ocsp_route, send, server, status_of, verifier,
+    FAST,
+    WallClock,
+    cas,
+    error500,
+    leaf_for,
+    ocsp_route,
+    send,
+    server,
+    status_of,
+    verifier,
 )
 
 

@@ -10,8 +10,6 @@ for good (revocations, token revocation) make their own with ``make_federation``
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path

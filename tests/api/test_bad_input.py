@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from tests.bridge.members import make_member, pem
 
-from .conftest import PROBLEM, assert_problem
+from .conftest import PROBLEM
 
 LIMIT = 1 << 20  # the default body limit (create_app without max_body_bytes)
 BAD_PEM = "-----BEGIN CERTIFICATE-----\nTm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"

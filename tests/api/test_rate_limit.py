@@ -4,8 +4,8 @@ other addresses unaffected), verification requests per token per second;
 and the limiters' memory bound and windows, with an injected clock."""
 from __future__ import annotations
 
-import pytest
 import httpx
+import pytest
 
 from api.ratelimit import FailureLimiter, TokenBuckets
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import json
 import subprocess
 import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest

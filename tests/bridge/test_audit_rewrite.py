@@ -265,7 +265,7 @@ def test_audit_show_and_export(federation, capsys):
     assert bridgeca_main(["audit", "export", "--home", home]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [e["seq"] for e in lines] == list(range(1, len(lines) + 1))
-    assert all(b["prev_hash"] == a["entry_hash"] for a, b in zip(lines, lines[1:]))
+    assert all(b["prev_hash"] == a["entry_hash"] for a, b in zip(lines, lines[1:], strict=False))
     assert bridgeca_main(["audit", "export", "--home", home, "--action", "certificate.revoke"]) == 0
     revokes = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [e["details"]["serial"] for e in revokes] == [federation["hk_serial"]]

@@ -14,7 +14,7 @@ from bridge import governance
 from bridge.service import BridgeError
 from bridge.verification import VerificationService
 
-from .members import BRIDGE_MEDIUM, der, issue, make_member, make_root, name, pem
+from .members import BRIDGE_MEDIUM, der, make_member, make_root, name, pem
 
 
 def _join(bridge, member):

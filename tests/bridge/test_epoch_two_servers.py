@@ -13,8 +13,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from tests.bridge.conftest import PASSPHRASE
 from tests.bridge.members import make_member, pem
 
@@ -77,7 +75,7 @@ def test_revocation_through_one_server_is_seen_by_the_other_within_a_second(post
     ports = [_free_port(), _free_port()]
     servers = [_start(home, port, env) for port in ports]
     try:
-        for proc, port in zip(servers, ports):
+        for proc, port in zip(servers, ports, strict=True):
             _wait_healthy(proc, port)
         body = {"certificate": pem(hk.leaf).decode(), "intermediates": [pem(hk.issuing).decode()]}
         # Warm both servers' caches (Verifier, prefix and result caches).

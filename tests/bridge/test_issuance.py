@@ -304,11 +304,11 @@ def test_a_colliding_serial_is_redrawn_before_the_key_is_used(bridge, monkeypatc
 
 
 def test_migrations_are_applied_and_an_empty_database_is_refused(bridge, bridge_home, tmp_path, monkeypatch):
-    from bridge.store import Store, StoreError
-
     # The newest migration's revision (bridge/migrations/versions/).
     import re
     from pathlib import Path
+
+    from bridge.store import Store, StoreError
 
     newest = max(re.match(r"(\d{4})_", p.name).group(1) for p in (Path(__file__).parents[2] / "bridge" / "migrations" / "versions").glob("0*.py"))
     assert bridge.store.schema_revision() == newest

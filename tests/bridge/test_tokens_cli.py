@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from api.cli import main
 from bridge.service import BridgeCA, BridgeError, parse_serial
-
-import pytest
 
 
 def test_token_create_and_revoke(bridge, bridge_home, capsys):

@@ -121,7 +121,7 @@ def test_the_list_validates_offline_and_verifies_with_xmlsec1_and_signxml(federa
     assert languages == {"zh", "en"}
     assert len(root.findall(".//t:TrustServiceProvider", NS)) == 2
     listed = services(published.xml)
-    for code, (enrollment_id, member, _serial) in ids.items():
+    for code, (_enrollment_id, member, _serial) in ids.items():
         service = listed[sha256(member.root)]
         info = service.find("t:ServiceInformation", NS)
         assert info.findtext("t:ServiceTypeIdentifier", namespaces=NS) == "http://uri.etsi.org/TrstSvc/Svctype/CA/PKC"
@@ -145,7 +145,7 @@ def test_one_changed_byte_fails_verification(federation, tmp_path, where, old, n
     xml = ca.published_trust_list().xml
     assert xml.count(old) == 1, where
     damaged = xml.replace(old, new)
-    assert sum(a != b for a, b in zip(xml, damaged)) == 1
+    assert sum(a != b for a, b in zip(xml, damaged, strict=True)) == 1
     path, bridge_pem = tmp_path / "damaged.xml", tmp_path / "bridge.pem"
     path.write_bytes(damaged)
     bridge_pem.write_text(ca.certificate_pem())

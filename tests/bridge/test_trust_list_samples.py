@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from bridge.trust_lists import (
-    RECOGNISED_STATUSES, Mapping, TrustListError, check_signature, load_xml, parse_trust_list, policy_matches,
+    RECOGNISED_STATUSES,
+    Mapping,
+    TrustListError,
+    check_signature,
+    load_xml,
+    parse_trust_list,
+    policy_matches,
     read_trust_list,
 )
 

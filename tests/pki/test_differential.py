@@ -29,10 +29,10 @@ import pytest
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.x509 import verification as pyca
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
 
 from pki import Verifier
 from pki.errors import InputError
-from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from tests.pki import chaingen
 from tests.pki.chaingen import AT, SERVER_AUTH, SERVER_NAME
 
