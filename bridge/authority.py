@@ -41,11 +41,19 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtensionOID, NameOID
 
-from .registration import PolicyMapping, Subtree, REVOCATION_REASONS
 from pki.der import spki_parts
 from pki.sm2 import is_sm2_public_key
 
-from .signer import SM2, Signer, _throwaway_key, certificate_spki, key_identifier, signed_object_verifies, verify_with_spki
+from .registration import REVOCATION_REASONS, PolicyMapping, Subtree
+from .signer import (
+    SM2,
+    Signer,
+    _throwaway_key,
+    certificate_spki,
+    key_identifier,
+    signed_object_verifies,
+    verify_with_spki,
+)
 
 POLICY_MAPPINGS_OID = x509.ObjectIdentifier("2.5.29.33")
 ANY_POLICY_OID = x509.ObjectIdentifier("2.5.29.32.0")

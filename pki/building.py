@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 from . import errors as E
-from .algorithms import UnsupportedSignatureAlgorithm, DSA_KEY, dsa_parameters
+from .algorithms import DSA_KEY, UnsupportedSignatureAlgorithm, dsa_parameters
 from .budget import Budget
-from .errors import BudgetExceeded
 from .certificate import Certificate
-from .errors import ValidationError
+from .errors import BudgetExceeded, ValidationError
 from .names import NameKey
 from .signatures import SignatureVerifier
 

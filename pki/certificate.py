@@ -545,7 +545,7 @@ def _decode_and_remember(tlvs: list[bytes], cert: x509.Certificate, cache: Parse
     fields: dict = {}
     unhandled: list[str] = []
     critical: list[str] = []
-    for tlv, ext in zip(tlvs, extensions):
+    for tlv, ext in zip(tlvs, extensions, strict=True):
         hit = known.get(tlv)
         if hit is None:
             items: dict = {}

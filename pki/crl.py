@@ -8,18 +8,18 @@ entry extension; the index follows it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import warnings
-import functools
 from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID
 
 from . import der as derlib
+from .certificate import _pem_blocks
 from .errors import InputError
 from .names import NameKey, name_key, render
-from .certificate import _pem_blocks
 
 _HANDLED_CRL_EXTENSIONS = frozenset(
     {

@@ -8,14 +8,14 @@ anchor side, so certificate i (1..n) is ``path[n - i]``.
 """
 from __future__ import annotations
 
-import datetime as dt
 import dataclasses
+import datetime as dt
 from dataclasses import dataclass, field
 
 from . import errors as E
 from .algorithms import UnsupportedSignatureAlgorithm, dsa_parameters
-from .budget import Budget
 from .blocklist import Blocklist
+from .budget import Budget
 from .certificate import ANY_POLICY, Certificate
 from .errors import ValidationError
 from .name_constraints import NameConstraintsState
@@ -143,8 +143,8 @@ class PrefixCache:
     REVOCATION_WINDOW = dt.timedelta(seconds=60)
 
     def __init__(self, size: int = 4096) -> None:
-        from collections import OrderedDict
         import threading
+        from collections import OrderedDict
 
         self._entries: "OrderedDict[tuple, tuple]" = OrderedDict()
         self._size = size

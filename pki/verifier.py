@@ -15,16 +15,15 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from . import errors as E
-from .algorithms import AlgorithmRegistry, with_national_algorithms
+from .algorithms import AlgorithmRegistry, dsa_parameters, with_national_algorithms
 from .blocklist import Blocklist
 from .budget import DEFAULT_LIMITS, Budget, Limits
 from .building import BuildLog, CertificatePool, TrustStore, build_paths
 from .certificate import ANY_POLICY, Certificate, ParseCache, load_certificate, load_many
 from .crl import Crl, load_crls
 from .errors import BudgetExceeded, InputError, ValidationError
-from .algorithms import dsa_parameters
-from .profile import PROFILES, STRICT, parse_extended_key_usage, parse_key_usage, strict_violation
 from .ocsp import DEFAULT_CLOCK_SKEW, CombinedChecker, OcspChecker, OcspResponse, load_ocsp_responses
+from .profile import PROFILES, STRICT, parse_extended_key_usage, parse_key_usage, strict_violation
 from .revocation import CrlChecker, ProvidedChecker, RevocationInfoProvider, RevocationRequest, RevocationStatus
 from .signatures import SignatureVerifier
 from .validation import PrefixCache, RevocationPolicy, ValidatedPath, ValidationParameters, validate_path
@@ -208,7 +207,7 @@ class Verifier:
         continuation = path[1:]
         with self._shortcut_lock:
             known = self._shortcuts.get(continuation[0].sha256, ())
-            if any(len(k) == len(continuation) and all(a is b or a.sha256 == b.sha256 for a, b in zip(k, continuation)) for k in known):
+            if any(len(k) == len(continuation) and all(a is b or a.sha256 == b.sha256 for a, b in zip(k, continuation, strict=True)) for k in known):
                 return
             if len(self._shortcuts) >= self.MAX_SHORTCUT_CAS and continuation[0].sha256 not in self._shortcuts:
                 self._shortcuts.clear()
@@ -230,7 +229,7 @@ class Verifier:
         """Per-call intermediates, parsed once per Verifier: platforms send the
         same issuing CA with every request."""
         out: list[Certificate] = []
-        for i, (item, digest) in enumerate(zip(items, digests)):
+        for i, (item, digest) in enumerate(zip(items, digests, strict=True)):
             known = self._parsed_inputs.get(digest)
             if known is None:
                 known = load_many([item], f"intermediate {i + 1}", self._parse_cache)
