@@ -271,29 +271,29 @@ def replay(entries: Sequence[AuditRecord], state: StateSnapshot) -> list[str]:
 
     state_enrollments = {row["id"]: row["status"] for row in state.enrollments}
     for enrollment_id, status in state_enrollments.items():
-        expected = enrollments.get(enrollment_id)
-        if expected is None:
+        expected_status = enrollments.get(enrollment_id)
+        if expected_status is None:
             findings.append(f"enrollment {enrollment_id} ({status}) is in the state tables but the audit log never submitted it")
-        elif status != expected:
-            findings.append(f"enrollment {enrollment_id} is {status} in the state tables, but the audit log says {expected}")
-    for enrollment_id, expected in enrollments.items():
+        elif status != expected_status:
+            findings.append(f"enrollment {enrollment_id} is {status} in the state tables, but the audit log says {expected_status}")
+    for enrollment_id, expected_status in enrollments.items():
         if enrollment_id not in state_enrollments:
-            findings.append(f"enrollment {enrollment_id} ({expected} in the audit log) is missing from the state tables")
+            findings.append(f"enrollment {enrollment_id} ({expected_status} in the audit log) is missing from the state tables")
 
     state_tokens = {int(row["id"]): row for row in state.tokens}
     for token_id, row in state_tokens.items():
-        expected = tokens.get(token_id)
-        if expected is None:
+        expected_token = tokens.get(token_id)
+        if expected_token is None:
             findings.append(f"API token {token_id} ({row['role']}) is in the state tables but the audit log never created it")
             continue
-        if row["revoked"] != expected["revoked"]:
+        if row["revoked"] != expected_token["revoked"]:
             findings.append(f"API token {token_id} is {'revoked' if row['revoked'] else 'not revoked'} in the state tables, "
-                            f"but the audit log says {'revoked' if expected['revoked'] else 'not revoked'}")
-        if expected.get("role") and row["role"] != expected["role"]:
-            findings.append(f"API token {token_id} has role {row['role']} in the state tables, but the audit log created it as {expected['role']}")
-        if _time_text(row["expires_at"]) != _time_text(expected.get("expires_at")):
+                            f"but the audit log says {'revoked' if expected_token['revoked'] else 'not revoked'}")
+        if expected_token.get("role") and row["role"] != expected_token["role"]:
+            findings.append(f"API token {token_id} has role {row['role']} in the state tables, but the audit log created it as {expected_token['role']}")
+        if _time_text(row["expires_at"]) != _time_text(expected_token.get("expires_at")):
             findings.append(f"API token {token_id} expires at {row['expires_at'] or 'never'} in the state tables, "
-                            f"but the audit log says {expected.get('expires_at') or 'never'}")
+                            f"but the audit log says {expected_token.get('expires_at') or 'never'}")
     for token_id in tokens.keys() - state_tokens.keys():
         findings.append(f"API token {token_id} (in the audit log) is missing from the state tables")
 
@@ -306,12 +306,12 @@ def replay(entries: Sequence[AuditRecord], state: StateSnapshot) -> list[str]:
     if state.blacklist is not None:
         state_blacklist = {str(row["id"]): bool(row["ended"]) for row in state.blacklist}
         for entry_id, ended in state_blacklist.items():
-            expected = blacklist.get(entry_id)
-            if expected is None:
+            expected_ended = blacklist.get(entry_id)
+            if expected_ended is None:
                 findings.append(f"blacklist entry {entry_id} is in the state tables but the audit log never added it")
-            elif ended != expected:
+            elif ended != expected_ended:
                 findings.append(f"blacklist entry {entry_id} is {'removed' if ended else 'in force'} in the state tables, "
-                                f"but the audit log says {'removed' if expected else 'in force'}")
+                                f"but the audit log says {'removed' if expected_ended else 'in force'}")
         for entry_id in blacklist.keys() - state_blacklist.keys():
             findings.append(f"blacklist entry {entry_id} (in the audit log) is missing from the state tables")
     return findings

@@ -109,8 +109,8 @@ def check_signatures(document: dict, trusted: list[x509.Certificate]) -> tuple[l
     offered = set()
     for text in document.get("signer_certificates") or []:
         try:
-            for certificate in x509.load_pem_x509_certificates(str(text).encode("ascii")):
-                offered.add(_sha256(certificate))
+            for pem_certificate in x509.load_pem_x509_certificates(str(text).encode("ascii")):
+                offered.add(_sha256(pem_certificate))
         except ValueError:
             pass
     claims, findings = [], []

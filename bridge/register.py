@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+from typing import TypedDict
 
 from . import blacklist
 
@@ -43,7 +44,29 @@ def register(store) -> dict:
     return {"members": members, "violations": [blacklist.public_view(r) for r in store.blacklist_entries()]}
 
 
-TEXT = {
+class _Labels(TypedDict):
+    """One language's texts of the register page."""
+
+    title: str
+    members: str
+    violations: str
+    name: str
+    jurisdiction: str
+    status: str
+    root: str
+    history: str
+    kind: str
+    value: str
+    reason: str
+    note: str
+    effective: str
+    removed: str
+    none: str
+    other: str
+    statuses: dict[str, str]
+
+
+TEXT: dict[str, _Labels] = {
     "en": {
         "title": "Public register of the bridge's members", "members": "Members", "violations": "Disclosed violations (blacklist)",
         "name": "Name", "jurisdiction": "Jurisdiction", "status": "Status", "root": "Root certificate", "history": "Status history",
