@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -91,9 +92,9 @@ class EnrollmentRequest:
     member: str
     jurisdiction: str
     root_certificate: bytes  # PEM or DER
-    policy_mappings: list
-    permitted_subtrees: list | None = None
-    excluded_subtrees: list | None = None
+    policy_mappings: Sequence
+    permitted_subtrees: Sequence | None = None
+    excluded_subtrees: Sequence | None = None
     path_length: int | None = None
 
 
@@ -212,7 +213,7 @@ def check_key(public_key, what: str = "root") -> None:
     raise EnrollmentError("unsupported_key", f"the {what} key type {type(public_key).__name__} is not accepted")
 
 
-def check_policy_oid(value: str, field: str) -> str:
+def check_policy_oid(value: object, field: str) -> str:
     if not isinstance(value, str) or not _OID.match(value.strip()):
         raise EnrollmentError("invalid_policy_mapping", f"{field} {value!r} is not a dotted OID")
     if value.strip() == ANY_POLICY:
@@ -226,16 +227,18 @@ def parse_policy_mappings(items) -> tuple[PolicyMapping, ...]:
         raise EnrollmentError("invalid_policy_mapping", "at least one policy mapping (bridge_policy, member_policy) is required")
     mappings: list[PolicyMapping] = []
     for item in items:
+        bridge_policy: object
+        member_policy: object
         if isinstance(item, PolicyMapping):
-            mapping = item
+            bridge_policy, member_policy = item.bridge_policy, item.member_policy
         elif isinstance(item, dict):
-            mapping = PolicyMapping(item.get("bridge_policy"), item.get("member_policy"))
+            bridge_policy, member_policy = item.get("bridge_policy"), item.get("member_policy")
         elif isinstance(item, (tuple, list)) and len(item) == 2:
-            mapping = PolicyMapping(item[0], item[1])
+            bridge_policy, member_policy = item[0], item[1]
         else:
             raise EnrollmentError("invalid_policy_mapping", f"policy mapping {item!r} is not {{bridge_policy, member_policy}}")
         mapping = PolicyMapping(
-            check_policy_oid(mapping.bridge_policy, "bridge_policy"), check_policy_oid(mapping.member_policy, "member_policy")
+            check_policy_oid(bridge_policy, "bridge_policy"), check_policy_oid(member_policy, "member_policy")
         )
         if mapping not in mappings:
             mappings.append(mapping)

@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from pki.names import name_key
+
 from . import registration
 from .audit import AuditFinding
 from .authority import (
@@ -49,10 +51,9 @@ from .authority import (
     new_serial,
 )
 from .registration import EnrollmentError, EnrollmentRequest, PolicyMapping, Subtree
-from pki.names import name_key
 from .settings import CONFIG_FILE, DATABASE_FILE, BridgeSettings
 from .signer import Pkcs11Signer, Signer, SignerError, SoftwareSigner
-from .store import Conflict, NotFound, SerialCollision, Store, StoreError
+from .store import Conflict, CrossCertificate, NotFound, SerialCollision, Store, StoreError
 
 ROLES = ("admin", "issuer", "platform")
 TOKEN_PREFIX = "bca_"
@@ -314,9 +315,10 @@ class BridgeCA:
                         if path.exists():
                             raise BridgeError("already_initialised", f"{path} already exists", 409)
                     written.append(settings.second_key_path)
-                    second_signer = SoftwareSigner.generate(
-                        settings.second_key_path, settings.second_key_type, settings.key_passphrase.get_secret_value()
-                    )
+                    second_passphrase = settings.key_passphrase.get_secret_value() if settings.key_passphrase else None
+                    if not second_passphrase:
+                        raise SignerError("BRIDGECA_KEY_PASSPHRASE is not set: it encrypts the second bridge key")
+                    second_signer = SoftwareSigner.generate(settings.second_key_path, settings.second_key_type, second_passphrase)
                     second_certificate = BridgeAuthority.create_self_signed(second_signer, name, settings.bridge_validity_days)
                     links = [
                         BridgeAuthority.create_link_certificate(signer_obj, certificate, second_certificate),
@@ -709,7 +711,7 @@ class BridgeCA:
         now = _now()
         with _translated():
             return [
-                x509.load_der_x509_certificate(c.der)
+                x509.load_der_x509_certificate(_cross_der(c))
                 # On hold too: the CRL says so, and reinstating needs no republication.
                 for c in self.store.cross_certificates(statuses=("issued", "held"))
                 if c.not_after is None or c.not_after > now
@@ -813,7 +815,9 @@ class BridgeCA:
             row = self.store.find_token(hash_token(token))
         if row is None:
             return None
-        return (int(row.id), row.role), (row.expires_at.timestamp() if row.expires_at is not None else None)
+        if row.id is None:  # a stored row always has its primary key
+            raise StoreError("a stored API token has no id")
+        return (row.id, row.role), (row.expires_at.timestamp() if row.expires_at is not None else None)
 
     def tokens(self) -> list[dict]:
         with _translated():
@@ -863,6 +867,13 @@ class BridgeCA:
         return registry
 
 
+def _cross_der(row: CrossCertificate) -> bytes:
+    """A handed-out cross-certificate's DER (issued, held and revoked rows have it; only a reservation has none)."""
+    if row.der is None:
+        raise StoreError(f"cross-certificate {row.serial} is {row.status} but no certificate is stored")
+    return row.der
+
+
 def issuer_view(store: Store, record) -> dict:
     """An enrollment as the API shows it (GET /v1/issuers/{id}); needs the database only."""
     crosses = store.cross_certificates(enrollment_id=record.id)
@@ -891,7 +902,7 @@ def issuer_view(store: Store, record) -> dict:
                 "not_after": c.not_after.isoformat() if c.not_after else None,
                 "revoked_at": c.revoked_at.isoformat() if c.revoked_at else None,
                 "revocation_reason": c.revocation_reason,
-                "certificate": _pem(x509.load_der_x509_certificate(c.der)),
+                "certificate": _pem(x509.load_der_x509_certificate(_cross_der(c))),
             }
             for c in crosses
         ],
