@@ -61,6 +61,13 @@ def hash_for(key_type: str) -> hashes.HashAlgorithm:
     return hashes.SHA384() if key_type == "ec-p384" else hashes.SHA256()
 
 
+def _cryptography_hash_for(key_type: str) -> hashes.SHA256 | hashes.SHA384:
+    """hash_for a key type cryptography holds (every one but SM2): the hash its builders draft with."""
+    if key_type == SM2:
+        raise SignerError("SM2 objects are drafted with a P-256 key (draft_key_type), not signed by cryptography")
+    return hashes.SHA384() if key_type == "ec-p384" else hashes.SHA256()
+
+
 def draft_key_type(key_type: str) -> str:
     """The key type cryptography drafts objects with: SM2 objects are drafted with P-256."""
     return "ec-p256" if key_type == SM2 else key_type
@@ -105,7 +112,7 @@ def _throwaway_certificate(key_type: str) -> x509.Certificate:
     return (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hash_for(key_type))
+        .sign(key, _cryptography_hash_for(key_type))
     )
 
 
@@ -209,8 +216,8 @@ class Signer(ABC):
         return draft_key_type(self.key_type)
 
     @property
-    def draft_hash_algorithm(self) -> hashes.HashAlgorithm:
-        return hash_for(self.draft_key_type)
+    def draft_hash_algorithm(self) -> hashes.SHA256 | hashes.SHA384:
+        return _cryptography_hash_for(self.draft_key_type)
 
     @property
     def signature_algorithm_der(self) -> bytes:
@@ -220,7 +227,7 @@ class Signer(ABC):
     def signature_algorithm(self) -> asn1_x509.SignedDigestAlgorithm:
         return asn1_x509.SignedDigestAlgorithm.load(self.signature_algorithm_der)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, not abstract: most signers hold nothing to release
         pass
 
     def __repr__(self) -> str:  # never shows key material

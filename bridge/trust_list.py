@@ -75,6 +75,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from lxml import etree
 
@@ -514,7 +515,7 @@ class PrivateKeySigner:
     operate (tests write a Hong Kong list with it). The bridge never uses it:
     its keys stay behind its signer (``AuthorityDocumentSigner``)."""
 
-    key: object = field(repr=False)
+    key: PrivateKeyTypes = field(repr=False)
     certificate: x509.Certificate
 
     @property

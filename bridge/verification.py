@@ -14,6 +14,7 @@ import datetime as dt
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pki import Verifier
 from pki.certificate import ANY_POLICY, Certificate, load_certificate
@@ -23,6 +24,9 @@ from pki.revocation import RevocationInfo, RevocationStatus
 
 from .revocation_source import FetchLimits, FetchNeeded, RevocationSource, no_fetch
 from .service import BridgeCA, BridgeError
+
+if TYPE_CHECKING:  # imported where used: most verifications need no trust list
+    from .trust_lists import ListView
 
 # Every trust change increments the store's revocation epoch; a process reads
 # it at most this often, so a revocation made through any process is seen by
@@ -89,7 +93,13 @@ class _Context:
     built_at: float
     epoch: int
     # For a ``list:<id>`` trust anchor: the list version the anchors came from (bridge/trust_lists.py).
-    list_view: object = None
+    list_view: ListView | None = None
+
+    def recognising_list(self) -> ListView:
+        """The list a ``list:<id>`` anchor's answers are judged against (callers check ``list_view`` first)."""
+        if self.list_view is None:
+            raise RuntimeError("this trust anchor is not a trusted list")
+        return self.list_view
 
 
 def revocation_source_for(settings) -> RevocationSource:
@@ -176,7 +186,7 @@ class VerificationService:
         # one is reported as revoked (with the CRL that says so), not as
         # "no path".
         crosses = [c for c in self._ca.store.cross_certificates(statuses=("issued", "held", "revoked")) if c.der]
-        issued_by = [c.der for c in crosses]
+        issued_by = [c.der for c in crosses if c.der is not None]  # every one: crosses holds rows with a DER
         issued_to = [c.public_bytes(Encoding.DER) for c in self._ca.issued_to_bridge()]
         # A suspended member's certificates stay in the pool, on hold by the
         # bridge's records, so a path through them fails as suspended, not as "no path".
@@ -279,7 +289,7 @@ class VerificationService:
         core, requested = self._list_options(ctx, options)
         when = parse_time(at)
         result = ctx.verifier.verify(certificate, at=when, **core)
-        return recognise(ctx.list_view, result, when, requested)
+        return recognise(ctx.recognising_list(), result, when, requested)
 
     def _recognised_signature(self, ctx: _Context, result, at, requested: list[str]) -> dict:
         """A signature result whose chain is judged against the list at the
@@ -293,7 +303,7 @@ class VerificationService:
             return answer
         when = result.signing_time if at == "signing-time" and result.signing_time is not None else parse_time(
             None if at == "signing-time" else at)
-        chain = recognise(ctx.list_view, result.chain, when, requested)
+        chain = recognise(ctx.recognising_list(), result.chain, when, requested)
         answer["chain"] = chain
         if answer["valid"] and not chain["valid"]:
             answer["valid"] = False
