@@ -223,7 +223,7 @@ def _run(args: argparse.Namespace, action, show) -> int:
         return 2 if exc.usage else 1
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
-    elif isinstance(result, dict) and set(result) == {"proposal"}:
+    elif isinstance(result, dict) and set(result) == {"proposal"} and result["proposal"].get("status") == "pending":
         # Two-person control: the action waits for a second administrator.
         proposal = result["proposal"]
         print(f"proposed {proposal.get('action', 'action')} as proposal {proposal['id']}: a different administrator "
