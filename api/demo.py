@@ -284,7 +284,9 @@ def _write_requests(home: Path, bridge_policy: str, enrolled: dict[str, Enrolled
             "trust_anchor": "bridge",
             "policies": [bridge_policy],
         },
-        "revoke-hk.json": {"reason": "keyCompromise"},
+        # cessationOfOperation: a keyCompromise revocation would also blacklist the
+        # root key, and the next demo run could not enroll Hong Kong again.
+        "revoke-hk.json": {"reason": "cessationOfOperation"},
     }
     paths = {}
     for name, body in bodies.items():

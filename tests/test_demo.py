@@ -264,7 +264,7 @@ def test_rerun_after_the_revocation_enrolls_hong_kong_again(tmp_path, monkeypatc
     with client:
         revoked = client.post(
             f"/v1/cross-certificates/{first.members['HK']['serial']}/revoke",
-            json={"reason": "keyCompromise"}, headers={"Authorization": f"Bearer {first.exports['ADMIN']}"},
+            json={"reason": "cessationOfOperation"}, headers={"Authorization": f"Bearer {first.exports['ADMIN']}"},
         )
         assert revoked.status_code == 200, revoked.text
         assert _verify_hk_from_gd(client, home, first.exports["PLATFORM"])["error"]["code"] == "revoked"
