@@ -342,7 +342,8 @@ def _report(*, home: Path, how: str, passphrase_note: str, notes: list[str], ca:
         _curl("ADMIN", requests["revoke-hk.json"], f"{base}/v1/cross-certificates/{hk.serial}/revoke"),
         _curl("PLATFORM", requests["hk-leaf-from-gd.json"], f"{base}/v1/verify/chain"),
         '    -> "status": "revoked", then "valid": false, "error": {"code": "revoked", ...}',
-        "    (running the demo again enrolls Hong Kong anew, so (a) is valid again)",
+        "    (running the demo again enrolls Hong Kong anew, so (a) is valid again; the demo revokes for",
+        "    cessationOfOperation: a keyCompromise revocation also blacklists the root key, which then cannot enroll again)",
         "",
     ]
     if serve:
