@@ -118,7 +118,12 @@ def strict_violation(cert: Certificate) -> str | None:
     """The first RFC 5280 section-4 MUST that ``cert`` (a certificate on a
     path, not its trust anchor) breaks, in plain words; None when it breaks
     none. Kept with the certificate: it is parsed once and immutable."""
-    return cert._derived("strict_violation", lambda: _strict_violation(cert))
+    # Kept in the certificate's cache by hand: this runs for every new leaf.
+    cache = cert._cache
+    found = cache.get("strict_violation", cache)
+    if found is cache:
+        found = cache["strict_violation"] = _strict_violation(cert)
+    return found
 
 
 def _strict_violation(cert: Certificate) -> str | None:

@@ -266,7 +266,8 @@ def _validate_path(path, params, signatures, budget, revocation, prefix_cache, r
                     leaf_outcomes[outcome_key] = outcome
             if isinstance(outcome, tuple):
                 raise _fail(outcome[0], outcome[1], 0, leaf)
-            _check_purposes(path, params)
+            if params.key_usage or params.extended_key_usage:
+                _check_purposes(path, params)
             return ValidatedPath(path=path, policies=outcome, revocation=tuple(statuses))
     # 6.1.2 initialisation
     state = _State(
@@ -299,7 +300,8 @@ def _validate_path(path, params, signatures, budget, revocation, prefix_cache, r
                     not_after = min(not_after, params.at + PrefixCache.REVOCATION_WINDOW)
                 prefix_cache.put(key, not_before, not_after, _copy_state(state), tuple(statuses[1:]))
     policies = _wrap_up(path[0], n, params, state)
-    _check_purposes(path, params)
+    if params.key_usage or params.extended_key_usage:
+        _check_purposes(path, params)
     return ValidatedPath(path=path, policies=policies, revocation=tuple(statuses))
 
 
