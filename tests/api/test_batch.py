@@ -322,7 +322,7 @@ def test_the_served_bridge_reads_the_item_limit_from_its_environment(tmp_path):
     over HTTP: 3 items are answered, 4 are 413 too_many_items."""
     from tests.bridge.members import make_member
 
-    from .test_server import READY_WITHIN, bridgeca, env, free_port, http, run, stop
+    from .test_server import bridgeca, env, free_port, http, run, stop, wait_healthy
 
     home = tmp_path / "home"
     run("init", "--home", str(home), "--base-url", "http://127.0.0.1:1", "--allow-loopback-url")
@@ -335,18 +335,8 @@ def test_the_served_bridge_reads_the_item_limit_from_its_environment(tmp_path):
                                    env=server_env, stdout=log, stderr=subprocess.STDOUT)
         try:
             base = f"http://127.0.0.1:{port}"
-            import time
 
-            deadline = time.monotonic() + READY_WITHIN
-            while True:
-                assert process.poll() is None, "bridgeca serve exited"
-                try:
-                    if http("GET", base + "/v1/health")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                assert time.monotonic() < deadline, "bridgeca serve did not answer /v1/health"
-                time.sleep(0.1)
+            wait_healthy(process, base)
             member = make_member("MO")
             status, _, body = http("POST", base + "/v1/issuers", tokens["issuer"], {
                 "name": "Macao Batch CA", "jurisdiction": "MO", "root_certificate": pem(member.root).decode(),

@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import time
-import urllib.request
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -24,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from tests.bridge.members import BRIDGE_MEDIUM, issue, make_member, name, pem
 
 from .conftest import postgres_schema
-from .test_server import READY_WITHIN, REPO, bridgeca, env, free_port, http, stop
+from .test_server import REPO, bridgeca, env, free_port, http, stop, wait_healthy
 
 DEADLINE = 30.0  # generous: the epoch poll makes a change visible within 1 s
 
@@ -85,19 +84,7 @@ def serve(kind: str, tmp_path, workers: int = 1):
                                    env=environment, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + READY_WITHIN
-            while True:
-                if process.poll() is not None:
-                    log.seek(0)
-                    pytest.fail(f"bridgeca serve exited: {log.read().decode(errors='replace')[-2000:]}")
-                try:
-                    with urllib.request.urlopen(base + "/v1/health", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                assert time.monotonic() < deadline, "bridgeca serve did not answer /v1/health"
-                time.sleep(0.1)
+            wait_healthy(process, base, log)
             yield Served(base, tokens, home, environment)
         finally:
             stop(process)

@@ -168,33 +168,16 @@ def start_server(home, args, extra_env=None, scheme="http", ssl_context=None):
     /v1/health answers; returns (process, base URL, log file). Also used by
     test_tls and test_rate_limit."""
     import subprocess
-    import time
-    import urllib.request
 
-    from .test_server import READY_WITHIN, bridgeca, env, free_port
+    from .test_server import bridgeca, env, free_port, wait_healthy
 
     port = free_port()
     log = open(home.parent / f"server-{port}.log", "w+b")
     process = subprocess.Popen(bridgeca() + ["serve", "--home", str(home), "--host", "127.0.0.1", "--port", str(port)] + list(args),
                                env={**env(), **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT)
     base = f"{scheme}://127.0.0.1:{port}"
-    deadline = time.monotonic() + READY_WITHIN
-    while True:
-        if process.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"bridgeca serve exited with {process.returncode}: {log.read().decode(errors='replace')[-2000:]}")
-        try:
-            with urllib.request.urlopen(base + "/v1/health", timeout=2, context=ssl_context) as r:
-                if r.status == 200:
-                    return process, base, log
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            from .test_server import stop
-
-            stop(process)
-            pytest.fail("bridgeca serve did not answer /v1/health")
-        time.sleep(0.1)
+    wait_healthy(process, base, log, context=ssl_context)
+    return process, base, log
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from .test_server import READY_WITHIN, REPO, bridgeca, env, free_port, run, stop
+from .test_server import REPO, bridgeca, env, free_port, run, stop, wait_healthy
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -104,19 +102,7 @@ def served(tmp_path_factory):
                                env=env(), cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + READY_WITHIN
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"bridgeca serve exited with {process.returncode}: {log.read().decode(errors='replace')[-2000:]}")
-            try:
-                with urllib.request.urlopen(base + "/v1/health", timeout=2):
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("bridgeca serve did not answer /v1/health")
-            time.sleep(0.1)
+        wait_healthy(process, base, log)
         yield {"base": base, "token": token}
     finally:
         stop(process)

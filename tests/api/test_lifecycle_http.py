@@ -24,7 +24,7 @@ from tests.bridge.conftest import postgres_schema
 from tests.bridge.members import make_member, pem
 
 from .conftest import bridge_env
-from .test_server import READY_WITHIN, REPO, bridgeca, env, free_port, http, stop
+from .test_server import REPO, bridgeca, env, free_port, http, stop, wait_healthy
 
 # Generous: the requirement is one epoch poll (0.25 s) plus a request; this only bounds a failing test.
 DEADLINE = 15.0
@@ -73,17 +73,7 @@ class Served:
 
 
 def _wait_healthy(process: subprocess.Popen, base: str, log: Path) -> None:
-    deadline = time.monotonic() + READY_WITHIN
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"bridgeca serve exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            if http("GET", base + "/v1/health")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("bridgeca serve did not answer /v1/health")
+    wait_healthy(process, base, log)
 
 
 @contextlib.contextmanager

@@ -10,15 +10,13 @@ import json
 import logging
 import re
 import subprocess
-import time
-import urllib.request
 
 import pytest
 
 from api.observability import JsonFormatter, RequestIdFilter, TextFormatter, logging_config, sane_request_id
 
 from .conftest import bridge_env, make_federation
-from .test_server import READY_WITHIN, REPO, bridgeca, env, free_port, http, run, stop
+from .test_server import REPO, bridgeca, env, free_port, http, run, stop, wait_healthy
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
@@ -135,16 +133,7 @@ def test_served_json_logs_carry_the_response_id(tmp_path):
                                env=env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + READY_WITHIN
-        while True:
-            assert process.poll() is None, "bridgeca serve exited"
-            try:
-                with urllib.request.urlopen(base + "/v1/health", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("bridgeca serve did not answer")
-                time.sleep(0.1)
+        wait_healthy(process, base)
         status, headers, _ = http("GET", base + "/v1/issuers", token=token, headers={"X-Request-ID": "served-1"})
         assert status == 200 and headers["X-Request-ID"] == "served-1"
         status, headers, _ = http("GET", base + "/v1/issuers", token="bca_wrong")

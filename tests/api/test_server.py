@@ -80,24 +80,41 @@ def server(tmp_path_factory):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + READY_WITHIN
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"bridgeca serve exited with {process.returncode}: {log.read().decode(errors='replace')[-2000:]}")
-            try:
-                with urllib.request.urlopen(base + "/v1/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("bridgeca serve did not answer /v1/health")
-            time.sleep(0.1)
+        wait_healthy(process, base, log)
         yield {"base": base, "port": port, "tokens": tokens, "home": home, "process": process}
     finally:
         stop(process)
         log.close()
+
+
+def wait_healthy(process: subprocess.Popen, base: str, log=None, *, context=None, within: float = READY_WITHIN) -> None:
+    """Until a started ``bridgeca serve`` answers GET /v1/health with 200.
+    Fails the test with the end of the server's log (an open binary file or
+    a path) when the server exits, or does not answer within ``within``
+    seconds (then it is stopped): a guard against a hang, not a measurement."""
+    deadline = time.monotonic() + within
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"bridgeca serve exited with {process.returncode}: {_log_tail(log)}")
+        try:
+            with urllib.request.urlopen(base + "/v1/health", timeout=2, context=context) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            stop(process)
+            pytest.fail(f"bridgeca serve did not answer /v1/health: {_log_tail(log)}")
+        time.sleep(0.1)
+
+
+def _log_tail(log) -> str:
+    if log is None:
+        return "(its output was not kept)"
+    if isinstance(log, (str, Path)):
+        return Path(log).read_text(errors="replace")[-2000:]
+    log.seek(0)
+    return log.read().decode(errors="replace")[-2000:]
 
 
 def stop(process: subprocess.Popen, timeout: float = 30) -> None:

@@ -9,7 +9,6 @@ import json
 import re
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from lxml import etree
 from tests.bridge.members import make_member, pem
 
 from .conftest import bridge_env, postgres_schema
-from .test_server import READY_WITHIN, bridgeca, env, free_port, http, stop
+from .test_server import bridgeca, env, free_port, http, stop, wait_healthy
 
 NS = {"t": "http://uri.etsi.org/02231/v2#"}
 SEEN_WITHIN = 15.0  # a guard against a hang, not the measurement: the requirement is 1 s, measured and reported
@@ -88,20 +87,7 @@ def served_federation(kind: str, tmp_path: Path):
                                    env=server_env, stdout=log, stderr=subprocess.STDOUT)
         stack.callback(stop, process)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + READY_WITHIN
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"bridgeca serve exited with {process.returncode}: {log.read().decode(errors='replace')[-2000:]}")
-            try:
-                with urllib.request.urlopen(base + "/v1/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("bridgeca serve did not answer /v1/health")
-            time.sleep(0.1)
+        wait_healthy(process, base, log)
         yield {"base": base, "home": home, "url": url, "serials": serials}
 
 

@@ -14,7 +14,6 @@ import json
 import subprocess
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from tests.bridge.members import CA_USAGE, LEAF_USAGE, ec_key, make_root, name, pem
 
 from .conftest import postgres_schema
-from .test_server import READY_WITHIN, bridgeca, env, free_port, http, stop
+from .test_server import bridgeca, env, free_port, http, stop, wait_healthy
 from .tl_writer import ListedService, write_list
 
 ETSI_XSD = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "etsi-tl" / "xsd"
@@ -125,19 +124,7 @@ def _serve(home: Path, extra_env: dict):
     process = subprocess.Popen(bridgeca() + ["serve", "--home", str(home), "--host", "127.0.0.1", "--port", str(port)],
                                env=e, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + READY_WITHIN
-    while True:
-        if process.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"bridgeca serve exited: {log.read().decode(errors='replace')[-2000:]}")
-        try:
-            with urllib.request.urlopen(base + "/v1/health", timeout=2):
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                stop(process)
-                pytest.fail("bridgeca serve did not answer /v1/health")
-            time.sleep(0.1)
+    wait_healthy(process, base, log)
     return process, log, base, tokens, run
 
 

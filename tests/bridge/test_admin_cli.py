@@ -8,8 +8,6 @@ import json
 import os
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,12 +16,12 @@ import pytest
 from api.cli import main
 from bridge.service import BridgeCA
 from bridge.store import utcnow
+from tests.api.test_server import wait_healthy
 
 from .conftest import PASSPHRASE
 from .members import make_member, pem
 
 REPO = Path(__file__).resolve().parents[2]
-READY_WITHIN = 60.0  # a guard against a server that never comes up, not a measurement
 
 
 def run_json(capsys, *args) -> object:
@@ -180,19 +178,7 @@ def served(bridge, bridge_home):
                                env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + READY_WITHIN
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"bridgeca serve exited with {process.returncode}: {log.read().decode(errors='replace')[-2000:]}")
-            try:
-                with urllib.request.urlopen(base + "/v1/health", timeout=2):
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("bridgeca serve did not answer /v1/health")
-            time.sleep(0.1)
+        wait_healthy(process, base, log)
         yield {"base": base, "admin": admin, "platform": platform}
     finally:
         stop(process)
