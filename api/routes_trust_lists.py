@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from bridge import governance
 from bridge.store import Conflict, NotFound, StoreError
 from bridge.trust_lists import TrustListError
 
@@ -27,7 +28,7 @@ router = APIRouter(tags=["trust lists"])
 
 # TrustListError codes that are the caller's malformed input (400); the
 # others are a list refused on its merits (422), or a conflict (409).
-_BAD_INPUT = {"invalid_request", "invalid_mapping", "invalid_signer_certificate"}
+_BAD_INPUT = {"invalid_request", "invalid_mapping", "invalid_signer_certificate", "invalid_base64"}
 _CONFLICT = {"stale_sequence_number", "not_fetchable"}
 
 
@@ -98,12 +99,14 @@ _ERRORS = _problems(400, 401, 403, 404, 409, 413, 415, 422)
              summary="Register an external trusted list (a URL, fetched now, or an upload) with the certificates allowed "
                      "to sign it; an upload whose signature or schema fails is refused")
 async def register(body: TrustListRegisterRequest, request: Request, who: AdminJson) -> JSONResponse:
-    registry = request.app.state.ca.trust_lists
-    view = await _call(request, registry.register, name=body.name, url=body.url,
-                       xml=_xml(body.xml) if body.xml is not None else None, allowed_signers=body.allowed_signers,
-                       mapping=body.mapping.model_dump() if body.mapping is not None else None, actor=who.actor,
-                       changes_trust=True)
-    return JSONResponse(view, status_code=201)
+    if body.xml is not None:
+        _xml(body.xml)  # refused here as invalid_base64, as before; the action takes it as base64
+    params = {"name": body.name, "url": body.url, "xml": body.xml, "allowed_signers": body.allowed_signers,
+              "mapping": body.mapping.model_dump() if body.mapping is not None else None}
+    # A trust change: through the one gate (two-person control when configured).
+    view = await _call(request, governance.perform, request.app.state.ca, "trust_list_register", params,
+                       actor=who.actor, changes_trust=True)
+    return JSONResponse(view, status_code=governance.http_status(view, 201))
 
 
 @router.get("/v1/trust-lists", response_model=list[TrustListView], responses=_problems(401),

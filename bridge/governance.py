@@ -30,6 +30,8 @@ ACTIONS: dict[str, str] = {
     "reinstate": "reinstate",
     "renew": "renew",
     "change_terms": "change_terms",
+    # Recognising an external trusted list (bridge/trust_lists.py)
+    "trust_list_register": "register_trust_list",
 }
 
 
@@ -77,9 +79,17 @@ def _revocable(ca: "BridgeCA", params: dict) -> None:
 # proposal that could never be carried out (unknown id, wrong state, bad
 # reason) is refused at once with the error the action itself would give.
 # Actions without an entry get the generic one: the enrollment exists.
+def _registrable_trust_list(ca: "BridgeCA", params: dict) -> None:
+    from .service import _b64_list
+
+    ca.trust_lists.check_registration(url=params.get("url"), xml=_b64_list(params.get("xml")),
+                                      allowed_signers=params.get("allowed_signers"), mapping=params.get("mapping"))
+
+
 PRECHECKS: dict[str, Callable[["BridgeCA", dict], None]] = {
     "approve": _approvable,
     "revoke": _revocable,
+    "trust_list_register": _registrable_trust_list,
 }
 
 

@@ -856,6 +856,14 @@ class BridgeCA:
         with _translated():
             return publisher_of(self).current(epoch)
 
+    def register_trust_list(self, *, name: str, url: str | None = None, xml: str | None = None,
+                            allowed_signers: list[str], mapping: dict | None = None, actor: str) -> dict:
+        """Recognise an external trusted list (a trust change: through
+        governance.perform). ``xml``: an uploaded list, base64, so that the
+        parameters of a proposal are plain JSON."""
+        return self.trust_lists.register(name=name, url=url, xml=_b64_list(xml), allowed_signers=allowed_signers,
+                                         mapping=mapping, actor=actor)
+
     @property
     def trust_lists(self):
         """External trusted lists this bridge recognises (bridge/trust_lists.py); one registry per process."""
@@ -980,3 +988,17 @@ def issuer_without_key(home: Path | str, enrollment_id: str) -> dict:
     with store_of(home) as store, _translated():
         return issuer_view(store, store.get_enrollment(enrollment_id))
 
+
+
+def _b64_list(value: str | None) -> bytes | None:
+    import base64
+    import binascii
+
+    if value is None:
+        return None
+    try:
+        return base64.b64decode("".join(value.split()).encode("ascii"), validate=True)
+    except (binascii.Error, ValueError):
+        from .trust_lists import TrustListError
+
+        raise TrustListError("invalid_base64", "xml is not valid base64") from None

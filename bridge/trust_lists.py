@@ -819,8 +819,10 @@ class TrustListRegistry:
                            allow_private_addresses=s.revocation_allow_private_addresses)
 
     # -- registration
-    def register(self, *, name: str, url: str | None, xml: bytes | None, allowed_signers, mapping=None,
-                 actor: str) -> dict:
+    def check_registration(self, *, url: str | None, xml: bytes | None, allowed_signers, mapping=None):
+        """What ``register`` checks before it keeps anything: (allowed signer
+        DERs, mapping, the upload's reading or None). Also run before a
+        registration is proposed under two-person control."""
         if (url is None) == (xml is None):
             raise TrustListError("invalid_request", "give either url or xml")
         if url is not None and not url.startswith("http://"):
@@ -831,6 +833,12 @@ class TrustListRegistry:
             raise TrustListError("invalid_request", "at least one certificate allowed to sign the list is required")
         checked_mapping = Mapping.from_json(mapping)
         reading = self._judge(xml, allowed) if xml is not None else None  # an upload is refused before anything is kept
+        return allowed, checked_mapping, reading
+
+    def register(self, *, name: str, url: str | None, xml: bytes | None, allowed_signers, mapping=None,
+                 actor: str) -> dict:
+        allowed, checked_mapping, reading = self.check_registration(url=url, xml=xml, allowed_signers=allowed_signers,
+                                                                    mapping=mapping)
         row = self._store.add_external_trust_list(
             actor=actor, name=name, url=url, allowed_signers=json.dumps([base64.b64encode(d).decode() for d in allowed]),
             mapping=json.dumps(checked_mapping.to_json(), sort_keys=True))

@@ -188,3 +188,37 @@ def test_cli_proposals_on_the_home(bridge, monkeypatch, capsys):
     assert bridgeca_main(["proposal", "cancel", "f" * 32, "--home", home]) == 1
     assert "not_found" in capsys.readouterr().err
     assert bridgeca_main(["proposal", "list", "--home", home, "--status", "sometimes"]) == 2
+
+
+def test_recognising_a_trust_list_needs_a_second_admin(bridge, monkeypatch):
+    """Registering an external trusted list changes trust: under two-person
+    control it is a proposal, refused at once when the upload is bad, done
+    when a different admin confirms."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.api.test_trust_list_recognition import HongKong
+
+    hk = HongKong()
+    params = {"name": "Hong Kong", "url": None, "xml": base64.b64encode(hk.trust_list(1)).decode(),
+              "allowed_signers": [hk.tl_cert.public_bytes(serialization.Encoding.PEM).decode()], "mapping": None}
+    ca = _reopen(bridge, monkeypatch, BRIDGECA_APPROVALS_REQUIRED="2")
+    try:
+        from bridge.trust_lists import TrustListError
+
+        with pytest.raises(TrustListError):  # another signer's certificate: refused before any proposal
+            governance.perform(ca, "trust_list_register", {**params, "allowed_signers": [
+                hk.root.public_bytes(serialization.Encoding.PEM).decode()]}, actor="admin:1")
+        proposed = governance.perform(ca, "trust_list_register", params, actor="admin:1")
+        assert isinstance(proposed, governance.Proposed)
+        assert ca.trust_lists.views() == []  # nothing recognised yet
+        with pytest.raises(BridgeError) as same:
+            governance.confirm(ca, proposed["proposal"]["id"], actor="admin:1")
+        assert same.value.code == "same_admin"
+        done = governance.confirm(ca, proposed["proposal"]["id"], actor="admin:2")
+        assert done["proposal"]["status"] == "confirmed"
+        assert [view["name"] for view in ca.trust_lists.views()] == ["Hong Kong"]
+        assert ("admin:2", "proposal.confirm") in [(actor, action) for actor, action, _ in _actions(ca)]
+    finally:
+        ca.close()
