@@ -11,7 +11,6 @@ import re
 from datetime import datetime, timezone
 
 from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from bridge import checkpoints, governance
@@ -130,37 +129,16 @@ def audit_checkpoints(request: Request,
 
 # --------------------------------------------------------------------------- the periodic checkpoint
 
-_running: list = []  # this process's checkpoint task, if any
-
 
 def start_checkpoints(ca):
     """Sign the chain's head every audit_checkpoint_minutes when entries were
     appended since the last checkpoint (the count-based ones are made by the
     store as entries are written). Each worker runs it; the store signs a
     head only once. Returns a stop function for the app's shutdown."""
-    import asyncio
     import logging
 
-    interval = ca.settings.audit_checkpoint_minutes * 60
-    if any(not task.done() for task in _running):
-        return lambda: None
-    log = logging.getLogger("bridgeca.audit")
+    from .periodic import start_periodic
 
-    async def loop() -> None:
-        while True:
-            # At start too: entries written meanwhile by commands without the key get covered.
-            try:
-                await run_in_threadpool(ca.store.checkpoint_head)
-            except Exception as exc:  # a database hiccup must not end the loop
-                log.warning("audit checkpoint failed: %s", exc)
-            await asyncio.sleep(interval)
-
-    task = asyncio.get_running_loop().create_task(loop(), name="bridgeca-audit-checkpoints")
-    _running[:] = [task]
-
-    def stop() -> None:
-        task.cancel()
-        if _running and _running[0] is task:
-            _running.clear()
-
-    return stop
+    # At start too: entries written meanwhile by commands without the key get covered.
+    return start_periodic("audit checkpoint", ca.store.checkpoint_head, ca.settings.audit_checkpoint_minutes * 60,
+                          logging.getLogger("bridgeca.audit"))

@@ -90,36 +90,15 @@ async def expiring(request: Request, who: Admin,
 
 # --------------------------------------------------------------------------- the periodic maintenance
 
-_running: list = []  # the process's maintenance task, if any: at most one per process
-
 
 def start_maintenance(ca):
     """Start the periodic maintenance (expiry of stale enrollments, near-expiry
     warnings) for this process unless one runs already or the interval is 0.
     Several workers each run it: the store operations are idempotent. Returns
     a stop function for the app's shutdown."""
-    import asyncio
     import logging
 
-    interval = ca.settings.maintenance_interval_seconds
-    if interval <= 0 or any(not task.done() for task in _running):
-        return lambda: None
-    log = logging.getLogger("bridgeca.lifecycle")
+    from .periodic import start_periodic
 
-    async def loop() -> None:
-        while True:
-            try:
-                await run_in_threadpool(ca.maintenance)
-            except Exception as exc:  # a database hiccup must not end the loop
-                log.warning("maintenance run failed: %s", exc)
-            await asyncio.sleep(interval)
-
-    task = asyncio.get_running_loop().create_task(loop(), name="bridgeca-maintenance")
-    _running[:] = [task]
-
-    def stop() -> None:
-        task.cancel()
-        if _running and _running[0] is task:
-            _running.clear()
-
-    return stop
+    return start_periodic("maintenance run", ca.maintenance, ca.settings.maintenance_interval_seconds,
+                          logging.getLogger("bridgeca.lifecycle"))
