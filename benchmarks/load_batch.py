@@ -59,8 +59,8 @@ from load_http import HOST, Server, bridgeca, call, call_json, free_port  # noqa
 
 from bridge.verification import BridgeRevocationProvider  # noqa: E402
 from pki import Verifier  # noqa: E402
-from pki.certificate import load_certificate  # noqa: E402
 from pki.crl import parse_crl  # noqa: E402
+from pki.loading import load_certificate  # noqa: E402
 from tests.bridge.members import BRIDGE_MEDIUM, ec_key, issue, make_member, name, pem  # noqa: E402
 
 

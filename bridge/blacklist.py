@@ -25,8 +25,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from pki import blocklist as pki_blocklist
-from pki.certificate import load_certificate as load_pki_certificate
 from pki.errors import InputError
+from pki.loading import load_certificate as load_pki_certificate
 
 from .registration import EnrollmentError, load_certificate, raw_spki, spki_sha256
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pki import Verifier
-from pki.certificate import ANY_POLICY, Certificate, load_certificate
+from pki.certificate import ANY_POLICY, Certificate
 from pki.cms import verify_cms, verify_raw_signature
 from pki.crl import Crl, parse_crl
+from pki.loading import load_certificate
 from pki.revocation import RevocationInfo, RevocationStatus
 
 from .revocation_source import FetchLimits, FetchNeeded, RevocationSource, no_fetch

@@ -7,20 +7,19 @@ extension cryptography leaves opaque (policyMappings) and reads PKCS#7
 bundles. Certificates whose key cryptography refuses to parse (a DSA key that
 inherits its parameters, PKITS 4.1.5; SM2 keys) are parsed with a placeholder
 key: the real SubjectPublicKeyInfo is kept byte for byte and interpreted by
-the algorithm registry.
+the algorithm registry. What parsing learns across certificates is kept in
+a ``ParseCache`` (pki/parse_cache.py); reading PEM/DER/PKCS#7 inputs is
+pki/loading.py.
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import ipaddress
-import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
-from asn1crypto import cms as asn1_cms
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
@@ -28,6 +27,7 @@ from cryptography.x509.oid import ExtensionOID
 from . import der as derlib
 from .errors import InputError
 from .names import NameKey, name_key, render
+from .parse_cache import ParseCache
 
 ANY_POLICY = "2.5.29.32.0"
 POLICY_MAPPINGS_OID = "2.5.29.33"
@@ -71,103 +71,6 @@ class KeyUsage(NamedTuple):
     key_cert_sign: bool = False
     crl_sign: bool = False
 
-
-class ParseCache:
-    """What parsing learnt, by exact DER: the comparison keys of names, and
-    the decoded values of extensions. A leaf's issuer is nearly always a
-    name seen before, and leaves of one CA carry the same extension values
-    (policies, key usage, CRL distribution points, ...) byte for byte, so
-    a new leaf mostly costs lookups. Bounded: cleared when full."""
-
-    def __init__(self, size: int = 65536, extension_size: int = 4096, rdn_size: int = 16384) -> None:
-        self._keys: dict[bytes, NameKey] = {}
-        self._size = size
-        # Extension TLV -> (oid, critical, ((field, value), ...)), the same
-        # as cryptography's decoding of it would give.
-        self.extensions: dict[bytes, tuple[str, bool, tuple]] = {}
-        self._extension_size = extension_size
-        # RDNs: every new leaf brings one of its own (its CN), so these churn.
-        self._rdn_size = rdn_size
-        self._good_rdns: set[bytes] = set()
-        self._texts: dict[bytes, str] = {}
-        self._rdn_texts: dict[bytes, str] = {}
-        # Extension blocks but their subjectKeyIdentifier: (DER before it,
-        # DER after it) -> (fields but subject_key_id, unhandled critical).
-        self.extension_blocks: dict[tuple[bytes, bytes], tuple[dict, tuple]] = {}
-
-    def knows(self, name_der: bytes) -> bool:
-        return name_der in self._keys
-
-    def key(self, name_der: bytes, name: "x509.Name | None", make) -> NameKey:
-        found = self._keys.get(name_der)
-        if found is None:
-            found = name_key(name if name is not None else make())
-            if len(self._keys) >= self._size:
-                self._keys.clear()  # crude but bounded; rebuilt from use
-            self._keys[name_der] = found
-        return found
-
-    def text(self, name_der: bytes, make) -> str:
-        """The rendering of a name, by its DER."""
-        found = self._texts.get(name_der)
-        if found is None:
-            found = make()
-            if len(self._texts) >= self._size:
-                self._texts.clear()
-            self._texts[name_der] = found
-        return found
-
-    def render(self, name_der: bytes) -> str | None:
-        """The RFC 4514 string cryptography's ``Name.rfc4514_string`` gives
-        for this name, built from its RDNs' renderings by their DER (a leaf's
-        subject shares all but one RDN with its neighbours'); None when an
-        RDN holds something other than a UTF8String, PrintableString or
-        IA5String that decodes cleanly (the caller then asks cryptography)."""
-        try:
-            tag, start, end = derlib.read_tlv(name_der, 0)
-            rdns = derlib.children(name_der, start, end)
-        except InputError:
-            return None
-        texts = self._rdn_texts
-        parts = []
-        for _, rdn_start, _, rdn_end in rdns:
-            rdn = name_der[rdn_start:rdn_end]
-            text = texts.get(rdn)
-            if text is None:
-                text = _render_rdn(rdn)
-                if text is None:
-                    return None
-                if len(texts) >= self._rdn_size:
-                    texts.clear()
-                texts[rdn] = text
-            parts.append(text)
-        parts.reverse()  # RFC 4514 2.1: the last RDN first
-        return ",".join(parts)
-
-    def check_name(self, name_der: bytes) -> None:
-        """``der.check_name``, with the RDNs that passed remembered: a leaf's
-        subject differs from its neighbours' in one RDN."""
-        tag, start, end = derlib.read_tlv(name_der, 0)
-        if tag != 0x30 or end != len(name_der):
-            raise InputError("malformed Name")
-        good = self._good_rdns
-        for _, rdn_start, _, rdn_end in derlib.children(name_der, start, end):
-            rdn = name_der[rdn_start:rdn_end]
-            if rdn not in good:
-                derlib.check_rdn(rdn)
-                if len(good) >= self._rdn_size:
-                    good.clear()
-                good.add(rdn)
-
-    def remember_extension_block(self, key: tuple[bytes, bytes], decoded: tuple[dict, tuple]) -> None:
-        if len(self.extension_blocks) >= self._extension_size:
-            self.extension_blocks.clear()
-        self.extension_blocks[key] = decoded
-
-    def remember_extension(self, tlv: bytes, decoded: tuple[str, bool, tuple]) -> None:
-        if len(self.extensions) >= self._extension_size:
-            self.extensions.clear()
-        self.extensions[tlv] = decoded
 
 
 @dataclass(frozen=True, eq=False)
@@ -689,177 +592,3 @@ _EXTRACTORS: dict[type, Callable[[Any, dict], None]] = {
     x509.OCSPNoCheck: lambda v, f: f.__setitem__("ocsp_no_check", True),
     x509.UnrecognizedExtension: _unrecognized,
 }
-
-
-def _extract_extension(oid: str, value, fields: dict) -> None:
-    extractor = _EXTRACTORS.get(type(value))
-    if extractor is not None:
-        extractor(value, fields)
-
-
-# RFC 4514 attribute names, as cryptography's Name.rfc4514_string uses them;
-# other attributes appear as their dotted OID.
-_RFC4514_NAMES = {
-    "2.5.4.3": "CN", "2.5.4.7": "L", "2.5.4.8": "ST", "2.5.4.10": "O", "2.5.4.11": "OU", "2.5.4.6": "C",
-    "2.5.4.9": "STREET", "0.9.2342.19200300.100.1.25": "DC", "0.9.2342.19200300.100.1.1": "UID",
-}
-# UTF8String, PrintableString, IA5String: the string types whose decoding is
-# plain (cryptography checks the character sets when it loads the certificate).
-_PLAIN_STRINGS = {0x0C: "utf-8", 0x13: "ascii", 0x16: "ascii"}
-
-
-def _escape_rfc4514(value: str) -> str:
-    """cryptography's _escape_dn_value for a str, step for step."""
-    if not value:
-        return ""
-    value = (value.replace("\\", "\\\\").replace('"', '\\"').replace("+", "\\+").replace(",", "\\,")
-             .replace(";", "\\;").replace("<", "\\<").replace(">", "\\>").replace("\0", "\\00"))
-    if value[0] == "#" or (value[0] == " " and len(value) > 1):
-        value = "\\" + value
-    if value[-1] == " ":
-        value = value[:-1] + "\\ "
-    return value
-
-
-def _render_rdn(rdn: bytes) -> str | None:
-    try:
-        tag, start, end = derlib.read_tlv(rdn, 0)
-        texts = []
-        for _, _, atv_start, atv_end in derlib.children(rdn, start, end):
-            (oid_tag, _, oid_start, oid_end), (value_tag, _, value_start, value_end) = derlib.children(rdn, atv_start, atv_end)
-            encoding = _PLAIN_STRINGS.get(value_tag)
-            if oid_tag != 0x06 or encoding is None:
-                return None
-            oid = derlib.decode_oid(rdn[oid_start:oid_end])
-            value = rdn[value_start:value_end].decode(encoding)
-            texts.append(f"{_RFC4514_NAMES.get(oid, oid)}={_escape_rfc4514(value)}")
-    except (InputError, ValueError):
-        return None
-    return "+".join(texts)
-
-
-# --- reading inputs -------------------------------------------------------
-
-_PEM = re.compile(rb"-----BEGIN ([A-Z0-9 #]+)-----\s*(.*?)-----END \1-----", re.S)
-
-
-_NOT_BASE64 = bytes(b for b in range(256) if not (chr(b).isascii() and (chr(b).isalnum() or chr(b) in "+/=")))
-
-
-_PEM_LABEL = re.compile(rb"[A-Z0-9 #]+")
-
-
-def _one_pem_block(data: bytes) -> list[tuple[str, bytes]] | None:
-    """What ``_pem_blocks`` gives for the usual input, one block and nothing
-    before it, found with a few searches instead of the regular expression
-    (which costs as much as parsing the certificate); None otherwise."""
-    if not data.startswith(b"-----BEGIN "):
-        return None
-    label_end = data.find(b"-----", 11)
-    if label_end <= 11 or not _PEM_LABEL.fullmatch(data, 11, label_end):
-        return None
-    label = data[11:label_end]
-    end = data.find(b"-----END " + label + b"-----", label_end + 5)
-    if end < 0 or data.find(b"-----BEGIN", label_end) >= 0:
-        return None
-    try:
-        return [(label.decode(), base64.b64decode(data[label_end + 5 : end].translate(None, _NOT_BASE64), validate=True))]
-    except ValueError:
-        raise InputError(f"bad base64 in PEM block {label.decode()}") from None
-
-
-def _pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
-    one = _one_pem_block(data)
-    if one is not None:
-        return one
-    blocks = []
-    for match in _PEM.finditer(data):
-        label = match.group(1).decode()
-        body = match.group(2).translate(None, _NOT_BASE64)
-        # Header lines (Proc-Type: ...) would contain ':'; certificates carry none.
-        try:
-            blocks.append((label, base64.b64decode(body, validate=True)))
-        except ValueError:
-            raise InputError(f"bad base64 in PEM block {label}") from None
-    return blocks
-
-
-def _pkcs7_certificates(data: bytes) -> list[bytes]:
-    try:
-        info = asn1_cms.ContentInfo.load(data, strict=True)
-        if info["content_type"].native != "signed_data":
-            raise InputError("PKCS#7 content is not SignedData")
-        certs = info["content"]["certificates"]
-        return [c.chosen.dump() for c in certs] if certs.native is not None else []
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError(f"not a readable PKCS#7 bundle: {exc}") from None
-
-
-def _looks_like_pkcs7(der: bytes) -> bool:
-    # ContentInfo starts with SEQUENCE { OID 1.2.840.113549.1.7.2 ...
-    return b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02" in der[:24]
-
-
-def load_certificates(data: bytes | str, what: str = "input", names: ParseCache | None = None,
-                      der_sha256: bytes | None = None) -> list[Certificate]:
-    """Certificates from PEM (one or several blocks), DER, or a PKCS#7
-    certs-only bundle (DER or PEM). ``der_sha256``: the digest of ``data``,
-    if known, used when ``data`` is one DER certificate."""
-    if isinstance(data, str):
-        data = data.encode()
-    data = bytes(data)
-    if data[:1] == b"\x30" and not _looks_like_pkcs7(data):
-        try:  # DER: the hot path
-            return [parse_certificate(data, names, der_sha256)]
-        except InputError as exc:
-            raise InputError(f"{what}: {exc}") from None
-    if not data.strip():
-        raise InputError(f"{what}: empty")
-    ders: list[bytes] = []
-    if b"-----BEGIN" in data:
-        blocks = _pem_blocks(data)
-        if not blocks:
-            raise InputError(f"{what}: no complete PEM block")
-        for label, body in blocks:
-            if label in ("CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"):
-                ders.append(body)
-            elif label in ("PKCS7", "CMS"):
-                ders.extend(_pkcs7_certificates(body))
-            else:
-                raise InputError(f"{what}: unexpected PEM block {label}")
-    elif _looks_like_pkcs7(data):
-        ders.extend(_pkcs7_certificates(data))
-    else:
-        ders.append(data)
-    out = []
-    for i, d in enumerate(ders):
-        try:
-            out.append(parse_certificate(d, names))
-        except InputError as exc:
-            label = what if len(ders) == 1 else f"{what} (certificate {i + 1})"
-            raise InputError(f"{label}: {exc}") from None
-    if not out:
-        raise InputError(f"{what}: no certificate found")
-    return out
-
-
-def load_certificate(data: bytes | str | Certificate, what: str = "certificate", names: ParseCache | None = None,
-                     der_sha256: bytes | None = None) -> Certificate:
-    if isinstance(data, Certificate):
-        return data
-    certs = load_certificates(data, what, names, der_sha256)
-    if len(certs) != 1:
-        raise InputError(f"{what}: expected one certificate, found {len(certs)}")
-    return certs[0]
-
-
-def load_many(items: Iterable[bytes | str | Certificate], what: str, names: ParseCache | None = None) -> list[Certificate]:
-    out: list[Certificate] = []
-    for i, item in enumerate(items):
-        if isinstance(item, Certificate):
-            out.append(item)
-        else:
-            out.extend(load_certificates(item, f"{what} {i + 1}", names))
-    return out

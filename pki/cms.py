@@ -51,8 +51,9 @@ from .algorithms import (
     UnsupportedSignatureAlgorithm,
 )
 from .budget import Budget
-from .certificate import Certificate, load_certificate, load_many, parse_certificate
+from .certificate import Certificate, parse_certificate
 from .errors import BudgetExceeded, InputError, ValidationError
+from .loading import load_certificate, load_many
 from .verifier import VerificationResult, Verifier, parse_time
 
 # --- stable error codes (ValidationError.code) -------------------------------

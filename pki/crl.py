@@ -17,8 +17,8 @@ from cryptography import x509
 from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID
 
 from . import der as derlib
-from .certificate import _pem_blocks
 from .errors import InputError
+from .loading import pem_blocks
 from .names import NameKey, name_key, render
 
 _HANDLED_CRL_EXTENSIONS = frozenset(
@@ -210,7 +210,7 @@ def load_crls(data: bytes | str, what: str = "CRL") -> list[Crl]:
         data = data.encode()
     data = bytes(data)
     if b"-----BEGIN" in data:
-        blocks = [body for label, body in _pem_blocks(data) if label == "X509 CRL"]
+        blocks = [body for label, body in pem_blocks(data) if label == "X509 CRL"]
         if not blocks:
             raise InputError(f"{what}: no X509 CRL PEM block")
     else:

@@ -34,9 +34,10 @@ from cryptography.x509 import ocsp as x509_ocsp
 
 from . import der as derlib
 from .algorithms import UnsupportedSignatureAlgorithm
-from .certificate import Certificate, _pem_blocks, parse_certificate
+from .certificate import Certificate, parse_certificate
 from .crl import reason_name
 from .errors import InputError
+from .loading import pem_blocks
 from .names import NameKey, name_key, render
 from .revocation import RevocationChecker, RevocationRequest, RevocationStatus
 
@@ -109,7 +110,7 @@ def parse_ocsp_response(data: bytes) -> OcspResponse:
     """Parse one DER (or PEM) OCSPResponse; InputError when unreadable."""
     data = bytes(data)
     if data.lstrip().startswith(b"-----BEGIN"):
-        blocks = [body for label, body in _pem_blocks(data) if "OCSP" in label]
+        blocks = [body for label, body in pem_blocks(data) if "OCSP" in label]
         if len(blocks) != 1:
             raise InputError("expected one OCSP RESPONSE PEM block")
         data = blocks[0]

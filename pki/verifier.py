@@ -19,10 +19,12 @@ from .algorithms import AlgorithmRegistry, dsa_parameters, with_national_algorit
 from .blocklist import Blocklist
 from .budget import DEFAULT_LIMITS, Budget, Limits
 from .building import BuildLog, CertificatePool, TrustStore, build_paths
-from .certificate import ANY_POLICY, Certificate, ParseCache, load_certificate, load_many
+from .certificate import ANY_POLICY, Certificate
 from .crl import Crl, load_crls
 from .errors import BudgetExceeded, InputError, ValidationError
+from .loading import load_certificate, load_many
 from .ocsp import DEFAULT_CLOCK_SKEW, CombinedChecker, OcspChecker, OcspResponse, load_ocsp_responses
+from .parse_cache import ParseCache
 from .profile import PROFILES, STRICT, parse_extended_key_usage, parse_key_usage, strict_violation
 from .revocation import CrlChecker, ProvidedChecker, RevocationInfoProvider, RevocationRequest, RevocationStatus
 from .signatures import SignatureVerifier

@@ -12,8 +12,10 @@ from cryptography import x509
 
 import tests.pkibuilder as pb
 from pki import Verifier
-from pki.certificate import Certificate, ParseCache, load_certificates, parse_certificate
+from pki.certificate import Certificate, parse_certificate
 from pki.errors import InputError
+from pki.loading import load_certificates
+from pki.parse_cache import ParseCache
 
 REPO = Path(__file__).resolve().parent.parent
 FIELDS = [f.name for f in dataclasses.fields(Certificate) if not f.name.startswith("_")]

@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 
 import tests.pkibuilder as pb
-from pki.certificate import ParseCache
+from pki.parse_cache import ParseCache
 
 from .test_parse_cache import _parse, assert_same
 
@@ -112,7 +112,7 @@ def test_random_subject_names_render_as_cryptography_renders_them():
 def test_the_one_block_pem_path_reads_what_the_regular_expression_reads():
     import base64
 
-    from pki import certificate as C
+    from pki import loading as C
     from pki.errors import InputError
 
     def by_regex(data: bytes):  # the general reader, the one-block shortcut left out
@@ -147,4 +147,4 @@ def test_the_one_block_pem_path_reads_what_the_regular_expression_reads():
             damaged[rng.randrange(len(damaged))] = rng.choice(b"-ABCDE \n=+/#x")
         cases.append(bytes(damaged))
     for data in cases:
-        assert outcome(C._pem_blocks, data) == outcome(by_regex, data), data[:80]
+        assert outcome(C.pem_blocks, data) == outcome(by_regex, data), data[:80]

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from bridge.service import BridgeCA
 from pki import Verifier
-from pki.certificate import load_certificates
+from pki.loading import load_certificates
 from pki.sm2 import sm2_available
 
 from .conftest import bridge_env, make_federation

@@ -49,10 +49,10 @@ from hypothesis import strategies as st
 
 import tests.pkibuilder as pb
 from pki import Verifier
-from pki.certificate import load_certificate
 from pki.cms import SignatureResult, verify_cms, verify_raw_signature
 from pki.crl import load_crls
 from pki.errors import InputError
+from pki.loading import load_certificate
 from pki.ocsp import load_ocsp_responses
 from pki.verifier import VerificationResult
 
