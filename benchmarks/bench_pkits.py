@@ -217,7 +217,7 @@ def _suite(benchmark, cases, who: str, parsed: bool) -> dict:
 
 def test_pkits_suite_bridgeca(benchmark, cases):
     s = _suite(benchmark, cases, "bridgeca", parsed=False)
-    assert s["passed"] == s["cases"], s["missed"]  # tests/test_pkits.py: no known failures
+    assert s["passed"] == s["cases"], s["missed"]  # tests/pki/test_pkits.py: no known failures
 
 
 def test_pkits_suite_pyhanko(benchmark, cases):

@@ -22,8 +22,8 @@ from cryptography.x509 import ocsp
 
 from bridge.revocation_source import FetchLimits, RevocationSource, http_fetch
 from pki.certificate import parse_certificate
+from tests.pki.test_revocation import NOW, der
 
-from .test_revocation import NOW, der
 from .test_revocation_source import (  # noqa: F401 (fixtures)
     FAST,
     WallClock,

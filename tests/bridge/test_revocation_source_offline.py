@@ -15,8 +15,8 @@ import pytest
 
 from bridge.revocation_source import FetchNeeded, RevocationSource, fetching_disabled, no_fetch
 from pki.certificate import parse_certificate
+from tests.pki.test_revocation import NOW, der
 
-from .test_revocation import NOW, der
 from .test_revocation_negative_cache import REMEMBERED, TTL, Clock, counted
 from .test_revocation_source import (  # noqa: F401 (fixtures)
     FAST,

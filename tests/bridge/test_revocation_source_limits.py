@@ -13,8 +13,8 @@ import pytest
 
 from bridge.revocation_source import RevocationSource, resident_size
 from pki.crl import parse_crl
+from tests.pki.test_revocation import NOW
 
-from .test_revocation import NOW
 from .test_revocation_negative_cache import counted
 from .test_revocation_source import (  # noqa: F401 (fixtures)
     FAST,

@@ -17,7 +17,7 @@ from pki.errors import InputError
 from pki.loading import load_certificates
 from pki.parse_cache import ParseCache
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FIELDS = [f.name for f in dataclasses.fields(Certificate) if not f.name.startswith("_")]
 
 

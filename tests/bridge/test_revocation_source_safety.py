@@ -22,8 +22,8 @@ from bridge.revocation_source import (
     resident_size,
 )
 from pki.crl import parse_crl
+from tests.pki.test_revocation import NOW, der
 
-from .test_revocation import NOW, der
 from .test_revocation_source import (  # noqa: F401 (fixtures)
     FAST,
     WallClock,

@@ -23,8 +23,7 @@ from pki.budget import Budget
 from pki.certificate import parse_certificate
 from pki.revocation import ProvidedChecker, RevocationRequest
 from pki.signatures import SignatureVerifier
-
-from .test_revocation import NOW, Ca, der
+from tests.pki.test_revocation import NOW, Ca, der
 
 # The test servers listen on 127.0.0.1: loopback fetches are allowed explicitly
 # (refused by default; see test_revocation_source_safety).
