@@ -1497,3 +1497,16 @@ def _fix_times(row):
         if isinstance(value, datetime):
             setattr(row, name, _aware(value))
     return row
+
+
+# --------------------------------------------------------------------------- the federation graph (bridge/federation_graph.py)
+
+
+def status_histories(store: Store) -> dict[str, list[MemberStatus]]:
+    """Every enrollment's status changes, oldest first, in one query: the console draws all members at once."""
+    with store._read() as session:
+        rows = session.exec(select(MemberStatus).order_by(col(MemberStatus.id))).all()
+    histories: dict[str, list[MemberStatus]] = {}
+    for row in rows:
+        histories.setdefault(row.enrollment_id, []).append(_fix_times(row))
+    return histories
