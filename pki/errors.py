@@ -27,6 +27,10 @@ POLICY_REQUIRED = "policy_required"
 NAME_CONSTRAINTS = "name_constraints"
 REVOKED = "revoked"
 REVOCATION_UNKNOWN = "revocation_unknown"
+# Revoked after the validation time, a time only claimed (a signing-time
+# attribute, a time the caller names): nothing proves the signature existed
+# before the revocation (EN 319 102-1 REVOKED_NO_POE).
+REVOKED_NO_POE = "revoked_no_poe"
 UNKNOWN_CRITICAL_EXTENSION = "unknown_critical_extension"
 NO_PATH = "no_path"
 BUDGET_EXCEEDED = "budget_exceeded"

@@ -280,7 +280,7 @@ class OcspChecker:
             if problem:
                 problems.append(f"{resp.label}: {problem}")
                 continue
-            when = self._freshness(single, request.at)
+            when = self._freshness(single, request.at, request.now)
             if when is not None:
                 problems.append(f"{resp.label}: {when}")
                 if single.next_update is not None and single.next_update + self.clock_skew < request.at <= single.next_update + self.grace:
@@ -300,9 +300,10 @@ class OcspChecker:
         state = "stale" if all("out of date" in p for p in problems) else "unknown"
         return RevocationStatus(state, detail="; ".join(problems))
 
-    def _freshness(self, single: SingleResponse, at: dt.datetime) -> str | None:
-        # RFC 6960 4.2.2.1 / 3.2 (5), (6)
-        if single.this_update > at + self.clock_skew:
+    def _freshness(self, single: SingleResponse, at: dt.datetime, now: dt.datetime | None = None) -> str | None:
+        # RFC 6960 4.2.2.1 / 3.2 (5), (6); a response made after a past
+        # validation time is the freshest information, and welcome (pki/revocation.py).
+        if single.this_update > max(at, now or at) + self.clock_skew:
             return f"thisUpdate {single.this_update:%Y-%m-%dT%H:%M:%SZ} is in the future"
         if single.next_update is not None:
             if single.next_update + self.clock_skew < at:

@@ -43,6 +43,17 @@ class RevocationRequest:
     budget: "Budget"
     # The strict profile also refuses CRLs that break RFC 5280 section 5's MUSTs.
     strict: bool = True
+    # When the question is asked (None: ``at``). Long-term validation (EN
+    # 319 102-1 past signature validation, in substance): a status at a past
+    # ``at`` comes from the freshest information issued up to ``now``; a
+    # revocation it lists after ``at`` is reported with its time, and the
+    # validator decides what it means (pki/validation.py: proven or claimed time).
+    now: dt.datetime | None = None
+
+    @property
+    def issued_by(self) -> dt.datetime:
+        """The latest issue time of revocation information usable here."""
+        return self.at if self.now is None or self.now < self.at else self.now
 
     @property
     def certificate(self) -> "Certificate":
@@ -148,7 +159,9 @@ class CrlChecker:
         self.grace = grace
         self._by_issuer: dict[NameKey, list[Crl]] = {}
         self._deltas: dict[NameKey, list[Crl]] = {}
-        for crl in crls:
+        # Freshest first: a newer CRL lists revocations an older one cannot,
+        # and the first that decides wins.
+        for crl in sorted(crls, key=lambda c: c.this_update, reverse=True):
             (self._deltas if crl.is_delta else self._by_issuer).setdefault(crl.issuer_key, []).append(crl)
         self._signatures = signatures
         self._resolve_signer = resolve_signer
@@ -219,8 +232,8 @@ class CrlChecker:
         problem = _load_problem(crl, request.strict)
         if problem:
             return _Skip(f"{crl.label}: {problem}")
-        if crl.this_update > request.at:
-            return _Skip(f"{crl.label}: issued after the validation time")
+        if crl.this_update > request.issued_by:
+            return _Skip(f"{crl.label}: issued after the time of the question")
         # (b)(1) issuer
         if dp.crl_issuers is not None:
             if not crl.is_indirect:
@@ -250,7 +263,7 @@ class CrlChecker:
         if not interim - reasons_mask:
             return _Skip(f"{crl.label}: covers no reason not already covered")
         # (c) delta CRL of the same scope
-        delta = self._delta_for(crl, request.at, request.strict)
+        delta = self._delta_for(crl, request.issued_by, request.strict)
         if isinstance(delta, _Skip):
             return delta
         # (a) freshness: a current delta brings a stale complete CRL up to date

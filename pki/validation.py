@@ -18,6 +18,7 @@ from .blocklist import Blocklist
 from .budget import Budget
 from .certificate import ANY_POLICY, Certificate
 from .errors import ValidationError
+from .known_chains import KnownChains
 from .name_constraints import NameConstraintsState
 from .policy import PolicyGraph
 from .profile import ANY_EXTENDED_KEY_USAGE, PROFILES, STRICT, anchor_problem, key_usage_problem, strict_violation
@@ -48,6 +49,15 @@ class ValidationParameters:
     max_chain_depth: int | None = None
     # Certificates, keys and subjects no path may contain (pki/blocklist.py).
     blocklist: "Blocklist | None" = None
+    # ``at`` is proven (now, or a proof of existence such as a verified
+    # time-stamp's genTime): a certificate revoked after it is not revoked at
+    # it. False: ``at`` is only claimed, and such a certificate fails with
+    # revoked_no_poe (EN 319 102-1 REVOKED_NO_POE).
+    time_proven: bool = False
+    # When the question is asked: revocation information issued up to then
+    # is used, even when issued after ``at`` (the freshest available, as EN
+    # 319 102-1's past signature validation wants). None: ``at``.
+    now: dt.datetime | None = None
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:
@@ -126,54 +136,6 @@ def _time(t: dt.datetime) -> str:
     return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class PrefixCache:
-    """Validated CA sub-paths: the 6.1 state after processing every
-    certificate of a path but the end entity, keyed by what it depends on
-    (the CA certificates, the policy inputs, the revocation configuration)
-    and usable for validation times inside the window where it holds.
-
-    Relying platforms verify many leaves under the same few CAs, so a new
-    leaf costs one certificate's processing. Bounded LRU; thread-safe.
-    """
-
-    # A CA chain whose revocation was checked is reused only this close to the
-    # time it was checked at: statuses come from CRLs and OCSP responses that
-    # age. Revocations are seen at once all the same, through the epoch that
-    # the owner of the cache folds into ``revocation_key``.
-    REVOCATION_WINDOW = dt.timedelta(seconds=60)
-
-    def __init__(self, size: int = 4096) -> None:
-        import threading
-        from collections import OrderedDict
-
-        self._entries: "OrderedDict[tuple, tuple]" = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, key: tuple, at: dt.datetime):
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            self._entries.move_to_end(key)
-        not_before, not_after, state, statuses, leaf_outcomes = entry
-        if not (not_before <= at <= not_after):
-            return None
-        return state, statuses, leaf_outcomes
-
-    def put(self, key: tuple, not_before: dt.datetime, not_after: dt.datetime, state: "_State", statuses: tuple) -> None:
-        # leaf_outcomes: the policy outcome for an end-entity certificate, by
-        # (its policies, its requireExplicitPolicy): a pure function of this
-        # state, so leaves with the same policies share it.
-        with self._lock:
-            self._entries[key] = (not_before, not_after, state, statuses, {})
-            if len(self._entries) > self._size:
-                self._entries.popitem(last=False)
-
-
 def _copy_state(state: "_State") -> "_State":
     return _State(
         valid_policy_tree=state.valid_policy_tree.copy(),
@@ -195,28 +157,27 @@ def validate_path(
     signatures: SignatureVerifier,
     budget: Budget,
     revocation: RevocationPolicy = RevocationPolicy(),
-    prefix_cache: PrefixCache | None = None,
+    known_chains: KnownChains | None = None,
     revocation_key: object = None,
-    prefix_digests: tuple[bytes, ...] | None = None,
 ) -> ValidatedPath:
     """Validate ``path`` (leaf first, trust anchor last). Raises
     ValidationError naming the failing certificate; BudgetExceeded escapes.
 
-    With ``prefix_cache``, the state after the CA certificates is reused
-    when the same CA chain was validated before under the same inputs;
+    With ``known_chains``, the state after the CA certificates is reused
+    when the same CA chain was validated before under the same inputs (and,
+    when revocation facts entered it, at the same validation time);
     ``revocation_key`` must identify everything revocation answers depend
-    on (mode, sources, epoch); ``prefix_digests``, when the caller knows
-    them, the SHA-256 digests of ``path[1:]``."""
+    on (mode, sources, epoch)."""
     statuses: list[RevocationStatus | None] = [None] * len(path)
     try:
-        return _validate_path(path, params, signatures, budget, revocation, prefix_cache, revocation_key, statuses, prefix_digests)
+        return _validate_path(path, params, signatures, budget, revocation, known_chains, revocation_key, statuses)
     except ValidationError as err:
         # Keep what revocation checking found before the failure (a revoked
         # certificate's entry says "revoked", not "not_checked").
         raise dataclasses.replace(err, statuses=tuple(statuses)) from None
 
 
-def _validate_path(path, params, signatures, budget, revocation, prefix_cache, revocation_key, statuses, prefix_digests=None) -> ValidatedPath:
+def _validate_path(path, params, signatures, budget, revocation, known_chains, revocation_key, statuses) -> ValidatedPath:
     anchor = path[-1]
     n = len(path) - 1
     if params.blocklist is not None:
@@ -232,9 +193,10 @@ def _validate_path(path, params, signatures, budget, revocation, prefix_cache, r
                     f"the path has {n - 1} intermediate certificates; max_chain_depth allows {params.max_chain_depth}",
                     index, path[index])
     key = None
-    if prefix_cache is not None and n >= 2:
+    if known_chains is not None and n >= 2:
+        revocation_dependent = revocation.checker is not None or revocation.required
         key = (
-            prefix_digests if prefix_digests is not None else tuple(c.sha256 for c in path[1:]),
+            tuple(c.sha256 for c in path[1:]),
             params.user_initial_policy_set,
             params.initial_explicit_policy,
             params.initial_policy_mapping_inhibit,
@@ -242,9 +204,11 @@ def _validate_path(path, params, signatures, budget, revocation, prefix_cache, r
             params.profile,
             params.anchor_constraints,
             id(params.blocklist) if params.blocklist is not None else None,
-            revocation_key if revocation.checker is not None or revocation.required else None,
+            revocation_key if revocation_dependent else None,
+            # Statuses hold for the time they were found at, not around it.
+            params.at if revocation_dependent else None,
         )
-        hit = prefix_cache.get(key, params.at)
+        hit = known_chains.state(key, params.at)
         if hit is not None:
             cached_state, cached_statuses, leaf_outcomes = hit
             statuses[1:] = cached_statuses
@@ -295,10 +259,11 @@ def _validate_path(path, params, signatures, budget, revocation, prefix_cache, r
                 cas = path[1:-1]
                 not_before = max(c.not_before for c in cas)
                 not_after = min(c.not_after for c in cas)
-                if key[-1] is not None:
-                    not_before = max(not_before, params.at - PrefixCache.REVOCATION_WINDOW)
-                    not_after = min(not_after, params.at + PrefixCache.REVOCATION_WINDOW)
-                prefix_cache.put(key, not_before, not_after, _copy_state(state), tuple(statuses[1:]))
+                # A CA revoked after the (proven) validation time: the state holds before that only.
+                for later in statuses[1:]:
+                    if later is not None and later.revocation_time is not None:
+                        not_after = min(not_after, later.revocation_time - dt.timedelta(seconds=1))
+                known_chains.remember_state(key, not_before, not_after, _copy_state(state), tuple(statuses[1:]))
     policies = _wrap_up(path[0], n, params, state)
     if params.key_usage or params.extended_key_usage:
         _check_purposes(path, params)
@@ -411,9 +376,23 @@ def _check_certificate(cert, issuer, i, n, index, path, params, state, signature
                 at=params.at,
                 budget=budget,
                 strict=params.profile == STRICT,
+                now=params.now,
             )
         )
         statuses[index] = status
+        if status.state == "revoked" and status.revocation_time is not None and status.revocation_time > params.at:
+            # Revoked after the validation time: not revoked at it. That
+            # settles it only when the time is proven; a claimed time (the
+            # signer's signing-time, a time the caller names) could be
+            # back-dated past the revocation.
+            when = _time(status.revocation_time)
+            why = f" ({status.reason})" if status.reason else ""
+            if not params.time_proven:
+                raise _fail(E.REVOKED_NO_POE, f"revoked on {when}{why}, after the validation time {_time(params.at)}, "
+                                              f"which nothing proves (no time-stamp)", index, cert)
+            status = RevocationStatus("good", status.source, status.reason, status.revocation_time,
+                                      f"revoked on {when}{why}, after the proven validation time")
+            statuses[index] = status
         if status.state == "revoked":
             when = f" on {_time(status.revocation_time)}" if status.revocation_time else ""
             why = f" ({status.reason})" if status.reason else ""

@@ -2,11 +2,15 @@
 
 A Verifier is built once (anchors, intermediates and CRLs parsed and indexed
 once) and reused for many calls from many threads. Each call gets its own
-Budget; what one call learns about signatures is shared through the
-SignatureVerifier's cache.
+Budget; what calls learn is shared: verified signatures (SignatureVerifier),
+the CA chains that validated (KnownChains, the first phase of every path
+building) and the answers given (ResultCache). One path: a call parses the
+leaf, takes the known chains, searches only if none validates, and
+validates the leaf at most once per path.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import threading
@@ -22,13 +26,15 @@ from .building import BuildLog, CertificatePool, TrustStore, build_paths
 from .certificate import ANY_POLICY, Certificate
 from .crl import Crl, load_crls
 from .errors import BudgetExceeded, InputError, ValidationError
+from .indication import for_code, iso
+from .known_chains import KnownChains
 from .loading import load_certificate, load_many
 from .ocsp import DEFAULT_CLOCK_SKEW, CombinedChecker, OcspChecker, OcspResponse, load_ocsp_responses
 from .parse_cache import ParseCache
 from .profile import PROFILES, STRICT, parse_extended_key_usage, parse_key_usage, strict_violation
 from .revocation import CrlChecker, ProvidedChecker, RevocationInfoProvider, RevocationRequest, RevocationStatus
 from .signatures import SignatureVerifier
-from .validation import PrefixCache, RevocationPolicy, ValidatedPath, ValidationParameters, validate_path
+from .validation import RevocationPolicy, ValidatedPath, ValidationParameters, validate_path
 
 REVOCATION_MODES = ("auto", "require", "off")
 
@@ -41,6 +47,15 @@ class VerificationResult:
     revocation: str  # "checked" | "not_checked" | "partial" | "stale"
     error: ValidationError | None = None
     statuses: tuple[RevocationStatus | None, ...] = ()
+    # The time the answer holds for (the validation time asked, or proven).
+    validation_time: dt.datetime | None = None
+
+    def indication(self, **kw) -> tuple[str, str | None]:
+        """(indication, sub_indication) of EN 319 102-1 (pki/indication.py)."""
+        code = self.error.code if self.error is not None else None
+        index = self.error.index if self.error is not None else None
+        is_ca = index is not None and 0 < index < len(self.path) and self.path[index].is_ca is True
+        return for_code(code, is_ca=is_ca, **kw)
 
     def to_dict(self) -> dict:
         entries = []
@@ -52,9 +67,17 @@ class VerificationResult:
             entry["revocation"] = status.state if status else "not_checked"
             if status is not None and status.source:
                 entry["revocation_source"] = status.source
+            if status is not None and status.revocation_time is not None:
+                # Revoked, or (state "good") revoked only after the validation time.
+                entry["revocation_time"] = iso(status.revocation_time)
+                entry["revocation_reason"] = status.reason
             entries.append(entry)
+        indication, sub_indication = self.indication()
         return {
             "valid": self.valid,
+            "indication": indication,
+            "sub_indication": sub_indication,
+            "validation_time": iso(self.validation_time),
             "path": entries,
             "policies": sorted(self.policies) if self.policies is not None else [],
             "revocation": self.revocation,
@@ -75,14 +98,13 @@ def _input_digest(item) -> bytes:
 
 
 class ResultCache:
-    """Valid results by (input bytes, inputs), each usable while the
+    """Answers, valid or not, by (input bytes, inputs), each usable while the
     validation time stays inside the window where it holds. Bounded LRU."""
 
     # Each entry keeps its path's parsed certificates (a few KiB): 8192
     # entries bound the cache near 50 MiB per Verifier.
     def __init__(self, size: int = 8192) -> None:
         self._entries: OrderedDict[tuple, tuple] = OrderedDict()
-        self._seen: set[int] = set()
         self._size = size
         self._lock = threading.Lock()
 
@@ -99,32 +121,12 @@ class ResultCache:
         return result if not_before <= at <= not_after else None
 
     def put(self, key: tuple, not_before: dt.datetime, not_after: dt.datetime, result: "VerificationResult") -> None:
-        # Admission on second sight: most leaves are verified once, and
-        # keeping each of their results (parsed certificates and all) would
-        # only churn memory; a leaf asked about again is kept from then on.
-        marker = hash(key)
+        # Kept from the first answer: a question asked again costs no
+        # validation at all, whatever its answer.
         with self._lock:
-            if marker not in self._seen:
-                if len(self._seen) >= 8 * self._size:
-                    self._seen.clear()
-                self._seen.add(marker)
-                return
             self._entries[key] = (not_before, not_after, result)
             if len(self._entries) > self._size:
                 self._entries.popitem(last=False)
-
-
-@dataclass(frozen=True)
-class KnownChain:
-    """A CA chain (issuing CA first, anchor last) that validated, with what
-    ``_via_known_chain`` asks of it on every call worked out once."""
-
-    certificates: tuple[Certificate, ...]
-    digests: tuple[bytes, ...]  # the prefix cache's key for these certificates
-    keys: frozenset[bytes]  # their SubjectPublicKeyInfos
-    in_base: bool  # every CA in the Verifier's own pool, the last one an anchor
-    not_before: dt.datetime  # where every CA of the chain is valid
-    not_after: dt.datetime
 
 
 def parse_time(at: dt.datetime | str | None) -> dt.datetime:
@@ -189,43 +191,14 @@ class Verifier:
         self._ocsp_clock_skew = ocsp_clock_skew
         self._ocsp_checker = OcspChecker(self.ocsp_responses, self.signatures, clock_skew=ocsp_clock_skew) if parsed_ocsp else None
         # What this Verifier has learnt, shared by its calls (see ARCHITECTURE.md):
-        # validated CA chains, and whole valid results for leaves seen again.
-        self._prefixes = PrefixCache()
+        # the CA chains that validated, and the answers given.
+        self._known = KnownChains(self.pool, self.anchors)
         self._results = ResultCache()
-        self._shortcuts: dict[bytes, tuple[tuple[Certificate, ...], ...]] = {}
-        self._chains_by_issuer: dict[tuple, tuple[KnownChain, ...]] = {}
         self._parsed_inputs: dict[bytes, list[Certificate]] = {}
-        self._shortcut_lock = threading.Lock()
-
-    # Continuations from a CA to an anchor that validated: a few per CA, a
-    # bounded number of CAs (the base pool's CAs are few; per-call
-    # intermediates could be many).
-    MAX_SHORTCUTS_PER_CA = 4
-    MAX_SHORTCUT_CAS = 10_000
-
-    def _remember_shortcut(self, path: tuple[Certificate, ...]) -> None:
-        if len(path) < 3:
-            return
-        continuation = path[1:]
-        with self._shortcut_lock:
-            known = self._shortcuts.get(continuation[0].sha256, ())
-            if any(len(k) == len(continuation) and all(a is b or a.sha256 == b.sha256 for a, b in zip(k, continuation, strict=True)) for k in known):
-                return
-            if len(self._shortcuts) >= self.MAX_SHORTCUT_CAS and continuation[0].sha256 not in self._shortcuts:
-                self._shortcuts.clear()
-            self._shortcuts[continuation[0].sha256] = (known + (continuation,))[-self.MAX_SHORTCUTS_PER_CA:]
-            by_name = self._chains_by_issuer.get(continuation[0].subject_key, ())
-            if len(self._chains_by_issuer) >= self.MAX_SHORTCUT_CAS:
-                self._chains_by_issuer.clear()
-            known_chain = KnownChain(
-                certificates=continuation,
-                digests=tuple(c.sha256 for c in continuation),
-                keys=frozenset(c.spki for c in continuation),
-                in_base=all(self.pool.contains(c) for c in continuation[:-1]) and self.anchors.is_anchor(continuation[-1]),
-                not_before=max(c.not_before for c in continuation[:-1]),
-                not_after=min(c.not_after for c in continuation[:-1]),
-            )
-            self._chains_by_issuer[continuation[0].subject_key] = (by_name + (known_chain,))[-self.MAX_SHORTCUTS_PER_CA:]
+        # The paths verify_without_search found failing, by question, for the
+        # verify that follows it in the same request (each popped once).
+        self._failed_known: OrderedDict[tuple, dict] = OrderedDict()
+        self._failed_lock = threading.Lock()
 
     def _load_intermediates(self, items: tuple, digests: tuple) -> list[Certificate]:
         """Per-call intermediates, parsed once per Verifier: platforms send the
@@ -240,33 +213,6 @@ class Verifier:
                 self._parsed_inputs[digest] = known
             out.extend(known)
         return out
-
-    def _via_known_chain(self, target, pool, params, rev, revocation_label, revocation_key) -> "tuple[VerificationResult, KnownChain] | None":
-        """The common case, cheaply: a leaf issued by a CA whose chain to an
-        anchor validated before. Tries those chains only (no search); None
-        sends the caller to the full search, which also explains failures."""
-        chains = self._chains_by_issuer.get(target.issuer_key)
-        if not chains:
-            return None
-        budget = Budget(self.limits)
-        aki = target.authority_key_id
-        for known in chains:
-            chain = known.certificates
-            ca_ski = chain[0].subject_key_id
-            if aki is not None and ca_ski is not None and aki != ca_ski:
-                continue
-            if target.spki in known.keys:
-                continue  # the target reappears in the chain: leave it to the search's loop rules
-            if not known.in_base and (not all(pool.contains(c) for c in chain[:-1]) or not self.anchors.is_anchor(chain[-1])):
-                continue  # learnt with intermediates this call did not bring
-            try:
-                validated = validate_path((target,) + chain, params, self.signatures, budget, rev,
-                                          prefix_cache=self._prefixes, revocation_key=revocation_key,
-                                          prefix_digests=known.digests)
-            except (ValidationError, BudgetExceeded):
-                return None
-            return self._success(validated, revocation_label), known
-        return None
 
     @staticmethod
     def _result_key(leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy, revocation,
@@ -320,8 +266,15 @@ class Verifier:
         key_usage: Sequence[str] | None = None,
         extended_key_usage: Sequence[str] | None = None,
         max_chain_depth: int | None = None,
+        poe: bool = False,
     ) -> VerificationResult:
-        """``revocation_provider``: supplies CRLs and OCSP responses per
+        """``poe``: ``at`` is proven (a proof of existence, EN 319 102-1: a
+        verified time-stamp's genTime): a certificate revoked after it passes,
+        the revocation named in its path entry. An ``at`` that is only
+        claimed (given, or a signing-time attribute) fails such a certificate
+        with ``revoked_no_poe``; no ``at`` is now, which is proven.
+
+        ``revocation_provider``: supplies CRLs and OCSP responses per
         certificate for this call (the service's fetching, caching source in
         bridge/revocation_source.py); consulted after the OCSP responses and
         CRLs the Verifier was built with, and processed the same way.
@@ -337,29 +290,35 @@ class Verifier:
         result = self._verify(leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy,
                               revocation, intermediates, revocation_provider, profile=profile,
                               anchor_constraints=anchor_constraints, key_usage=key_usage,
-                              extended_key_usage=extended_key_usage, max_chain_depth=max_chain_depth, search=True)
+                              extended_key_usage=extended_key_usage, max_chain_depth=max_chain_depth, poe=poe,
+                              search=True)
         assert result is not None  # with search=True there is always an answer
         return result
 
     def verify_without_search(self, leaf: bytes | str | Certificate, **options) -> "VerificationResult | None":
-        """``verify``'s answer (same arguments) when it comes from the result
-        cache or from a CA chain that validated before, the leaf's own checks
-        passing: the cheap, bounded case (one leaf's processing). None when
-        ``verify`` would search for a path or explain a failure: call it then."""
+        """``verify``'s answer (same arguments) when it is an answer given
+        before (valid or not), or when the leaf validates over a CA chain
+        known to validate (the first phase of path building alone): the
+        cheap, bounded case (one leaf's processing). None when ``verify``
+        would search for a path or explain a failure: call it then; the
+        paths found failing here are not validated again by that call."""
         return self._verify(leaf, **options, search=False)
 
     def _verify(self, leaf, at=None, policies=None, explicit_policy=False, inhibit_policy_mapping=False,
                 inhibit_any_policy=False, revocation="auto", intermediates=(), revocation_provider=None, *,
                 profile=STRICT, anchor_constraints=True, key_usage=None, extended_key_usage=None,
-                max_chain_depth=None, search: bool) -> "VerificationResult | None":
+                max_chain_depth=None, poe=False, search: bool) -> "VerificationResult | None":
         # verify's defaults, so that verify_without_search takes its keywords.
         requirements = self._requirements(profile, anchor_constraints, key_usage, extended_key_usage, max_chain_depth)
         result_key, when, user_policies, leaf_id, intermediates, extra_ids = self._result_key(
             leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy, revocation,
             intermediates, revocation_provider, requirements)
+        # Now is proven; any other time only when the caller holds a proof.
+        proven = at is None or bool(poe)
+        result_key = result_key + (proven,)
         cached = self._results.get(result_key, when)
         if cached is not None:
-            return cached
+            return _answering(cached, when)
         leaf_is_der = leaf.__class__ is bytes
         target = load_certificate(leaf, "certificate", self._parse_cache, leaf_id if leaf_is_der else None)
         if when.tzinfo is None or when.microsecond:  # pragma: no cover - parse_time guarantees both
@@ -376,6 +335,8 @@ class Verifier:
             "extended_key_usage": requirements[3],
             "max_chain_depth": requirements[4],
             "blocklist": self.blocklist,
+            "time_proven": proven,
+            "now": when if at is None else dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
         })
         pool = self.pool.with_extra(self._load_intermediates(intermediates, extra_ids)) if intermediates else self.pool
         if revocation == "off" or (revocation == "auto" and self._crl_checker is None
@@ -401,36 +362,44 @@ class Verifier:
                 require_all=not service or revocation == "require",
             )
         revocation_label = "not_checked" if rev.checker is None and not rev.required else "checked"
-        revocation_key = (revocation, id(revocation_provider) if revocation_provider is not None else None)
+        revocation_key = (revocation, id(revocation_provider) if revocation_provider is not None else None, proven)
         refused = self._target_error(target, params)
         if refused is not None:
             # Every path would fail at the target: say so without a search
             # that hostile look-alike issuers could make expensive.
-            return VerificationResult(False, (target,), None, _label(revocation_label, (), 1), refused)
-        fast = self._via_known_chain(target, pool, params, rev, revocation_label, revocation_key)
-        if fast is not None:
-            result, known = fast
-            # The result holds while the leaf and every CA are valid.
-            not_before = max(target.not_before, known.not_before)
-            not_after = min(target.not_after, known.not_after)
-        elif not search:
-            return None
+            result: VerificationResult | None = VerificationResult(
+                False, (target,), None, _label(revocation_label, (), 1), refused, (), when)
         else:
-            result = self._search(target, pool, params, rev, revocation_label, revocation_key)
-            if result.valid:
-                # The target may be the anchor itself (a path of one).
-                holds = result.path[:-1] or result.path
+            question = result_key + (when,)
+            if search:
+                with self._failed_lock:
+                    failed = self._failed_known.pop(question, None)
+                result = self._search(target, pool, params, rev, revocation_label, revocation_key, failed)
+            else:
+                failed = {}
+                result = self._search(target, pool, params, rev, revocation_label, revocation_key, failed, search=False)
+                if result is None:
+                    if failed:
+                        with self._failed_lock:
+                            self._failed_known[question] = failed
+                            if len(self._failed_known) > 1024:
+                                self._failed_known.popitem(last=False)
+                    return None
+        assert result is not None
+        if _cacheable(result):
+            if result.valid and revocation_label == "not_checked":
+                # Without revocation facts the answer holds while the leaf
+                # and every CA are valid (the anchor too, under its
+                # constraints); the target may be the anchor itself.
+                holds = result.path if params.anchor_constraints else (result.path[:-1] or result.path)
                 not_before = max(c.not_before for c in holds)
                 not_after = min(c.not_after for c in holds)
-        if result.valid:
-            if params.anchor_constraints:
-                not_before = max(not_before, result.path[-1].not_before)
-                not_after = min(not_after, result.path[-1].not_after)
-            if revocation_label != "not_checked":
-                not_before = max(not_before, when - PrefixCache.REVOCATION_WINDOW)
-                not_after = min(not_after, when + PrefixCache.REVOCATION_WINDOW)
+            else:
+                # Revocation statuses, and failures, hold for the time asked.
+                not_before = not_after = when
+            result = _answering(result, when)
             self._results.put(result_key, not_before, not_after, result)
-        return result
+        return _answering(result, when)
 
     def _target_error(self, target: Certificate, params: ValidationParameters) -> ValidationError | None:
         """What makes the target unacceptable on any path (a trust anchor
@@ -448,25 +417,42 @@ class Verifier:
                                        target.subject_text, blacklist_entry=entry.id)
         return None
 
-    def _search(self, target, pool, params, rev, revocation_label, revocation_key=None) -> VerificationResult:
+    def _search(self, target, pool, params, rev, revocation_label, revocation_key=None,
+                failed: dict | None = None, *, search: bool = True) -> VerificationResult | None:
+        """The first valid path, else the most advanced failure. ``failed``:
+        paths (by digests) known to fail for this very question, with their
+        error, which are not validated again; with ``search=False`` (the known
+        chains alone) it receives the failures, and None is returned unless a
+        path validated."""
         budget = Budget(self.limits)
         log = BuildLog()
         best: tuple[tuple[Certificate, ...], ValidationError] | None = None
         try:
-            for path in build_paths(target, self.anchors, pool, self.signatures, budget, log, self._shortcuts):
+            for path in build_paths(target, self.anchors, pool, self.signatures, budget, log, self._known,
+                                    search=search):
+                digests = tuple(c.sha256 for c in path) if failed is not None else ()
+                known_error = failed.get(digests) if failed else None
                 try:
+                    if known_error is not None:
+                        raise known_error
                     validated = validate_path(path, params, self.signatures, budget, rev,
-                                              prefix_cache=self._prefixes, revocation_key=revocation_key)
+                                              known_chains=self._known, revocation_key=revocation_key)
                 except BudgetExceeded as exc:
+                    if not search:
+                        return None
                     if exc.path is None:
                         exc.path, exc.index = path, 0
                     raise
                 except ValidationError as err:
+                    if not search and failed is not None:
+                        failed[digests] = err
                     if best is None or (err.index is not None and best[1].index is not None and err.index < best[1].index):
                         best = (path, err)
                     continue
-                self._remember_shortcut(path)
+                self._known.remember(path)
                 return self._success(validated, revocation_label)
+            if not search:
+                return None
         except BudgetExceeded as exc:
             path = exc.path or (target,)
             index = exc.index if exc.index is not None else 0
@@ -536,6 +522,23 @@ class Verifier:
     def _success(validated: ValidatedPath, revocation_label: str) -> VerificationResult:
         label = _label(revocation_label, validated.revocation, len(validated.path))
         return VerificationResult(True, validated.path, validated.policies, label, None, validated.revocation)
+
+
+def _cacheable(result: VerificationResult) -> bool:
+    """Whether the answer is the question's alone. Not when it depends on a
+    fetch that failed (a status left unknown: the source may answer next
+    time) or on how far a budget went."""
+    if result.error is not None and result.error.code in (E.REVOCATION_UNKNOWN, E.BUDGET_EXCEEDED):
+        return False
+    return not any(status is not None and status.state == "unknown" for status in result.statuses)
+
+
+def _answering(result: VerificationResult, when: dt.datetime) -> VerificationResult:
+    """The result stamped with the validation time it answers for (a cached
+    one may have been found for another time in its window)."""
+    if result.validation_time == when:
+        return result
+    return dataclasses.replace(result, validation_time=when)
 
 
 def _label(revocation_label: str, statuses: tuple, path_length: int) -> str:
