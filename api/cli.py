@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_trust_list
 
     cli_trust_list.register(sub)
+    from . import cli_receipt
+
+    cli_receipt.register(sub)  # bridgeca receipt verify
     return parser
 
 

@@ -641,6 +641,19 @@ class BridgeAuthority:
             raise ProfileViolation("the document signature does not verify with the bridge key")
         return signature
 
+    # -- the bridge's own service keys (bridge/service_keys.py: TSA, receipts) -----------------
+
+    def certify_service_key(self, builder: x509.CertificateBuilder, spki: bytes) -> x509.Certificate:
+        """Sign ``builder`` (an end-entity certificate for one of the bridge's
+        service keys, profiled by bridge/service_keys.py) with the primary key,
+        its SubjectPublicKeyInfo put in byte for byte; checked before it is returned."""
+        key = self.primary
+        public_key, spki_override = _builder_public_key(spki, key.signer)
+        certificate = key.signer.sign_certificate(builder.public_key(public_key), subject_public_key_info=spki_override)
+        if not signed_object_verifies(certificate.public_bytes(serialization.Encoding.DER), key.spki):
+            raise ProfileViolation("the service key's certificate does not verify with the bridge key")
+        return certificate
+
     # -- OCSP ---------------------------------------------------------------------------
 
     def ocsp_response(self, request_der: bytes, lookup: Callable[[int], CertificateStatus], now: datetime | None = None) -> bytes:

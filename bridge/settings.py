@@ -125,6 +125,18 @@ class BridgeSettings(BaseSettings):
     audit_checkpoint_entries: int = Field(default=100, ge=1)
     audit_checkpoint_minutes: float = Field(default=10.0, gt=0)
 
+    # Evidence service (issue 12). tsa_policy: the one TSA policy OID of
+    # POST /v1/tsa (default: an OID under 2.25, ITU-T X.667's arc for UUIDs,
+    # so that it is unique without registration; an operator with its own
+    # arc sets its own). Evidence named by signed receipts (bridge/evidence.py)
+    # is kept evidence_retention_days after it was last named, and the
+    # oldest goes first beyond evidence_max_bytes; signed content is kept
+    # whole up to evidence_content_max_bytes, beyond that by its hash only.
+    tsa_policy: str = Field(default="2.25.171950325146358441395218562815316291421", pattern=r"^[0-2](\.(0|[1-9][0-9]*))+$")
+    evidence_retention_days: float = Field(default=1830.0, gt=0)
+    evidence_max_bytes: int = Field(default=1 << 30, ge=1 << 20)
+    evidence_content_max_bytes: int = Field(default=64 * 1024, ge=0)
+
     bridge_validity_days: int = 3650
     cross_certificate_validity_days: int = 1095
     crl_next_update_hours: float = 24.0

@@ -1510,3 +1510,79 @@ def status_histories(store: Store) -> dict[str, list[MemberStatus]]:
     for row in rows:
         histories.setdefault(row.enrollment_id, []).append(_fix_times(row))
     return histories
+
+
+# =========================================================================== evidence and time-stamp serials (issue 12)
+# bridge/evidence.py and bridge/tsa.py; migration 0010. Functions over a Store,
+# so that this section stays apart from the class above.
+
+
+class Evidence(SQLModel, table=True):
+    """One piece of evidence a signed receipt named, by SHA-256 of its bytes (migration 0010)."""
+
+    __tablename__ = "evidence"
+    sha256: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=16)  # certificate, cms, content, crl, ocsp, timestamp
+    data: bytes = Field(sa_type=sa.LargeBinary)
+    size: int = Field(sa_type=sa.BigInteger)
+    created_at: datetime = Field(sa_type=TZDateTime)
+    named_at: datetime = Field(sa_type=TZDateTime, index=True)
+    expires_at: datetime = Field(sa_type=TZDateTime, index=True)
+
+
+@dataclass(frozen=True)
+class EvidenceRecord:
+    sha256: str
+    kind: str
+    data: bytes
+    created_at: datetime
+    expires_at: datetime
+
+
+def next_tsa_serial(store: Store) -> int:
+    """The next time-stamp serial number (unique across workers and restarts)."""
+    with store._transaction() as session:
+        return store._next_counter(session, "tsa_serial")
+
+
+def keep_evidence(store: Store, items: Sequence[tuple[str, str, bytes]], *, now: datetime, keep_until: datetime,
+                  max_bytes: int) -> None:
+    """Keep ``items`` ((sha256 hex, kind, bytes)) until ``keep_until`` (an item
+    kept already is kept longer), then drop what expired and, over
+    ``max_bytes`` in all, the least recently named. One transaction."""
+    with store._transaction() as session:
+        for sha256, kind, data in items:
+            row = session.get(Evidence, sha256)
+            if row is None:
+                session.add(Evidence(sha256=sha256, kind=kind, data=data, size=len(data), created_at=now,
+                                     named_at=now, expires_at=keep_until))
+            else:
+                row.named_at, row.expires_at = now, max(_aware(row.expires_at), keep_until)
+        session.flush()
+        _prune_evidence(session, now, max_bytes)
+
+
+def _prune_evidence(session: Session, now: datetime, max_bytes: int) -> None:
+    session.execute(sa.delete(Evidence).where(col(Evidence.expires_at) < now))
+    total = int(session.execute(sa.select(sa.func.coalesce(sa.func.sum(col(Evidence.size)), 0))).scalar_one())
+    if total <= max_bytes:
+        return
+    for sha256, size in session.execute(sa.select(col(Evidence.sha256), col(Evidence.size)).order_by(col(Evidence.named_at))).all():
+        session.execute(sa.delete(Evidence).where(col(Evidence.sha256) == sha256))
+        total -= int(size)
+        if total <= max_bytes:
+            return
+
+
+def prune_evidence(store: Store, *, now: datetime, max_bytes: int) -> None:
+    with store._transaction() as session:
+        _prune_evidence(session, now, max_bytes)
+
+
+def evidence_record(store: Store, sha256: str, *, now: datetime) -> EvidenceRecord | None:
+    """The evidence with that SHA-256 (hex, lower case); None if absent or expired."""
+    with store._read() as session:
+        row = session.get(Evidence, sha256)
+        if row is None or _aware(row.expires_at) <= now:
+            return None
+        return EvidenceRecord(row.sha256, row.kind, bytes(row.data), _aware(row.created_at), _aware(row.expires_at))
