@@ -59,12 +59,12 @@ class Home:
         self.path = path
 
     def _call(self, fn, *args, **kwargs):
-        from bridge.service import BridgeError
+        from bridge.errors import BridgeError
 
         try:
             return fn(*args, **kwargs)
         except BridgeError as exc:
-            raise Refused(exc.code, exc.message, usage=exc.status == 400) from None
+            raise Refused(exc.code, exc.message, usage=exc.kind == "malformed") from None
 
     def _perform(self, action: str, params: dict) -> dict:
         """A trust-changing action, through the one gate (two-person control)."""

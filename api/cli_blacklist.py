@@ -60,9 +60,9 @@ def _perform(where, action: str, params: dict) -> dict:
             try:
                 params["effective_at"] = datetime.fromisoformat(params["effective_at"])
             except ValueError:
-                from bridge.service import BridgeError
+                from bridge.errors import BridgeError
 
-                raise BridgeError("invalid_request", f"--effective-at {params['effective_at']!r} is not an ISO 8601 time", 400) from None
+                raise BridgeError("invalid_request", f"--effective-at {params['effective_at']!r} is not an ISO 8601 time", "malformed") from None
         with BridgeCA.open(where.path) as ca:
             return governance.perform(ca, action, params, actor=ACTOR)
 

@@ -18,11 +18,12 @@ KEY_TYPES = ("ec-p256", "ec-p384", "rsa-3072", "sm2")
 def _fail(exc) -> int:
     """A BridgeError as one line on stderr; usage-like errors exit 2, the rest 1."""
     print(f"bridgeca: {exc.code}: {exc.message}", file=sys.stderr)
-    return 2 if exc.status in (400,) else 1
+    return 2 if exc.kind == "malformed" else 1
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from bridge.service import BridgeCA, BridgeError, check_base_url
+    from bridge.errors import BridgeError
+    from bridge.service import BridgeCA, check_base_url
 
     try:
         # Checked before anything is written: the URL goes into certificates
@@ -73,7 +74,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from bridge.service import BridgeCA, BridgeError
+    from bridge.errors import BridgeError
+    from bridge.service import BridgeCA
 
     try:
         store = BridgeCA.open_store_only(args.home)

@@ -103,7 +103,7 @@ def cmd_proposal_cancel(args: argparse.Namespace) -> int:
 
 def _fail(exc) -> int:
     print(f"bridgeca: {exc.code}: {exc.message}", file=sys.stderr)
-    return 2 if exc.status == 400 else 1
+    return 2 if exc.kind == "malformed" else 1
 
 
 def _trusted_certificates(home: str):
@@ -152,7 +152,8 @@ def audit_findings(store, home: str, checkpoints_source: str | None) -> tuple[li
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from bridge.checkpoints import CheckpointSourceError
-    from bridge.service import BridgeCA, BridgeError
+    from bridge.errors import BridgeError
+    from bridge.service import BridgeCA
 
     try:
         store = BridgeCA.open_store_only(args.home)
@@ -217,7 +218,7 @@ def _entry_dict(row) -> dict:
 
 
 def _audit_listing(args: argparse.Namespace, line) -> int:
-    from bridge.service import BridgeError
+    from bridge.errors import BridgeError
 
     try:
         for row in _entries(args):

@@ -38,7 +38,8 @@ def register(sub) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
-    from bridge.service import BridgeCA, BridgeError
+    from bridge.errors import BridgeError
+    from bridge.service import BridgeCA
 
     if not (1 <= args.port <= 65535):
         raise UsageError(f"port {args.port} is out of range")

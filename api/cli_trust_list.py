@@ -75,7 +75,8 @@ def _refused(exc) -> int:
 
 
 def _registry(home: str):
-    from bridge.service import BridgeCA, BridgeError
+    from bridge.errors import BridgeError
+    from bridge.service import BridgeCA
     from bridge.settings import BridgeSettings
     from bridge.trust_lists import TrustListRegistry
 

@@ -37,7 +37,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
-from bridge.service import BridgeCA, BridgeError, write_private
+from bridge.errors import BridgeError
+from bridge.service import BridgeCA, write_private
 
 from .cli import UsageError
 

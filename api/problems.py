@@ -1,7 +1,8 @@
 """RFC 9457 problem details with a stable ``code`` member.
 
 Every error the service returns goes through here: domain errors
-(BridgeError, pki InputError), request validation errors and unexpected
+(BridgeError, whose kind becomes the status here and nowhere else; pki
+InputError), request validation errors and unexpected
 failures, so a client never sees a traceback or an HTML page.
 """
 from __future__ import annotations
@@ -12,6 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bridge.errors import BridgeError
 
 log = logging.getLogger("bridgeca.api")
 
@@ -27,6 +30,7 @@ _TITLES = {
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -43,9 +47,21 @@ _HTTP_CODES = {
 }
 
 
-# Bridge codes that mean the input could not be read at all (the domain
-# reports them as 422 along with its semantic checks).
-_UNREADABLE = frozenset({"malformed_certificate"})
+# The one mapping of a domain error's kind (bridge/errors.py) to an HTTP
+# status: INTERFACE.md's 400 for input that cannot be read, 422 for input
+# refused on its merits.
+STATUS_OF_KIND = {
+    "malformed": 400,
+    "invalid": 422,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "too_large": 413,
+    "rate_limited": 429,
+    "unavailable": 503,
+    "internal": 500,
+}
 
 
 class Problem(Exception):
@@ -66,8 +82,15 @@ def problem_response(status: int, code: str, detail: str, *, headers: dict | Non
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers or None)
 
 
+def bridge_status(exc: BridgeError) -> int:
+    """The HTTP status of a BridgeError; the bridge's own faults are logged."""
+    status = STATUS_OF_KIND[exc.kind]
+    if status == 500:
+        log.error("bridge error %s: %s", exc.code, exc.message)
+    return status
+
+
 def install(app: FastAPI) -> None:
-    from bridge.service import BridgeError
     from pki.errors import InputError
 
     @app.exception_handler(Problem)
@@ -76,12 +99,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(BridgeError)
     async def _bridge(_request: Request, exc: BridgeError):
-        status = exc.status if exc.status < 500 or exc.status == 503 else 500
-        if exc.code in _UNREADABLE:
-            status = 400  # INTERFACE.md: 400 malformed input, 422 semantically invalid
-        if status == 500:
-            log.error("bridge error %s: %s", exc.code, exc.message)
-        return problem_response(status, exc.code, exc.message)
+        return problem_response(bridge_status(exc), exc.code, exc.message)
 
     from .limits import BodyTooLarge
 

@@ -24,7 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 
-from bridge.service import BridgeError
+from bridge.errors import BridgeError
 from pki.errors import InputError
 
 from .app import PlatformOrAdminJson, _problems
@@ -32,7 +32,7 @@ from .inputs import chain_options, verify_signature_body
 
 # The single routes' problem vocabulary, so an item's error is the problem
 # its own request would get (api/problems.py's handlers build the same body).
-from .problems import _TITLES, _UNREADABLE, Problem
+from .problems import _TITLES, Problem, bridge_status
 from .schemas import BatchItem, VerifyBatchRequest, VerifyBatchResponse
 
 log = logging.getLogger("bridgeca.api")
@@ -94,12 +94,7 @@ def _problem(exc: Exception) -> dict:
     elif isinstance(exc, Problem):
         status, code, detail, extra = exc.status, exc.code, exc.detail, exc.extra
     elif isinstance(exc, BridgeError):
-        status = exc.status if exc.status < 500 or exc.status == 503 else 500
-        if exc.code in _UNREADABLE:
-            status = 400
-        code, detail = exc.code, exc.message
-        if status == 500:
-            log.error("bridge error %s: %s", exc.code, exc.message)
+        status, code, detail = bridge_status(exc), exc.code, exc.message
     elif isinstance(exc, InputError):
         status, code, detail = 400, "malformed_input", str(exc)
     else:

@@ -99,9 +99,9 @@ def audit_log(request: Request, who: Admin,
               since: str | None = Query(None, max_length=40, description="ISO 8601 time"),
               after: int = Query(0, ge=0, le=2**62, description="entries after this sequence number"),
               limit: int = Query(100, ge=1, le=1000)) -> JSONResponse:
-    from bridge.service import _translated
+    from bridge.errors import translated
 
-    with _translated():
+    with translated():
         rows = request.app.state.ca.store.audit_page(action=action, actor=actor, since=_since(since), after_seq=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -120,9 +120,9 @@ def audit_view(row) -> dict:
                     "--checkpoints` finds any later rewrite or truncation of the log")
 def audit_checkpoints(request: Request,
                       limit: int | None = Query(None, ge=1, le=1_000_000, description="only the newest this many")) -> JSONResponse:
-    from bridge.service import _translated
+    from bridge.errors import translated
 
-    with _translated():
+    with translated():
         document = checkpoints.publication(request.app.state.ca, limit)
     return JSONResponse(document, headers={"Cache-Control": "no-cache"})
 

@@ -5,7 +5,7 @@ policy mappings, states), ``authority`` signs (the only user of the
 ``signer``), ``store`` persists (the only code that touches the database,
 with the hash-chained ``audit`` log). ``service.BridgeCA`` is the facade the
 CLI and the HTTP layer call; every failure leaves it as
-``service.BridgeError`` with ``code``, ``message`` and the HTTP ``status``.
+``errors.BridgeError`` with ``code``, ``message`` and a ``kind`` (api/problems.py maps kinds to HTTP statuses).
 
     ca = BridgeCA.open(home)                        # or BridgeCA.init(home, ...)
     ca.enroll(name=, jurisdiction=, root_certificate=, policy_mappings=[{bridge_policy, member_policy}],

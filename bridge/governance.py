@@ -107,9 +107,9 @@ def perform(ca: "BridgeCA", action: str, params: dict[str, Any], *, actor: str) 
     method = _method(action)
     if ca.settings.approvals_required <= 1:
         return getattr(ca, method)(**params, actor=actor)
-    from .service import _translated
+    from .errors import translated
 
-    with _translated():
+    with translated():
         PRECHECKS.get(action, _enrollment_exists)(ca, params)
         expires_at = _now() + timedelta(hours=ca.settings.proposal_ttl_hours)
         row = ca.store.add_proposal(actor=actor, action=action, params=params, expires_at=expires_at)
@@ -147,19 +147,19 @@ PROPOSAL_STATUSES = ("pending", "confirmed", "failed", "cancelled", "expired")
 
 def proposals(store: "Store", status: str | None = None, *, actor: str = "bridgeca") -> list[dict]:
     """Proposals, oldest first; pending ones past their expiry are recorded expired (proposal.expire) first."""
-    from .service import BridgeError, _translated
+    from .errors import BridgeError, translated
 
     if status is not None and status not in PROPOSAL_STATUSES:
-        raise BridgeError("invalid_request", f"status {status!r} is not one of {', '.join(PROPOSAL_STATUSES)}", 400)
-    with _translated():
+        raise BridgeError("invalid_request", f"status {status!r} is not one of {', '.join(PROPOSAL_STATUSES)}", "malformed")
+    with translated():
         store.expire_proposals(actor=actor)
         return [proposal_view(r) for r in store.proposals(status)]
 
 
 def proposal(store: "Store", proposal_id: str) -> dict:
-    from .service import _translated
+    from .errors import translated
 
-    with _translated():
+    with translated():
         return proposal_view(store.proposal(proposal_id))
 
 
@@ -168,23 +168,23 @@ def confirm(ca: "BridgeCA", proposal_id: str, *, actor: str) -> dict:
     (proposal.confirm records the proposer beside it). The proposer
     confirming is refused (403 same_admin); an expired proposal too (409
     proposal_expired); of two confirmations at once, one does the action."""
-    from .service import BridgeError, _translated
+    from .errors import BridgeError, translated
 
     def different_admin(row) -> None:
         if row.proposer == actor:
-            raise BridgeError("same_admin", f"proposal {row.id} was made by {actor}; a different administrator must confirm it", 403)
+            raise BridgeError("same_admin", f"proposal {row.id} was made by {actor}; a different administrator must confirm it", "forbidden")
         if row.action not in ACTIONS:
-            raise BridgeError("unknown_action", f"proposal {row.id} is for {row.action!r}, which this bridge no longer does", 409)
+            raise BridgeError("unknown_action", f"proposal {row.id} is for {row.action!r}, which this bridge no longer does", "conflict")
 
-    with _translated():
+    with translated():
         row = ca.store.confirm_proposal(proposal_id, actor=actor, check=different_admin)
     try:
         result = getattr(ca, _method(row.action))(**json.loads(row.params), actor=actor)
     except BridgeError as exc:
-        with _translated():
+        with translated():
             ca.store.finish_proposal(row.id, actor=actor, outcome={"code": exc.code, "message": exc.message}, failed=True)
         raise
-    with _translated():
+    with translated():
         done = ca.store.finish_proposal(row.id, actor=actor, outcome=_summary(result), failed=False)
     return {"proposal": proposal_view(done), "result": result}
 
@@ -197,7 +197,7 @@ def _summary(result: dict) -> dict:
 
 def cancel(store: "Store", proposal_id: str, *, actor: str, reason: str = "") -> dict:
     """Any administrator (the proposer included) withdraws a pending proposal."""
-    from .service import _translated
+    from .errors import translated
 
-    with _translated():
+    with translated():
         return proposal_view(store.cancel_proposal(proposal_id, actor=actor, reason=reason))

@@ -48,27 +48,27 @@ def _view(ca: "BridgeCA", enrollment_id: str, **extra) -> dict:
 
 
 def withdraw(ca: "BridgeCA", enrollment_id: str, *, reason: str = "", actor: str) -> dict:
-    from .service import _translated
+    from .errors import translated
 
-    with _translated():
+    with translated():
         serials, crl = ca.store.withdraw_enrollment(actor=actor, enrollment_id=enrollment_id, reason=reason,
                                                     build_crl=ca.authority.build_crl)
         return _view(ca, enrollment_id, revoked_serials=serials, crl_number=crl.number if crl else None)
 
 
 def suspend(ca: "BridgeCA", enrollment_id: str, *, reason: str = "", actor: str) -> dict:
-    from .service import _translated
+    from .errors import translated
 
-    with _translated():
+    with translated():
         serials, crl = ca.store.suspend_member(actor=actor, enrollment_id=enrollment_id, reason=reason,
                                                build_crl=ca.authority.build_crl)
         return _view(ca, enrollment_id, held_serials=serials, crl_number=crl.number)
 
 
 def reinstate(ca: "BridgeCA", enrollment_id: str, *, reason: str = "", actor: str) -> dict:
-    from .service import _translated
+    from .errors import translated
 
-    with _translated():
+    with translated():
         serials, crl = ca.store.reinstate_member(actor=actor, enrollment_id=enrollment_id, reason=reason,
                                                  build_crl=ca.authority.build_crl)
         return _view(ca, enrollment_id, released_serials=serials, crl_number=crl.number)
@@ -78,7 +78,8 @@ def _reissue(ca: "BridgeCA", enrollment_id: str, terms: MemberTerms, *, action: 
              new_terms: dict | None) -> dict:
     """Issue a cross-certificate on ``terms`` beside the member's current
     ones, publish it, then supersede those (see the module docstring)."""
-    from .service import BridgeError, SerialCollision, _now, _pem
+    from .errors import BridgeError
+    from .service import SerialCollision, _now, _pem
 
     record = ca.store.get_enrollment(enrollment_id)
     if record.status != "active":
@@ -96,7 +97,7 @@ def _reissue(ca: "BridgeCA", enrollment_id: str, terms: MemberTerms, *, action: 
         except SerialCollision:
             continue
     else:  # pragma: no cover - 127-bit serials do not collide five times
-        raise BridgeError("serial_exhausted", "could not draw an unused serial number", 500)
+        raise BridgeError("serial_exhausted", "could not draw an unused serial number", "internal")
     certificate = ca.authority.sign_prepared(prepared)
     ca.store.complete_reissue(
         actor=actor, action=action, enrollment_id=enrollment_id, serial=prepared.serial,
@@ -110,9 +111,9 @@ def _reissue(ca: "BridgeCA", enrollment_id: str, terms: MemberTerms, *, action: 
 
 def renew(ca: "BridgeCA", enrollment_id: str, *, reason: str = "", actor: str) -> dict:
     """A new cross-certificate on the same terms (subject, key, mappings, constraints), new serial and validity."""
-    from .service import _translated
+    from .errors import translated
 
-    with _translated():
+    with translated():
         record = ca.store.get_enrollment(enrollment_id)
         return _reissue(ca, enrollment_id, ca._terms(record), action="certificate.renew", reason=reason, actor=actor,
                         new_terms=None)
@@ -126,9 +127,9 @@ def change_terms(ca: "BridgeCA", enrollment_id: str, *, policy_mappings=_KEEP, p
     """Reissue with new policy mappings / name constraints / path length (each
     kept when not given; path_length None means the bridge's default), the
     old cross-certificate revoked with reason superseded."""
-    from .service import _translated
+    from .errors import translated
 
-    with _translated():
+    with translated():
         record = ca.store.get_enrollment(enrollment_id)
         current = ca._terms(record)
         mappings = current.policy_mappings if policy_mappings is _KEEP else registration.parse_policy_mappings(policy_mappings)
@@ -155,11 +156,12 @@ def change_terms(ca: "BridgeCA", enrollment_id: str, *, policy_mappings=_KEEP, p
 
 def expiring(ca: "BridgeCA", days: float | None = None, *, now: datetime | None = None) -> list[dict]:
     """Cross-certificates in force (or on hold) whose notAfter is within ``days`` (default: the setting)."""
-    from .service import _now, _translated
+    from .errors import translated
+    from .service import _now
 
     now = now or _now()
     horizon = now + timedelta(days=ca.settings.expiry_warning_days if days is None else days)
-    with _translated():
+    with translated():
         names = {r.id: r.member for r in ca.store.list_enrollments()}
         found = []
         for c in ca.store.cross_certificates(statuses=("issued", "held")):
@@ -176,10 +178,11 @@ def run_maintenance(ca: "BridgeCA", *, actor: str = "bridgeca-maintenance", now:
     """Expire stale pending enrollments and members with nothing left in
     force; log and audit (once per certificate) cross-certificates near expiry.
     Idempotent, so several workers (or cron beside the service) may run it."""
-    from .service import _now, _translated
+    from .errors import translated
+    from .service import _now
 
     now = now or _now()
-    with _translated():
+    with translated():
         stale = ca.store.expire_pending(actor=actor, created_before=now - timedelta(days=ca.settings.pending_enrollment_max_days))
         ran_out = ca.store.expire_enrollments(actor=actor, now=now)
     warnings = expiring(ca, now=now)
@@ -187,7 +190,7 @@ def run_maintenance(ca: "BridgeCA", *, actor: str = "bridgeca-maintenance", now:
     for item in warnings:
         log.warning("cross-certificate %s of %s (%s) expires %s, in %.1f days: renew it",
                     item["serial"], item["name"], item["enrollment"], item["not_after"], item["days_left"])
-        with _translated():
+        with translated():
             if ca.store.mark_expiry_warned(actor=actor, serial=item["serial"], not_after=datetime.fromisoformat(item["not_after"]),
                                            enrollment_id=item["enrollment"], days_left=item["days_left"]):
                 newly_warned.append(item["serial"])

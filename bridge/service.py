@@ -2,7 +2,7 @@
 
 It wires the three roles together and owns none of their work: registration
 decides, the authority signs, the store persists. Every failure leaves as a
-``BridgeError`` with a stable ``code`` and the HTTP status it maps to, so
+``BridgeError`` (bridge/errors.py) with a stable ``code`` and its ``kind``, so
 routers stay thin.
 
 Dual-key bridges (``second_key_type``): one SM2 key and one ECDSA or RSA key
@@ -43,64 +43,20 @@ from .authority import (
     CrossCertificateProfile,
     MemberTerms,
     PolicyConstraintOptions,
-    ProfileViolation,
     PublicationOptions,
     ValidityOptions,
     bridge_subject,
     certs_only_p7c,
     new_serial,
 )
+from .errors import BridgeError, translate, translated
 from .registration import EnrollmentError, EnrollmentRequest, PolicyMapping, Subtree
 from .settings import CONFIG_FILE, DATABASE_FILE, BridgeSettings
 from .signer import Pkcs11Signer, Signer, SignerError, SoftwareSigner
-from .store import Conflict, CrossCertificate, NotFound, SerialCollision, Store, StoreError
+from .store import CrossCertificate, NotFound, SerialCollision, Store, StoreError
 
 ROLES = ("admin", "issuer", "platform")
 TOKEN_PREFIX = "bca_"
-
-
-class BridgeError(Exception):
-    """A failure the caller can act on: stable ``code``, plain ``message``, the HTTP ``status`` it maps to."""
-
-    def __init__(self, code: str, message: str, status: int = 422):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-
-    def to_dict(self) -> dict:
-        return {"code": self.code, "message": self.message, "status": self.status}
-
-
-def _translate(exc: Exception) -> BridgeError:
-    if isinstance(exc, BridgeError):
-        return exc
-    if isinstance(exc, EnrollmentError):
-        status = 409 if exc.code in ("invalid_state",) else 422
-        return BridgeError(exc.code, exc.message, status)
-    if isinstance(exc, NotFound):
-        return BridgeError("not_found", str(exc), 404)
-    if isinstance(exc, Conflict):
-        return BridgeError(exc.code, str(exc), 409)
-    if isinstance(exc, SignerError):
-        return BridgeError("signer_unavailable", str(exc), 503)
-    if isinstance(exc, StoreError):
-        return BridgeError("database_unavailable", str(exc), 503)
-    if isinstance(exc, ProfileViolation):
-        return BridgeError("profile_violation", str(exc), 500)
-    raise exc
-
-
-class _translated:
-    """Context manager: the facade's exceptions all leave as BridgeError."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc is None or not isinstance(exc, (BridgeError, EnrollmentError, StoreError, SignerError, ProfileViolation)):
-            return False
-        raise _translate(exc) from exc
 
 
 def _now() -> datetime:
@@ -116,11 +72,11 @@ def parse_serial(serial: int | str) -> int:
         return serial
     text = str(serial).strip().lower().replace(":", "")
     if text.startswith(("-", "+")):
-        raise BridgeError("invalid_serial", f"serial {serial!r} is not hexadecimal", 400)
+        raise BridgeError("invalid_serial", f"serial {serial!r} is not hexadecimal", "malformed")
     try:
         return int(text, 16)
     except ValueError:
-        raise BridgeError("invalid_serial", f"serial {serial!r} is not hexadecimal", 400) from None
+        raise BridgeError("invalid_serial", f"serial {serial!r} is not hexadecimal", "malformed") from None
 
 
 def _settings_problem(exc: Exception) -> str:
@@ -141,12 +97,12 @@ def check_base_url(url: str | None, *, allow_loopback: bool = False) -> str:
     loopback URL is only for a bridge nobody else uses (the demo, tests)."""
     if not url:
         raise BridgeError("base_url_required", "--base-url (or BRIDGECA_BASE_URL) is required: it is the public URL that "
-                          "every cross-certificate's CRL, OCSP and CA-issuers URLs point under", 400)
+                          "every cross-certificate's CRL, OCSP and CA-issuers URLs point under", "malformed")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BridgeError("invalid_base_url", f"base URL {url!r} is not an http:// or https:// URL with a host", 400)
+        raise BridgeError("invalid_base_url", f"base URL {url!r} is not an http:// or https:// URL with a host", "malformed")
     if parts.query or parts.fragment:
-        raise BridgeError("invalid_base_url", f"base URL {url!r} must not have a query or fragment", 400)
+        raise BridgeError("invalid_base_url", f"base URL {url!r} must not have a query or fragment", "malformed")
     host = parts.hostname.lower().rstrip(".")
     try:
         address = ipaddress.ip_address(host)
@@ -155,7 +111,7 @@ def check_base_url(url: str | None, *, allow_loopback: bool = False) -> str:
         local = host == "localhost" or host.endswith(".localhost")
     if local and not allow_loopback:
         raise BridgeError("loopback_base_url", f"base URL {url} is a loopback address: certificates would send every relying "
-                          "party to itself; give the public URL, or --allow-loopback-url for a bridge only this host uses", 400)
+                          "party to itself; give the public URL, or --allow-loopback-url for a bridge only this host uses", "malformed")
     return url.rstrip("/")
 
 
@@ -180,7 +136,7 @@ def _database_url(settings: BridgeSettings) -> str:
     elsewhere (a PostgreSQL home opened without its URL)."""
     if settings.database_url is None and not (settings.home / DATABASE_FILE).exists():
         raise BridgeError("database_not_found", f"{settings.home} has no {DATABASE_FILE} and its config.json names no "
-                          "database: set BRIDGECA_DATABASE_URL to the database it was initialised with", 400)
+                          "database: set BRIDGECA_DATABASE_URL to the database it was initialised with", "malformed")
     return settings.database_url_resolved
 
 
@@ -192,7 +148,7 @@ def _open_second_key(settings: BridgeSettings) -> tuple[tuple[Signer, x509.Certi
         certificate = x509.load_pem_x509_certificate(settings.second_cert_path.read_bytes())
         links = x509.load_pem_x509_certificates(settings.links_path.read_bytes())
     except (OSError, ValueError) as exc:
-        raise BridgeError("not_initialised", f"cannot read the second bridge key's certificates: {exc}", 400) from exc
+        raise BridgeError("not_initialised", f"cannot read the second bridge key's certificates: {exc}", "malformed") from exc
     passphrase = settings.key_passphrase.get_secret_value() if settings.key_passphrase else None
     return (SoftwareSigner.load(settings.second_key_path, passphrase), certificate), links
 
@@ -262,7 +218,7 @@ class BridgeCA:
         """
         home = Path(home)
         if (home / CONFIG_FILE).exists():
-            raise BridgeError("already_initialised", f"{home} already holds a bridge ({CONFIG_FILE} exists)", 409)
+            raise BridgeError("already_initialised", f"{home} already holds a bridge ({CONFIG_FILE} exists)", "conflict")
         try:
             _make_private_dir(home)
             settings = BridgeSettings.load(
@@ -272,10 +228,10 @@ class BridgeCA:
             )
             name = bridge_subject(settings.subject)
         except (ValueError, OSError) as exc:
-            raise BridgeError("invalid_settings", _settings_problem(exc), 400) from exc
+            raise BridgeError("invalid_settings", _settings_problem(exc), "malformed") from exc
 
         if (settings.signer == "software" or settings.second_key_type) and not settings.key_passphrase:
-            raise _translate(SignerError("BRIDGECA_KEY_PASSPHRASE is not set: it encrypts the bridge key"))
+            raise translate(SignerError("BRIDGECA_KEY_PASSPHRASE is not set: it encrypts the bridge key"))
         written: list[Path] = []
         if settings.database_url is None and not (settings.home / DATABASE_FILE).exists():
             written.append(settings.home / DATABASE_FILE)  # ours to remove if init fails
@@ -283,7 +239,7 @@ class BridgeCA:
         signer_obj: Signer | None = None
         second_signer: Signer | None = None
         try:
-            with _translated():
+            with translated():
                 if written:
                     # Created empty and private before SQLite opens it: SQLite
                     # would create it with the umask's mode (often 0644), and
@@ -291,7 +247,7 @@ class BridgeCA:
                     write_private(settings.home / DATABASE_FILE, b"")
                 store = Store.open(settings.database_url_resolved, create=True)
                 if store.audit_counter() > 0:
-                    raise BridgeError("already_initialised", f"database {store.safe_url} already holds a bridge", 409)
+                    raise BridgeError("already_initialised", f"database {store.safe_url} already holds a bridge", "conflict")
                 if settings.signer == "pkcs11":
                     pin = settings.pkcs11_pin or settings.key_passphrase
                     signer_obj = Pkcs11Signer.generate(
@@ -303,7 +259,7 @@ class BridgeCA:
                     if not passphrase:
                         raise SignerError("BRIDGECA_KEY_PASSPHRASE is not set: it encrypts the bridge key")
                     if settings.key_path.exists():
-                        raise BridgeError("already_initialised", f"{settings.key_path} already exists", 409)
+                        raise BridgeError("already_initialised", f"{settings.key_path} already exists", "conflict")
                     written.append(settings.key_path)
                     signer_obj = SoftwareSigner.generate(settings.key_path, settings.key_type, passphrase)
                 certificate = BridgeAuthority.create_self_signed(signer_obj, name, settings.bridge_validity_days)
@@ -313,7 +269,7 @@ class BridgeCA:
                 if settings.second_key_type:
                     for path in (settings.second_key_path, settings.second_cert_path, settings.links_path):
                         if path.exists():
-                            raise BridgeError("already_initialised", f"{path} already exists", 409)
+                            raise BridgeError("already_initialised", f"{path} already exists", "conflict")
                     written.append(settings.second_key_path)
                     second_passphrase = settings.key_passphrase.get_secret_value() if settings.key_passphrase else None
                     if not second_passphrase:
@@ -371,16 +327,16 @@ class BridgeCA:
     def open(cls, home: Path | str, **overrides) -> "BridgeCA":
         home = Path(home)
         if not (home / CONFIG_FILE).exists():
-            raise BridgeError("not_initialised", f"{home} is not a bridge home (no {CONFIG_FILE}); run 'bridgeca init'", 400)
+            raise BridgeError("not_initialised", f"{home} is not a bridge home (no {CONFIG_FILE}); run 'bridgeca init'", "malformed")
         try:
             settings = BridgeSettings.load(home, **overrides)
         except ValueError as exc:
-            raise BridgeError("invalid_settings", _settings_problem(exc), 400) from exc
-        with _translated():
+            raise BridgeError("invalid_settings", _settings_problem(exc), "malformed") from exc
+        with translated():
             try:
                 certificate = x509.load_pem_x509_certificate(settings.cert_path.read_bytes())
             except (OSError, ValueError) as exc:
-                raise BridgeError("not_initialised", f"cannot read the bridge certificate {settings.cert_path}: {exc}", 400) from exc
+                raise BridgeError("not_initialised", f"cannot read the bridge certificate {settings.cert_path}: {exc}", "malformed") from exc
             signer = _open_signer(settings)
             second = None
             try:
@@ -403,12 +359,12 @@ class BridgeCA:
         """The database of a bridge home, without the key (for audit verification)."""
         home = Path(home)
         if not (home / CONFIG_FILE).exists():
-            raise BridgeError("not_initialised", f"{home} is not a bridge home (no {CONFIG_FILE})", 400)
+            raise BridgeError("not_initialised", f"{home} is not a bridge home (no {CONFIG_FILE})", "malformed")
         try:
             settings = BridgeSettings.load(home)
         except ValueError as exc:
-            raise BridgeError("invalid_settings", _settings_problem(exc), 400) from exc
-        with _translated():
+            raise BridgeError("invalid_settings", _settings_problem(exc), "malformed") from exc
+        with translated():
             return Store.open(_database_url(settings))
 
     def close(self) -> None:
@@ -476,7 +432,7 @@ class BridgeCA:
         holds under another key is refused (409 name_taken). Blacklisted roots
         are refused (409 blacklisted).
         """
-        with _translated():
+        with translated():
             checked = registration.check_enrollment(
                 EnrollmentRequest(name, jurisdiction, root_certificate if isinstance(root_certificate, bytes) else root_certificate.encode(),
                                   list(policy_mappings or []), permitted_subtrees, excluded_subtrees, path_length),
@@ -512,7 +468,7 @@ class BridgeCA:
 
         why = blacklist.refusal(root, self.store.blacklist_entries(), self.store.list_enrollments())
         if why is not None:
-            raise BridgeError("blacklisted", why, 409)
+            raise BridgeError("blacklisted", why, "conflict")
 
     def approve(self, enrollment_id: str, *, actor: str = "admin") -> dict:
         """Issue the cross-certificate for a pending enrollment and make it active.
@@ -522,7 +478,7 @@ class BridgeCA:
         after it is stored. If storing fails, the reservation stays behind as
         evidence of a key use that produced nothing anyone received.
         """
-        with _translated():
+        with translated():
             record = self.store.get_enrollment(enrollment_id)
             registration.check_transition(record.status, registration.ACTIVE)
             terms = self._terms(record)
@@ -540,7 +496,7 @@ class BridgeCA:
                 except SerialCollision:
                     continue
             else:  # pragma: no cover - 127-bit serials do not collide five times
-                raise BridgeError("serial_exhausted", "could not draw an unused serial number", 500)
+                raise BridgeError("serial_exhausted", "could not draw an unused serial number", "internal")
             certificate = self.authority.sign_prepared(prepared)
             self.store.complete_issuance(
                 actor=actor, enrollment_id=enrollment_id, serial=prepared.serial,
@@ -553,7 +509,7 @@ class BridgeCA:
             return view
 
     def reject(self, enrollment_id: str, *, reason: str = "", actor: str = "admin") -> dict:
-        with _translated():
+        with translated():
             record = self.store.get_enrollment(enrollment_id)
             registration.check_transition(record.status, registration.REJECTED)
             self.store.set_enrollment_status(enrollment_id, from_status=("pending",), to_status="rejected", actor=actor, reason=reason)
@@ -561,7 +517,7 @@ class BridgeCA:
 
     def expire_due(self, *, at: datetime | None = None, actor: str = "bridgeca") -> list[str]:
         """Move active enrollments whose cross-certificates have all run out to ``expired``; returns their ids."""
-        with _translated():
+        with translated():
             return self.store.expire_enrollments(actor=actor, now=at or _now())
 
     # Member lifecycle (bridge/lifecycle.py). Routes and the CLI reach these
@@ -603,15 +559,15 @@ class BridgeCA:
         return lifecycle.run_maintenance(self, actor=actor)
 
     def issuer(self, enrollment_id: str, owner: int | None = None) -> dict:
-        """One enrollment; with ``owner``, only if that token submitted it (else not_found, 404)."""
-        with _translated():
+        """One enrollment; with ``owner``, only if that token submitted it (else not_found)."""
+        with translated():
             record = self.store.get_enrollment(enrollment_id)
             if owner is not None and record.owner_token_id != owner:
                 raise NotFound(f"no enrollment {enrollment_id}")
             return self._issuer_view(record)
 
     def issuers(self, owner: int | None = None) -> list[dict]:
-        with _translated():
+        with translated():
             return [self._issuer_view(r) for r in self.store.list_enrollments(owner)]
 
     def _terms(self, record) -> MemberTerms:
@@ -630,7 +586,7 @@ class BridgeCA:
 
     def upload_reverse(self, enrollment_id: str, certificate: bytes | str, *, actor: str = "issuer") -> dict:
         """Check and publish the certificate a member root issued to the bridge."""
-        with _translated():
+        with translated():
             record = self.store.get_enrollment(enrollment_id)
             if record.status not in ("pending", "active"):
                 raise EnrollmentError("invalid_state", f"enrollment {enrollment_id} is {record.status}")
@@ -652,14 +608,14 @@ class BridgeCA:
     def revoke(self, serial: int | str, reason: str = "unspecified", *, actor: str = "admin") -> dict:
         """Revoke a cross-certificate; the CRL listing it is signed and stored in the same transaction."""
         number = parse_serial(serial)
-        with _translated():
+        with translated():
             registration.revocation_reason(reason)
             crl = self.store.revoke(actor=actor, serial=number, reason=reason, build_crl=self.authority.build_crl)
             return {"serial": format(number, "x"), "status": "revoked", "reason": reason, "crl_number": crl.number}
 
     def current_crl(self, *, actor: str = "bridgeca") -> bytes:
         """The latest CRL (DER); a fresh one is issued once half its validity has passed."""
-        with _translated():
+        with translated():
             latest = self.store.latest_crl()
             now = _now()
             if latest is None or now >= latest.next_update - (latest.next_update - latest.this_update) / 2:
@@ -683,14 +639,14 @@ class BridgeCA:
         with self._companion_lock:
             companions = self._companion_crls.get(number)
             if companions is None:
-                with _translated():
+                with translated():
                     self.store.append_audit(actor, "key.use", {"purpose": "crl", "crl_number": number, "key": "second"})
                     companions = self.authority.companion_crls(crl)
                 self._companion_crls = {number: companions}
         return [crl, *companions]
 
     def ocsp_response(self, request_der: bytes) -> bytes:
-        with _translated():
+        with translated():
             return self.authority.ocsp_response(request_der, self._status_of)
 
     def _status_of(self, serial: int) -> CertificateStatus:
@@ -709,7 +665,7 @@ class BridgeCA:
     def issued_by_bridge(self) -> list[x509.Certificate]:
         """Cross-certificates in force, then (dual-key bridge) the link certificates."""
         now = _now()
-        with _translated():
+        with translated():
             return [
                 x509.load_der_x509_certificate(_cross_der(c))
                 # On hold too: the CRL says so, and reinstating needs no republication.
@@ -721,7 +677,7 @@ class BridgeCA:
         """Reverse certificates of active members, then (dual-key bridge) the
         link certificates, which the bridge's keys issued to each other."""
         now = _now()
-        with _translated():
+        with translated():
             return [
                 x509.load_der_x509_certificate(r.der)
                 for r in self.store.reverse_certificates()
@@ -742,7 +698,7 @@ class BridgeCA:
                       effective_at: datetime | None = None, actor: str = "admin") -> dict:
         from . import blacklist
 
-        with _translated():
+        with translated():
             parsed = blacklist.parse_entry_value(kind, value, certificate)
             if not (reason or "").strip():
                 raise blacklist.BlacklistError("an entry needs a reason")
@@ -756,14 +712,14 @@ class BridgeCA:
     def blacklist_remove(self, *, entry_id: str, reason: str = "", actor: str = "admin") -> dict:
         from . import blacklist
 
-        with _translated():
+        with translated():
             return blacklist.admin_view(self.store.end_blacklist_entry(actor=actor, entry_id=entry_id, reason=reason or ""))
 
     def blacklist_entries(self, *, include_removed: bool = True) -> list[dict]:
         """Every entry as administrators see it (internal note and evidence included)."""
         from . import blacklist
 
-        with _translated():
+        with translated():
             rows = self.store.blacklist_entries()
         return [blacklist.admin_view(r) for r in rows if include_removed or r.ended_at is None]
 
@@ -771,14 +727,14 @@ class BridgeCA:
         """The pki blocklist of the entries in force (for the Verifiers of an epoch)."""
         from . import blacklist
 
-        with _translated():
+        with translated():
             return blacklist.blocklist(self.store.blacklist_entries(), self.store.list_enrollments())
 
     def published_blacklist(self, *, actor: str = "bridgeca") -> tuple[bytes, bytes]:
         """(the public JSON document, its detached CMS signature by the bridge), signed once per distinct document."""
         from . import blacklist
 
-        with _translated():
+        with translated():
             signing_certificate = next((k.certificate for k in self.authority.keys if not k.is_sm2), self.certificate)
             document = blacklist.document(self.store.blacklist_entries(), signing_certificate)
             digest = hashlib.sha256(document).hexdigest()
@@ -792,7 +748,7 @@ class BridgeCA:
         """GET /v1/register: members, status histories, disclosed violations (bridge/register.py)."""
         from . import register
 
-        with _translated():
+        with translated():
             return register.register(self.store)
 
     # ------------------------------------------------------------------ tokens and audit
@@ -811,7 +767,7 @@ class BridgeCA:
         token must stop trusting it at its expiry."""
         if not token or not token.startswith(TOKEN_PREFIX):
             return None
-        with _translated():
+        with translated():
             row = self.store.find_token(hash_token(token))
         if row is None:
             return None
@@ -820,17 +776,17 @@ class BridgeCA:
         return (row.id, row.role), (row.expires_at.timestamp() if row.expires_at is not None else None)
 
     def tokens(self) -> list[dict]:
-        with _translated():
+        with translated():
             return [token_view(r) for r in self.store.list_tokens()]
 
     def revoke_token(self, token_id: int, *, actor: str = "admin") -> dict:
-        with _translated():
+        with translated():
             self.store.revoke_token(actor=actor, token_id=token_id)
             return next(token_view(r) for r in self.store.list_tokens() if r.id == token_id)
 
     def issue_crl(self, *, actor: str = "admin") -> dict:
         """Issue a CRL now (it is otherwise issued at revocations and once half the current one's life has passed)."""
-        with _translated():
+        with translated():
             record = self.store.issue_crl(actor=actor, build_crl=self.authority.build_crl)
         return {"crl_number": record.number, "this_update": record.this_update.isoformat(),
                 "next_update": record.next_update.isoformat()}
@@ -839,12 +795,12 @@ class BridgeCA:
         """The role of an API token, or None when it is unknown or revoked."""
         if not token or not token.startswith(TOKEN_PREFIX):
             return None
-        with _translated():
+        with translated():
             row = self.store.find_token(hash_token(token))
         return row.role if row is not None else None
 
     def verify_audit(self) -> AuditFinding:
-        with _translated():
+        with translated():
             return self.store.verify_audit()
 
     def published_trust_list(self, epoch: int | None = None):
@@ -853,7 +809,7 @@ class BridgeCA:
         from the store when None), re-issued only when its content changed."""
         from .trust_list import publisher_of
 
-        with _translated():
+        with translated():
             return publisher_of(self).current(epoch)
 
     def register_trust_list(self, *, name: str, url: str | None = None, xml: str | None = None,
@@ -937,12 +893,12 @@ def token_view(row) -> dict:
 
 def _new_token(store: Store, role: str, actor: str, expires_in: timedelta | None) -> tuple[str, int, datetime | None]:
     if role not in ROLES:
-        raise BridgeError("invalid_role", f"role {role!r} is not one of {', '.join(ROLES)}", 400)
+        raise BridgeError("invalid_role", f"role {role!r} is not one of {', '.join(ROLES)}", "malformed")
     if expires_in is not None and expires_in <= timedelta(0):
-        raise BridgeError("invalid_expiry", "a token's lifetime must be positive", 400)
+        raise BridgeError("invalid_expiry", "a token's lifetime must be positive", "malformed")
     expires_at = _now() + expires_in if expires_in is not None else None
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    with _translated():
+    with translated():
         token_id = store.add_token(actor=actor, role=role, token_hash=hash_token(token), expires_at=expires_at)
     return token, token_id, expires_at
 
@@ -967,25 +923,25 @@ def create_token_without_key(home: Path | str, role: str, actor: str = "bridgeca
 
 
 def revoke_token_without_key(home: Path | str, token_id: int, actor: str = "bridgeca") -> dict:
-    """Revoke an API token by id: it is refused (401) from then on."""
-    with store_of(home) as store, _translated():
+    """Revoke an API token by id: it is refused from then on."""
+    with store_of(home) as store, translated():
         store.revoke_token(actor=actor, token_id=token_id)
         return next(token_view(r) for r in store.list_tokens() if r.id == token_id)
 
 
 def tokens_without_key(home: Path | str) -> list[dict]:
-    with store_of(home) as store, _translated():
+    with store_of(home) as store, translated():
         return [token_view(r) for r in store.list_tokens()]
 
 
 def issuers_without_key(home: Path | str) -> list[dict]:
     """GET /v1/issuers as an admin sees it, from the database alone."""
-    with store_of(home) as store, _translated():
+    with store_of(home) as store, translated():
         return [issuer_view(store, r) for r in store.list_enrollments()]
 
 
 def issuer_without_key(home: Path | str, enrollment_id: str) -> dict:
-    with store_of(home) as store, _translated():
+    with store_of(home) as store, translated():
         return issuer_view(store, store.get_enrollment(enrollment_id))
 
 

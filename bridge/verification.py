@@ -23,8 +23,9 @@ from pki.crl import Crl, parse_crl
 from pki.loading import load_certificate
 from pki.revocation import RevocationInfo, RevocationStatus
 
+from .errors import BridgeError
 from .revocation_source import FetchLimits, FetchNeeded, RevocationSource, no_fetch
-from .service import BridgeCA, BridgeError
+from .service import BridgeCA
 
 if TYPE_CHECKING:  # imported where used: most verifications need no trust list
     from .trust_lists import ListView
@@ -150,9 +151,9 @@ class VerificationService:
     def _anchor(self, trust_anchor: str) -> bytes:
         if trust_anchor == "bridge":
             return self._ca.certificate_der()
-        view = self._ca.issuer(trust_anchor)  # BridgeError not_found (404)
+        view = self._ca.issuer(trust_anchor)  # BridgeError not_found
         if view["status"] != "active":
-            raise BridgeError("issuer_not_active", f"issuer {trust_anchor} is {view['status']}; only an active member's root can be the trust anchor", 422)
+            raise BridgeError("issuer_not_active", f"issuer {trust_anchor} is {view['status']}; only an active member's root can be the trust anchor", "invalid")
         return view["root_certificate"].encode()
 
     def _context(self, trust_anchor: str) -> _Context:
@@ -262,12 +263,12 @@ class VerificationService:
         try:
             view = self._ca.trust_lists.current(list_id)
         except NotFound:
-            raise BridgeError("not_found", f"no trust list {list_id}", 404) from None
+            raise BridgeError("not_found", f"no trust list {list_id}", "not_found") from None
         except TrustListError as exc:
-            raise BridgeError(exc.code, exc.message, 422) from None
+            raise BridgeError(exc.code, exc.message, "invalid") from None
         anchors = view.anchors()
         if not anchors:
-            raise BridgeError("not_recognised", f"trust list {list_id} names no CA service with a certificate", 422)
+            raise BridgeError("not_recognised", f"trust list {list_id} names no CA service with a certificate", "invalid")
         verifier = Verifier(anchors=anchors, untrusted=[], crls=[], blocklist=self._ca.blocklist())
         provider = BridgeRevocationProvider(frozenset(), (), frozenset(), self._source)
         ctx = _Context(verifier, provider, now, epoch, view)
@@ -390,7 +391,7 @@ class PinnedVerification:
                 ctx = exc
             self._contexts[trust_anchor] = ctx
         if isinstance(ctx, BridgeError):
-            raise BridgeError(ctx.code, ctx.message, ctx.status)  # a fresh one: each item's error stands alone
+            raise BridgeError(ctx.code, ctx.message, ctx.kind)  # a fresh one: each item's error stands alone
         _pinned.context = (trust_anchor, ctx)
         try:
             return method(*args, trust_anchor=trust_anchor, **kwargs)

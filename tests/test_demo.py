@@ -304,7 +304,8 @@ def test_a_directory_the_demo_did_not_make_is_left_alone(tmp_path):
 
 def test_the_environment_passphrase_is_used_when_set(tmp_path, monkeypatch):
     from api.demo import DEMO_PASSPHRASE
-    from bridge.service import BridgeCA, BridgeError
+    from bridge.errors import BridgeError
+    from bridge.service import BridgeCA
 
     printed = Printed(demo_setup(tmp_path, env=_env(BRIDGECA_KEY_PASSPHRASE="operator-chosen")).stdout)
     assert "key      from BRIDGECA_KEY_PASSPHRASE" in printed.text

@@ -36,7 +36,7 @@ def test_the_defaults(tmp_path):
 
 def test_a_negative_value_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("BRIDGECA_REVOCATION_FAILURE_TTL_SECONDS", "-1")
-    from bridge.service import BridgeError
+    from bridge.errors import BridgeError
 
     with pytest.raises(BridgeError) as caught:
         make_federation(tmp_path / "home", codes=())

@@ -11,7 +11,7 @@ import pytest
 from cryptography.x509.oid import NameOID
 
 from bridge import governance
-from bridge.service import BridgeError
+from bridge.errors import BridgeError
 from bridge.verification import VerificationService
 
 from .members import BRIDGE_MEDIUM, der, make_member, make_root, name, pem
@@ -65,7 +65,7 @@ def test_each_kind_refuses_the_path_that_touches_it(bridge, kind, value_of, inde
     assert _actions(bridge, "blacklist.remove")[0]["status"] == "removed"
     with pytest.raises(BridgeError) as again:
         bridge.blacklist_remove(entry_id=entry["id"])
-    assert again.value.code == "already_removed" and again.value.status == 409
+    assert again.value.code == "already_removed" and again.value.kind == "conflict"
 
 
 def test_key_compromise_blacklists_the_root_key_in_the_same_transaction_and_blocks_re_enrollment(bridge):
@@ -78,7 +78,7 @@ def test_key_compromise_blacklists_the_root_key_in_the_same_transaction_and_bloc
     assert auto["serial"] == serial and auto["value"] == entry["value"]
     with pytest.raises(BridgeError) as refused:
         bridge.enroll(name="HK again", jurisdiction="HK", root_certificate=der(hk.root), policy_mappings=hk.mappings())
-    assert refused.value.code == "blacklisted" and refused.value.status == 409
+    assert refused.value.code == "blacklisted" and refused.value.kind == "conflict"
     # The same key under a new certificate and name is the same key.
     _, renamed = make_root(name("HK", "Renamed CA", "Renamed Root"), hk.root_key)
     with pytest.raises(BridgeError) as refused:
@@ -112,7 +112,7 @@ def test_a_subject_identity_refuses_enrollment_and_a_pending_enrollment_listed_l
 def test_bad_entries_are_refused(bridge, kind, value):
     with pytest.raises(BridgeError) as refused:
         bridge.blacklist_add(kind=kind, value=value, reason="x")
-    assert refused.value.code == "invalid_blacklist_entry" and refused.value.status == 422
+    assert refused.value.code == "invalid_blacklist_entry" and refused.value.kind == "invalid"
     assert bridge.blacklist_entries() == []
 
 
@@ -120,7 +120,7 @@ def test_an_entry_in_force_is_not_added_twice(bridge):
     bridge.blacklist_add(kind="spki_sha256", value="AB" * 32, reason="x")
     with pytest.raises(BridgeError) as twice:
         bridge.blacklist_add(kind="spki_sha256", value="ab" * 32, reason="y")
-    assert twice.value.code == "already_blacklisted" and twice.value.status == 409
+    assert twice.value.code == "already_blacklisted" and twice.value.kind == "conflict"
 
 
 def test_the_published_document_is_public_deterministic_and_signed_once(bridge):

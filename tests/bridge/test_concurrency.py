@@ -82,7 +82,7 @@ def test_concurrent_approvals_and_revocations(bridge, bridge_home):
 
 
 def test_approving_one_enrollment_twice_at_once_issues_one_certificate(bridge, bridge_home):
-    from bridge.service import BridgeError
+    from bridge.errors import BridgeError
 
     _key, root = make_root(name("HK", "Race", "Race Root"))
     enrollment = bridge.enroll(
@@ -109,7 +109,7 @@ def test_approving_one_enrollment_twice_at_once_issues_one_certificate(bridge, b
     serials = [o for o in outcomes if isinstance(o, str)]
     refusals = [o for o in outcomes if isinstance(o, BridgeError)]
     assert len(serials) == 1 and len(refusals) == 1
-    assert refusals[0].status == 409
+    assert refusals[0].kind == "conflict"
     issued = bridge.store.cross_certificates(statuses=("issued",))
     assert [c.serial for c in issued] == serials
     assert [format(c.serial_number, "x") for c in bridge.issued_by_bridge()] == serials

@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from bridge.service import BridgeError
+from bridge.errors import BridgeError
 
 from .members import BRIDGE_MEDIUM, LEAF_USAGE, der, ec_key, make_member, make_root, name, pem
 
@@ -24,7 +24,7 @@ def _refused(bridge, code, root_bytes, **overrides):
     with pytest.raises(BridgeError) as info:
         _enroll(bridge, root_bytes, **overrides)
     assert info.value.code == code, info.value.message
-    assert info.value.status in (409, 422)
+    assert info.value.kind in ("conflict", "invalid", "malformed")
     assert len(bridge.issuers()) == before  # nothing half-done
     return info.value
 
@@ -138,7 +138,7 @@ def test_states_pending_active_revoked_and_rollover(bridge):
     assert approved["status"] == "active"
     with pytest.raises(BridgeError) as again:
         bridge.approve(first["id"])
-    assert again.value.code == "invalid_state" and again.value.status == 409
+    assert again.value.code == "invalid_state" and again.value.kind == "conflict"
 
     # Key rollover: a new root for the same member is a new enrollment linked to the old one,
     # declared as such (a root name held by an active member is refused otherwise).
@@ -155,7 +155,7 @@ def test_states_pending_active_revoked_and_rollover(bridge):
     assert bridge.issuer(first["id"])["status"] == "revoked"
     with pytest.raises(BridgeError) as twice:
         bridge.revoke(approved["serial"], "superseded")
-    assert twice.value.code == "already_revoked" and twice.value.status == 409
+    assert twice.value.code == "already_revoked" and twice.value.kind == "conflict"
     with pytest.raises(BridgeError) as bad_reason:
         bridge.revoke(approved["serial"], "certificateHold")
     assert bad_reason.value.code == "invalid_reason"
@@ -212,4 +212,4 @@ def test_an_issuer_token_sees_only_its_own_enrollments(bridge):
     assert bridge.issuer(mine["id"], owner=gd_id)["name"] == "GD"
     with pytest.raises(BridgeError) as hidden:
         bridge.issuer(mine["id"], owner=sz_id)
-    assert hidden.value.status == 404
+    assert hidden.value.kind == "not_found"

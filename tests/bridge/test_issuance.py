@@ -13,8 +13,9 @@ from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from bridge.authority import decode_policy_mappings
+from bridge.errors import BridgeError
 from bridge.registration import PolicyMapping
-from bridge.service import BridgeCA, BridgeError
+from bridge.service import BridgeCA
 
 from .lint import certificate_errors, crl_errors
 from .members import BRIDGE_HIGH, BRIDGE_MEDIUM, der, make_member, make_root

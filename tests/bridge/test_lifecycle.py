@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 
 from bridge import governance
-from bridge.service import BridgeError
+from bridge.errors import BridgeError
 from bridge.verification import VerificationService
 from tests.bridge.members import make_member, pem
 
@@ -81,7 +81,7 @@ def test_suspend_holds_and_reinstate_releases(bridge):
     assert refused.value.code == "already_enrolled"
     with pytest.raises(BridgeError) as twice:
         governance.perform(bridge, "suspend", {"enrollment_id": eid}, actor="admin-1")
-    assert twice.value.code == "invalid_state" and twice.value.status == 409
+    assert twice.value.code == "invalid_state" and twice.value.kind == "conflict"
 
     view = governance.perform(bridge, "reinstate", {"enrollment_id": eid, "reason": "cleared"}, actor="admin-1")
     assert view["status"] == "active" and view["released_serials"] == [serial]

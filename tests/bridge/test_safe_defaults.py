@@ -16,7 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from api.cli import main
-from bridge.service import BridgeCA, BridgeError
+from bridge.errors import BridgeError
+from bridge.service import BridgeCA
 from bridge.signer import PBKDF2_ITERATIONS, SoftwareSigner, key_file_kdf
 
 from .conftest import PASSPHRASE

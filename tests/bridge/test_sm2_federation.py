@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 
-from bridge.service import BridgeCA, BridgeError
+from bridge.errors import BridgeError
+from bridge.service import BridgeCA
 from pki import Verifier
 from pki.algorithms import AlgorithmRegistry
 from pki.der import spki_parts, split_signed

@@ -11,7 +11,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from bridge.service import BridgeCA, BridgeError
+from bridge.errors import BridgeError
+from bridge.service import BridgeCA
 
 from .conftest import REPO
 from .lint import certificate_errors, crl_errors
@@ -120,7 +121,7 @@ def test_a_wrong_pin_is_refused(hsm_bridge, monkeypatch):
     # ... and in a fresh one, where the token itself checks it.
     env = {**os.environ, "BRIDGECA_PKCS11_PIN": "00000000"}
     code = (
-        "import sys\nfrom bridge.service import BridgeCA, BridgeError\n"
+        "import sys\nfrom bridge.errors import BridgeError\nfrom bridge.service import BridgeCA\n"
         f"try:\n    BridgeCA.open({str(home)!r})\nexcept BridgeError as e:\n    print(e.code, e.message); sys.exit(7)\n"
     )
     fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)

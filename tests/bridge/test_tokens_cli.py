@@ -7,7 +7,8 @@ import re
 import pytest
 
 from api.cli import main
-from bridge.service import BridgeCA, BridgeError, parse_serial
+from bridge.errors import BridgeError
+from bridge.service import BridgeCA, parse_serial
 
 
 def test_token_create_and_revoke(bridge, bridge_home, capsys):
@@ -34,7 +35,7 @@ def test_token_create_and_revoke(bridge, bridge_home, capsys):
 def test_serials_must_be_hexadecimal_and_unsigned(text):
     with pytest.raises(BridgeError) as info:
         parse_serial(text)
-    assert info.value.code == "invalid_serial" and info.value.status == 400
+    assert info.value.code == "invalid_serial" and info.value.kind == "malformed"
 
 
 def test_body_limit_comes_from_the_settings(bridge_home, bridge, monkeypatch):

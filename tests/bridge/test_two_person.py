@@ -12,7 +12,8 @@ import pytest
 
 from api.cli import main as bridgeca_main
 from bridge import governance
-from bridge.service import BridgeCA, BridgeError
+from bridge.errors import BridgeError
+from bridge.service import BridgeCA
 
 from .members import der, make_member
 
@@ -58,7 +59,7 @@ def test_maker_checker_needs_a_different_admin(bridge, monkeypatch):
 
         with pytest.raises(BridgeError) as same:
             governance.confirm(ca, proposal["id"], actor="admin:1")
-        assert (same.value.code, same.value.status) == ("same_admin", 403)
+        assert (same.value.code, same.value.kind) == ("same_admin", "forbidden")
         assert ca.issuer(enrollment)["status"] == "pending"
 
         outcome = governance.confirm(ca, proposal["id"], actor="admin:2")
@@ -69,7 +70,7 @@ def test_maker_checker_needs_a_different_admin(bridge, monkeypatch):
 
         with pytest.raises(BridgeError) as again:
             governance.confirm(ca, proposal["id"], actor="admin:3")
-        assert (again.value.code, again.value.status) == ("proposal_not_pending", 409)
+        assert (again.value.code, again.value.kind) == ("proposal_not_pending", "conflict")
 
         entries = _actions(ca)
         create = next(d for a, action, d in entries if action == "proposal.create")
@@ -87,7 +88,7 @@ def test_maker_checker_needs_a_different_admin(bridge, monkeypatch):
         assert bad_reason.value.code == "invalid_reason"
         with pytest.raises(BridgeError) as unknown:
             governance.perform(ca, "revoke", {"serial": "7e" * 16, "reason": "keyCompromise"}, actor="admin:2")
-        assert unknown.value.status == 404
+        assert unknown.value.kind == "not_found"
         revoke = governance.perform(ca, "revoke", {"serial": serial, "reason": "keyCompromise"}, actor="admin:2")["proposal"]
         assert ca.store.cross_certificate(int(serial, 16)).status == "issued"
         done = governance.confirm(ca, revoke["id"], actor="admin:1")
@@ -124,7 +125,7 @@ def test_cancel_and_a_failed_confirmation(bridge, monkeypatch):
         assert cancel["reason"] == "duplicate" and cancel["proposer"] == "admin:1"
         with pytest.raises(BridgeError) as bad_status:
             governance.proposals(ca.store, "maybe")
-        assert bad_status.value.status == 400
+        assert bad_status.value.kind == "malformed"
     finally:
         ca.close()
 
@@ -142,7 +143,7 @@ def test_an_expired_proposal_cannot_be_confirmed(bridge, monkeypatch):
         time.sleep(1.1)  # expires_at has whole seconds
         with pytest.raises(BridgeError) as expired:
             governance.confirm(ca, proposal["id"], actor="admin:2")
-        assert (expired.value.code, expired.value.status) == ("proposal_expired", 409)
+        assert (expired.value.code, expired.value.kind) == ("proposal_expired", "conflict")
         assert governance.proposal(ca.store, proposal["id"])["status"] == "expired"
         assert ca.issuer(enrollment)["status"] == "pending"
         # Listing records the other one's expiry too, once.
