@@ -48,8 +48,8 @@ def cache_sizes(v) -> dict[str, int]:
     for label, get in (
         ("results", lambda: len(v._results)),
         ("signatures", lambda: len(v.signatures._known)),
-        ("prefixes", lambda: len(v._prefixes)),
-        ("shortcuts", lambda: len(v._shortcuts)),
+        ("known chain states", lambda: v._known.states()),
+        ("known chains", lambda: len(v._known)),
         ("parse: names", lambda: len(v._parse_cache._keys)),
         ("rdns", lambda: len(v._parse_cache._rdn_texts) + len(v._parse_cache._good_rdns)),
         ("extensions", lambda: len(v._parse_cache.extensions) + len(v._parse_cache.extension_blocks)),

@@ -9,7 +9,9 @@ side is missing, then mismatches, so that name collisions waste no budget.
 Loops are found by (subject, public key) rather than by certificate bytes,
 because mutual cross-certificates are distinct certificates of one CA. The
 child's signature is checked before a candidate is followed (and remembered,
-so validation does not pay twice).
+so validation does not pay twice). Before any search, the CA chains known
+to validate (``KnownChains``) are tried: a new leaf under known CAs costs no
+search at all.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from .algorithms import DSA_KEY, UnsupportedSignatureAlgorithm, dsa_parameters
 from .budget import Budget
 from .certificate import Certificate
 from .errors import BudgetExceeded, ValidationError
+from .known_chains import KnownChains
 from .names import NameKey
 from .signatures import SignatureVerifier
 
@@ -120,15 +123,17 @@ def build_paths(
     signatures: SignatureVerifier,
     budget: Budget,
     log: BuildLog,
-    shortcuts: "dict[bytes, tuple[tuple[Certificate, ...], ...]] | None" = None,
+    known: KnownChains | None = None,
+    *,
+    search: bool = True,
 ) -> Iterator[tuple[Certificate, ...]]:
     """Yield candidate paths (target first, trust anchor last), shortest and
     best-ranked first.
 
-    ``shortcuts`` maps a CA certificate (by SHA-256) to paths from it to an
-    anchor that validated before; they are tried first for a target that CA
-    issued, so a new leaf under known CAs costs one signature check and no
-    search. The full search follows only if none of them validates.
+    First phase: the target over the CA chains ``known`` to have validated
+    before, so a new leaf under known CAs costs no search (``search=False``:
+    this phase alone, the bounded case). Then the search, which skips the
+    paths the first phase gave:
 
     Iterative deepening: depth-first with a depth limit raised from 1 to
     ``budget.limits.max_depth``, so a short path is found before a mesh of
@@ -141,6 +146,19 @@ def build_paths(
     if anchor is not None:
         budget.charge_candidate_path()
         yield (anchor,) if anchor is target else (target,)
+        return
+    tried: set[tuple[bytes, ...]] = set()
+    if known is not None:
+        for known_path, chain in known.paths(target, pool):
+            # A look-alike issuer (same name, another key) is left to the
+            # search, which explains the bad signature where it meets it.
+            budget.charge_edge()
+            if not _signature_plausible(target, known_path[1], signatures, budget, None, known_path[:2]):
+                continue
+            budget.charge_candidate_path()
+            tried.add((target.sha256,) + chain.digests)
+            yield known_path
+    if not search:
         return
     max_depth = budget.limits.max_depth
     path: list[Certificate] = [target]
@@ -205,23 +223,6 @@ def build_paths(
             finally:
                 path.pop()
                 on_path.discard(cand.identity)
-
-    tried: set[tuple[bytes, ...]] = set()
-    if shortcuts:
-        for cand in candidates_for(target):
-            continuations = shortcuts.get(cand.sha256)
-            if not continuations:
-                continue
-            budget.charge_edge()
-            if not _signature_plausible(target, cand, signatures, budget, None, (target, cand)):
-                continue
-            for continuation in continuations:
-                if any(_same_identity(c, target) for c in continuation[:-1]):
-                    continue
-                budget.charge_candidate_path()
-                candidate_path = (target,) + continuation
-                tried.add(tuple(c.sha256 for c in candidate_path))
-                yield candidate_path
 
     def fresh(paths: Iterator[tuple[Certificate, ...]]) -> Iterator[tuple[Certificate, ...]]:
         for p in paths:

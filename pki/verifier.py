@@ -386,7 +386,7 @@ class Verifier:
                                 self._failed_known.popitem(last=False)
                     return None
         assert result is not None
-        if _cacheable(result):
+        if _settled(result.error, result.statuses):
             if result.valid and revocation_label == "not_checked":
                 # Without revocation facts the answer holds while the leaf
                 # and every CA are valid (the anchor too, under its
@@ -444,7 +444,7 @@ class Verifier:
                         exc.path, exc.index = path, 0
                     raise
                 except ValidationError as err:
-                    if not search and failed is not None:
+                    if not search and failed is not None and _settled(err, err.statuses):
                         failed[digests] = err
                     if best is None or (err.index is not None and best[1].index is not None and err.index < best[1].index):
                         best = (path, err)
@@ -524,13 +524,14 @@ class Verifier:
         return VerificationResult(True, validated.path, validated.policies, label, None, validated.revocation)
 
 
-def _cacheable(result: VerificationResult) -> bool:
-    """Whether the answer is the question's alone. Not when it depends on a
-    fetch that failed (a status left unknown: the source may answer next
-    time) or on how far a budget went."""
-    if result.error is not None and result.error.code in (E.REVOCATION_UNKNOWN, E.BUDGET_EXCEEDED):
+def _settled(error: ValidationError | None, statuses: tuple) -> bool:
+    """Whether an answer is the question's alone, to be given again as it
+    is. Not when it depends on a fetch that failed (a status left unknown:
+    the source may answer next time, or answer otherwise when it may fetch)
+    or on how far a budget went."""
+    if error is not None and error.code in (E.REVOCATION_UNKNOWN, E.BUDGET_EXCEEDED):
         return False
-    return not any(status is not None and status.state == "unknown" for status in result.statuses)
+    return not any(status is not None and status.state == "unknown" for status in statuses)
 
 
 def _answering(result: VerificationResult, when: dt.datetime) -> VerificationResult:
