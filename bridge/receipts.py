@@ -122,6 +122,7 @@ class ReceiptIssuer:
 
     def issue(self, request: ReceiptRequest, result: dict, now: datetime | None = None) -> str:
         """The receipt (base64 of the CMS DER) for ``result``, the answer to ``request``."""
+        key = self._keys.get(RECEIPT)  # first: a key made now has a certificate valid from now
         now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
         items: list[Item] = []
         not_kept: list[str] = []
@@ -193,7 +194,6 @@ class ReceiptIssuer:
             "service_version": service_version(),
         }
         self.evidence.keep(items, now)
-        key = self._keys.get(RECEIPT)
         der = key.sign_cms("data", canonical_json(document), signing_time=now, certificates=(key.certificate,))
         return base64.b64encode(der).decode("ascii")
 
