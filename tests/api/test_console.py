@@ -1,0 +1,305 @@
+"""The console without a browser (api/console/), on the in-process app:
+sign-in and its cookie, CSRF on every form, roles, no token in any page,
+the catalogue in both languages, actions audited as the signing-in token,
+the verification page, and 4xx (never 500) for bad input."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.console import i18n
+
+from .conftest import PROBLEM
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+TEMPLATES = Path(__file__).resolve().parents[2] / "api" / "console" / "templates"
+ADMIN_PAGES = ("/admin", "/admin/queues", "/admin/members", "/admin/blacklist", "/admin/audit", "/admin/details?id=bridge")
+
+
+def _client(federation, **kwargs) -> TestClient:
+    return TestClient(federation.app, raise_server_exceptions=False, **kwargs)
+
+
+def sign_in(federation, role: str = "admin", **kwargs) -> tuple[TestClient, str]:
+    """A client of its own (its own cookies) signed in with the ``role``'s token; (client, CSRF token)."""
+    client = _client(federation, **kwargs)
+    page = client.get("/admin/login")
+    r = client.post("/admin/login", data={"csrf": CSRF.search(page.text).group(1), "token": federation.tokens[role]},
+                    follow_redirects=False)
+    assert r.status_code == 303, r.text
+    landing = client.get(r.headers["location"])
+    assert landing.status_code == 200
+    return client, CSRF.search(landing.text).group(1)
+
+
+def _token_id(federation, role: str) -> int:
+    return federation.ca.principal(federation.tokens[role])[0]
+
+
+def test_sign_in_gives_a_strict_httponly_expiring_cookie_and_no_token_in_any_page(federation):
+    client = _client(federation)
+    page = client.get("/admin/login")
+    assert page.status_code == 200 and 'type="password"' in page.text
+    r = client.post("/admin/login", data={"csrf": CSRF.search(page.text).group(1), "token": federation.tokens["admin"]},
+                    follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/admin"
+    cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("bridgeca_session="))
+    session_token = cookie.split(";")[0].split("=", 1)[1]
+    flags = [part.strip().lower() for part in cookie.split(";")[1:]]
+    assert "httponly" in flags and "samesite=strict" in flags and "path=/" in flags
+    assert "secure" not in flags  # plain HTTP here; see the TLS test below
+    assert 0 < int(next(f for f in flags if f.startswith("max-age=")).split("=")[1]) <= 8 * 3600
+    assert session_token != federation.tokens["admin"]
+    for path in ADMIN_PAGES + ("/verify", f"/admin/members/{federation.ids['HK']}"):
+        shown = client.get(path)
+        assert shown.status_code == 200, path
+        assert federation.tokens["admin"] not in shown.text and session_token not in shown.text, path
+        assert shown.headers["cache-control"] == "no-store" and "frame-ancestors 'none'" in shown.headers["content-security-policy"]
+        assert "?token=" not in shown.text and "http://" not in shown.text.replace("http://www.w3.org", ""), path
+
+
+def test_the_cookie_is_secure_under_tls(federation):
+    client = _client(federation, base_url="https://testserver")
+    page = client.get("/admin/login")
+    r = client.post("/admin/login", data={"csrf": CSRF.search(page.text).group(1), "token": federation.tokens["admin"]},
+                    follow_redirects=False)
+    cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("bridgeca_session="))
+    assert "secure" in [part.strip().lower() for part in cookie.split(";")]
+
+
+@pytest.mark.parametrize(("token", "status"), [("bca_not-a-real-token", 401), ("", 401), ("issuer", 403)])
+def test_sign_in_refuses_unknown_tokens_and_issuers(federation, token, status):
+    client = _client(federation)
+    page = client.get("/admin/login")
+    r = client.post("/admin/login", data={"csrf": CSRF.search(page.text).group(1),
+                                          "token": federation.tokens.get(token, token)}, follow_redirects=False)
+    assert r.status_code == status and "bridgeca_session" not in r.headers.get("set-cookie", "")
+    assert 'data-code="' in r.text
+
+
+def test_sign_in_without_its_csrf_token_is_refused(federation):
+    client = _client(federation)
+    client.get("/admin/login")
+    r = client.post("/admin/login", data={"token": federation.tokens["admin"]}, follow_redirects=False)
+    assert r.status_code == 403 and 'data-code="csrf_failed"' in r.text
+    r = client.post("/admin/login", data={"token": federation.tokens["admin"], "csrf": "forged"}, follow_redirects=False)
+    assert r.status_code == 403 and "bridgeca_session" not in r.headers.get("set-cookie", "")
+
+
+def _routes(routes):
+    for route in routes:
+        inner = getattr(route, "original_router", None)  # an included router's routes (api/security.py reads them alike)
+        if inner is not None:
+            yield from _routes(inner.routes)
+        else:
+            yield route
+
+
+def _console_posts(app) -> list[str]:
+    paths = []
+    for route in _routes(app.routes):
+        if "POST" in getattr(route, "methods", ()) and route.path.startswith(("/admin", "/verify")) and route.path != "/admin/login":
+            paths.append(re.sub(r"\{[^}]+\}", "0" * 32, route.path))
+    return paths
+
+
+def test_every_console_form_post_needs_the_session_csrf_token(federation):
+    client, csrf = sign_in(federation)
+    posts = _console_posts(federation.app)
+    assert len(posts) >= 12  # approve, reject, confirm, cancel, member actions, mappings, revoke, blacklist, verify, logout
+    for path in posts:
+        for form in ({}, {"csrf": "0" * 40}, {"csrf": csrf + "x"}):
+            r = client.post(path, data={**form, "reason": "no csrf"}, follow_redirects=False)
+            assert r.status_code == 403 and 'data-code="csrf_failed"' in r.text, (path, form, r.status_code)
+    # The refusal changed nothing: HK is still active, and the session still works.
+    assert federation.ca.issuer(federation.ids["HK"])["status"] == "active"
+    assert client.get("/admin").status_code == 200
+
+
+def test_a_platform_session_opens_the_verification_page_only(federation):
+    client, _csrf = sign_in(federation, "platform")
+    assert client.get("/", follow_redirects=False).headers["location"] == "/verify"
+    assert client.get("/verify").status_code == 200
+    for path in ADMIN_PAGES + (f"/admin/members/{federation.ids['HK']}",):
+        r = client.get(path)
+        assert r.status_code == 403 and 'data-code="forbidden"' in r.text, path
+    r = client.get("/admin", headers={"Accept": "application/json"})
+    assert r.status_code == 403 and r.headers["content-type"] == PROBLEM and r.json()["code"] == "forbidden"
+
+
+def test_without_a_session_pages_redirect_to_sign_in_and_actions_do_nothing(federation):
+    client = _client(federation)
+    for path in ADMIN_PAGES + ("/verify", "/"):
+        r = client.get(path, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/admin/login", path
+    r = client.post(f"/admin/members/{federation.ids['HK']}/suspend", data={"csrf": "x"}, follow_redirects=False)
+    assert r.status_code == 303 and federation.ca.issuer(federation.ids["HK"])["status"] == "active"
+    # An API token put in the cookie by hand is not a session (only sign-in makes one).
+    client.cookies.set("bridgeca_session", federation.tokens["admin"])
+    assert client.get("/admin", follow_redirects=False).headers["location"] == "/admin/login"
+
+
+def test_actions_are_audited_as_the_signing_in_token_and_sign_out_ends_the_session(federation):
+    client, csrf = sign_in(federation)
+    hk = federation.ids["HK"]
+    admin = f"admin:{_token_id(federation, 'admin')}"
+    r = client.post(f"/admin/members/{hk}/suspend", data={"csrf": csrf, "reason": "console test"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/admin/members/{hk}?done=suspend"
+    assert federation.ca.issuer(hk)["status"] == "suspended"
+    page = client.get(r.headers["location"])
+    assert "Suspended: its cross-certificates are on hold." in page.text and 'id="reinstate"' in page.text
+    entries = federation.client.get("/v1/audit", params={"actor": admin}, headers=federation.h("admin")).json()["entries"]
+    assert any(e["action"] == "member.suspend" or "suspend" in e["action"] for e in entries), [e["action"] for e in entries]
+    # A chain through the suspended member fails on the verification page, its root highlighted.
+    body = federation.chain_body("HK")
+    r = client.post("/verify", data={"csrf": csrf, "input": body["certificate"] + "".join(body["intermediates"])})
+    assert r.status_code == 200 and 'data-valid="false"' in r.text
+    assert re.search(r'class="cert failing[^"]*" data-index="2" data-failing="true"', r.text)
+    assert 'data-code="suspended"' in r.text
+    r = client.post(f"/admin/members/{hk}/reinstate", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and federation.ca.issuer(hk)["status"] == "active"
+    r = client.post("/verify", data={"csrf": csrf, "input": body["certificate"] + "".join(body["intermediates"])})
+    assert 'data-valid="true"' in r.text and "TOTAL_PASSED" in r.text
+    # Sign out: the session's token is revoked (audited as the signing-in token), the cookie cleared.
+    session_cookie = client.cookies.get("bridgeca_session")
+    r = client.post("/admin/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/admin/login"
+    stale = _client(federation)
+    stale.cookies.set("bridgeca_session", session_cookie)
+    assert stale.get("/admin", follow_redirects=False).headers["location"] == "/admin/login"
+    revoked = federation.client.get("/v1/audit", params={"action": "token.revoke", "actor": admin}, headers=federation.h("admin"))
+    assert revoked.json()["entries"], "sign-out is audited as the signing-in token"
+
+
+def test_the_verification_page_reads_der_and_base64_uploads_and_refuses_garbage(federation):
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    client, csrf = sign_in(federation, "platform")
+    leaf = federation.members["GD"].leaf.public_bytes(serialization.Encoding.DER)
+    r = client.post("/verify", data={"csrf": csrf, "file_b64": base64.b64encode(leaf).decode()})
+    assert r.status_code == 200 and 'id="result"' in r.text  # read as a certificate: a result, valid or not
+    r = client.post("/verify", data={"csrf": csrf, "input": "this is not a certificate"})
+    assert r.status_code == 400 and 'data-code="malformed_input"' in r.text
+    r = client.post("/verify", data={"csrf": csrf, "file_b64": "%%%"})
+    assert r.status_code == 400 and 'data-code="invalid_base64"' in r.text
+    r = client.post("/verify", data={"csrf": csrf, "input": "  "})
+    assert r.status_code == 400
+    r = client.post("/verify", data={"csrf": csrf, "input": base64.b64encode(b"\x30\x03\x02\x01\x01").decode()})
+    assert 400 <= r.status_code < 500 or 'data-valid="false"' in r.text  # not a CMS: refused or failed, never a 500
+    assert r.status_code != 500
+
+
+def test_bad_input_is_a_4xx_page_never_a_500(federation):
+    client, csrf = sign_in(federation)
+    cases = [
+        ("get", "/admin/members/not%20an%20id", None, 404),
+        ("get", "/admin/members/" + "0" * 32, None, 404),
+        ("get", "/admin/details?id=nothing-here", None, 404),
+        ("get", "/admin/audit?since=yesterday", None, 400),
+        ("get", "/admin/audit?after=x", None, 400),
+        ("post", "/admin/proposals/not-an-id/confirm", {"csrf": csrf}, 404),
+        ("post", "/admin/proposals/" + "0" * 32 + "/confirm", {"csrf": csrf}, 404),
+        ("post", "/admin/cross-certificates/zz/revoke", {"csrf": csrf}, 404),
+        ("post", "/admin/cross-certificates/" + "1" * 30 + "/revoke", {"csrf": csrf, "reason": "keyCompromise"}, 404),
+        ("post", f"/admin/cross-certificates/{federation.serials['GD']}/revoke", {"csrf": csrf, "reason": "no-such-reason"}, 422),
+        ("post", "/admin/blacklist", {"csrf": csrf, "kind": "spki_sha256", "value": "abc", "reason": "r"}, 422),
+        ("post", "/admin/blacklist", {"csrf": csrf, "kind": "spki_sha256", "value": "ab" * 32}, 400),
+        ("post", "/admin/blacklist/" + "0" * 32 + "/remove", {"csrf": csrf}, 404),
+        ("post", f"/admin/members/{federation.ids['GD']}/reinstate", {"csrf": csrf}, 409),
+        ("post", f"/admin/members/{federation.ids['GD']}/mappings", {"csrf": csrf, "mappings": "only-one-oid"}, 400),
+        ("post", "/admin/enrollments/" + "0" * 32 + "/approve", {"csrf": csrf}, 404),
+        ("get", "/console/static/..%2Fpages.py", None, 404),
+        ("get", "/console/static/nothing.css", None, 404),
+    ]
+    for method, path, form, status in cases:
+        r = client.request(method.upper(), path, data=form, follow_redirects=False)
+        assert r.status_code == status, (path, form, r.status_code, r.text[-400:])
+    assert federation.ca.issuer(federation.ids["GD"])["status"] == "active"
+    r = client.post("/verify", content=b'{"csrf": "x"}', headers={"Content-Type": "application/json"})
+    assert r.status_code == 415
+    r = client.post("/admin/blacklist", data={"csrf": csrf, "kind": "spki_sha256", "value": "abc", "reason": "r"},
+                    headers={"Accept": "application/json"})
+    assert r.status_code == 422 and r.headers["content-type"] == PROBLEM and r.json()["code"] == "invalid_blacklist_entry"
+
+
+def test_chinese_and_english_labels_and_a_complete_catalogue(federation):
+    used = set()
+    for template in TEMPLATES.glob("*.html"):
+        used |= set(re.findall(r"""t\('([a-z_.]+)'""", template.read_text()))
+    assert len(used) > 100
+    prefixes = {key for key in used if key.endswith(".")}  # t('status.' ~ value): families, checked below
+    used -= prefixes
+    assert prefixes == {"details.kind.", "finding.", "reason.", "revocation.", "status."}
+    from typing import get_args
+
+    from bridge.federation_graph import EdgeKind, EdgeStatus, NodeKind
+    from pki import errors
+
+    shown = {f"status.{s}" for s in get_args(EdgeStatus)} | {f"details.kind.{k}" for k in get_args(NodeKind) + get_args(EdgeKind)}
+    shown |= {f"status.{s}" for s in ("pending", "active", "suspended", "rejected", "withdrawn", "expired", "revoked",
+                                      "issued", "held", "removed")}
+    shown |= {f"revocation.{r}" for r in ("good", "revoked", "unknown", "stale", "not_checked")}
+    shown |= {f"finding.{level}" for level in ("ok", "warn", "fail")}
+    shown |= {f"reason.{getattr(errors, name)}" for name in dir(errors) if name.isupper() and isinstance(getattr(errors, name), str)
+              and getattr(errors, name).islower() and " " not in getattr(errors, name)}
+    used |= shown
+    for lang in i18n.LANGUAGES:
+        missing = {key for key in used if key not in i18n.MESSAGES[lang]}
+        assert not missing, (lang, sorted(missing))
+    assert set(i18n.MESSAGES["en"]) == set(i18n.MESSAGES["zh"])
+    client, _csrf = sign_in(federation)
+    zh = client.get("/admin/queues?lang=zh")
+    assert "待办事项" in zh.text and 'lang="zh-CN"' in zh.text
+    assert "bridgeca_lang=zh" in zh.headers["set-cookie"]
+    assert "联盟概览" in client.get("/admin").text  # remembered
+    assert "Work queues" in client.get("/admin/queues?lang=en").text
+    refused = client.post("/verify", data={"input": "x"})
+    assert refused.status_code == 403 and "Refused" in refused.text
+    assert "已拒绝" in client.post("/verify?lang=zh", data={"input": "x"}).text
+    first_visit = _client(federation).get("/admin/login", headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert "登录" in first_visit.text
+
+
+def test_queues_show_enrollment_checks_and_approve_through_the_governance_gate(federation):
+    from tests.bridge.members import make_member
+
+    view = federation.enroll(make_member("MO"))
+    client, csrf = sign_in(federation)
+    page = client.get("/admin/queues")
+    assert f'data-enrollment="{view["id"]}"' in page.text
+    assert "Neither the root, its key nor its subject is on the blacklist." in page.text
+    assert "days left" in page.text
+    r = client.post(f"/admin/enrollments/{view['id']}/approve", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/admin/queues?done=approve"
+    assert federation.ca.issuer(view["id"])["status"] == "active"
+    approved = federation.client.get("/v1/audit", params={"action": "certificate.issue"}, headers=federation.h("admin")).json()
+    admin = f"admin:{_token_id(federation, 'admin')}"
+    assert any(e["actor"] == admin for e in approved["entries"])
+    detail = client.get(f"/admin/details?kind=member&id={view['id']}")  # what a click on its node asks
+    assert detail.status_code == 200 and "Macau" in detail.text and "Hong Kong" not in detail.text
+    assert "Status history" in detail.text and f'/admin/members/{view["id"]}' in detail.text
+    assert client.get("/admin").status_code == 200
+
+
+def test_blacklist_page_shows_where_an_entry_bites_and_the_audit_page_its_integrity(federation):
+    from cryptography.hazmat.primitives import serialization
+
+    client, csrf = sign_in(federation)
+    root = federation.members["GD"].root.public_bytes(serialization.Encoding.PEM).decode()
+    r = client.post("/admin/blacklist", data={"csrf": csrf, "kind": "certificate_sha256", "certificate": root,
+                                              "reason": "console test", "internal_note": "case 7"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/admin/blacklist?done=blacklist_add"
+    page = client.get("/admin/blacklist")
+    entry = re.search(r'<tr data-entry="([0-9a-f]{32})">(.*?)</tr>', page.text, re.S)
+    assert entry and "case 7" in entry.group(2) and f'/admin/members/{federation.ids["GD"]}' in entry.group(2)
+    r = client.post(f"/admin/blacklist/{entry.group(1)}/remove", data={"csrf": csrf, "reason": "done"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert "removed" in client.get("/admin/blacklist").text
+    audit = client.get("/admin/audit?action=blacklist.")
+    assert 'id="integrity"' in audit.text and "Intact:" in audit.text
+    assert "blacklist.add" in audit.text and "blacklist.remove" in audit.text and "token.create" not in audit.text
