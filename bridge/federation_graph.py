@@ -109,6 +109,7 @@ class FederationGraph:
     nodes: tuple[Node, ...]  # the bridge first, then member roots (by jurisdiction, name), issuing CAs, lists
     edges: tuple[Edge, ...]
     at: datetime  # the time the statuses are computed for
+    expiring_days: float = EXPIRING_DAYS  # the window of ``expiring``
     _by_id: Mapping[str, Node] = field(default_factory=dict, repr=False, compare=False)
 
     def node(self, node_id: str) -> Node:
@@ -375,7 +376,7 @@ def federation_graph(source, *, now: datetime | None = None, issuing_cas: Iterab
     list_nodes = _trust_lists(store, edges, now)
     nodes = (bridge, *members, *issuing_nodes, *list_nodes)
     edges.sort(key=lambda e: (_KIND_ORDER[e.kind], e.source, e.target, e.id))
-    return FederationGraph(bridge, nodes, tuple(edges), now, {n.id: n for n in nodes})
+    return FederationGraph(bridge, nodes, tuple(edges), now, expiring_days, {n.id: n for n in nodes})
 
 
 _KIND_ORDER = {"cross": 0, "pending": 1, "reverse": 2, "issuing": 3, "recognition": 4}
