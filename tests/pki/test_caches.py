@@ -11,6 +11,8 @@ from cryptography.x509.oid import ObjectIdentifier
 
 import tests.pkibuilder as pb
 from pki import Verifier
+from tests.pki.test_revocation import NOW, Ca
+from tests.pki.test_revocation import der as rev_der
 
 P1 = "1.3.6.1.4.1.32473.9.1"
 P2 = "1.3.6.1.4.1.32473.9.2"
@@ -95,3 +97,40 @@ def test_verify_without_search_answers_only_the_cheap_case_and_as_verify_would()
     late = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)  # ca2 has expired: a failure, explained by verify
     assert v.verify_without_search(pb.der(pb.leaf(ca2, "third", policies=[P1])), at=late) is None
     assert v.verify(pb.der(pb.leaf(ca2, "third", policies=[P1])), at=late).error.code == "expired"
+
+
+def test_a_past_time_question_gets_the_same_answer_cold_and_warm():
+    """The root's CRL about the CA runs out 10 seconds after NOW; asked 30
+    seconds later, the CA's status is unknown. A Verifier that answered at NOW
+    first (its known chain and answers warm) must answer the later question
+    as a fresh one does, for the leaf it saw and for a new one."""
+    root = Ca("Cold Warm Root")
+    sub = Ca("Cold Warm Sub", root)
+    crls = [root.crl(next_update=NOW + dt.timedelta(seconds=10)), sub.crl()]
+    seen, new = rev_der(sub.issue(cn="seen")), rev_der(sub.issue(cn="new"))
+    later = NOW + dt.timedelta(seconds=30)
+
+    def fresh():
+        return Verifier([rev_der(root.cert)], [rev_der(sub.cert)], crls)
+
+    warm = fresh()
+    assert warm.verify(seen, at=NOW).valid
+    assert warm.verify(seen, at=NOW).valid  # from the answers
+    for leaf in (seen, new, seen):
+        cold = fresh().verify(leaf, at=later)
+        assert not cold.valid and cold.error.code == "revocation_unknown" and cold.error.index == 1
+        assert warm.verify(leaf, at=later).to_dict() == cold.to_dict()
+        assert warm.verify_without_search(leaf, at=later) is None
+    # and back at NOW, warm and cold still agree
+    assert warm.verify(new, at=NOW).to_dict() == fresh().verify(new, at=NOW).to_dict()
+
+
+def test_an_invalid_answer_is_given_again_without_validation():
+    anchor, ca1, ca2 = _chain()
+    v = _verifier(anchor, ca1, ca2)
+    assert v.verify(pb.der(pb.leaf(ca2, "first", policies=[P1])), at=pb.AT).valid
+    late = pb.der(pb.leaf(ca2, "late", policies=[P1], not_after=pb.AT - dt.timedelta(days=1)))
+    first = v.verify(late, at=pb.AT)
+    assert first.error.code == "expired" and first.error.index == 0
+    assert v.verify_without_search(late, at=pb.AT) is first
+    assert v.verify(late, at=pb.AT) is first
