@@ -20,11 +20,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from bridge import governance
 from bridge.service import BridgeCA
-from bridge.verification import VerificationService
 
 from . import docs, http_cache, problems
-from .fastlane import VerifyChainFastLane
-from .inputs import chain_options, check_issuer_id, check_serial, verify_signature_body
+from .inputs import check_issuer_id, check_serial, require_json_body
 from .limits import BodyLimitMiddleware
 from .observability import Metrics, ObservabilityMiddleware, ReadyView, measured_verification, ready_response, scrape
 from .problems import PROBLEM, Problem
@@ -34,15 +32,11 @@ from .schemas import (
     EnrollRequest,
     Health,
     IssuerView,
-    ProblemDetails,
     ReverseCertificateRequest,
     ReverseCertificateView,
     RevokeRequest,
     RevokeResult,
-    SignatureResultModel,
-    VerificationResultModel,
-    VerifyChainRequest,
-    VerifySignatureRequest,
+    problem_responses,
 )
 from .security import Admin, AnyUser, AuthCheck, Principal, PrincipalCache, auth_first, require
 
@@ -63,17 +57,6 @@ def _b64(value: str, field: str) -> bytes:
         raise Problem(400, "invalid_base64", f"{field} is not valid base64") from None
 
 
-async def _json_body(request: Request) -> None:
-    """415 for a body that is not JSON (a form post, text/plain, no Content-Type)."""
-    has_body = request.headers.get("content-length", "0").strip() != "0" or "transfer-encoding" in request.headers
-    if not has_body:
-        return
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "application/json" or (ctype.startswith("application/") and ctype.endswith("+json")):
-        return
-    raise Problem(415, "unsupported_media_type", "the request body must be application/json")
-
-
 def _json_caller(*roles: str) -> AuthCheck:
     """One dependency for a JSON route: token, role, then media type (in that
     order, as separate dependencies would answer), at a third of the cost of
@@ -83,7 +66,7 @@ def _json_caller(*roles: str) -> AuthCheck:
     @auth_first  # see security.authenticate_before_body
     async def caller(request: Request) -> Principal:
         principal = await check_role(request)
-        await _json_body(request)
+        require_json_body(request)
         return principal
 
     return caller
@@ -118,23 +101,10 @@ def _binary(media_type: str, description: str) -> dict:
     return {200: {"description": description, "content": {media_type: {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-def _problems(*statuses: int) -> dict:
-    described = {
-        400: "malformed input (code: invalid_request, invalid_base64, malformed_input, invalid_serial, ...)",
-        401: "no token, or an unknown or revoked one (code: unauthorized)",
-        403: "the token's role may not use this route (code: forbidden)",
-        404: "unknown issuer or serial (code: not_found)",
-        409: "conflict with the current state (code: already_enrolled, already_revoked, invalid_state, ...)",
-        413: "request body over the limit (code: body_too_large)",
-        415: "the body is not of the route's media type (code: unsupported_media_type)",
-        422: "semantically invalid (code names the check that failed)",
-        503: "the signer or the database is unavailable",
-    }
-    return {status: {"model": ProblemDetails, "description": described[status]} for status in statuses}
+_problems = problem_responses
 
 
-def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shutdown: bool = False,
-               fast_lane: bool = True) -> FastAPI:
+def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shutdown: bool = False) -> FastAPI:
     # The body limit is the bridge's settings (BridgeSettings.max_body_bytes,
     # read once when the bridge was opened); the argument overrides it for tests.
     settings = ca.settings
@@ -173,9 +143,10 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
     app.state.principals = PrincipalCache()
     app.state.max_body_bytes = limit
     problems.install(app)
+    from . import routes_verify  # the hot routes: first, so the router matches them first
+
+    app.include_router(routes_verify.router)
     docs.install(app)
-    if fast_lane:
-        app.add_middleware(VerifyChainFastLane, fastapi_app=app)  # added first: inside the body limit
     app.add_middleware(BodyLimitMiddleware, max_bytes=limit)
     app.state.auth_failures = (FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_seconds,
                                               settings.auth_failure_max_addresses)
@@ -185,13 +156,9 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
     # Outermost: a refused request costs no body read and no token lookup.
     app.add_middleware(RateLimitMiddleware, failures=app.state.auth_failures, verify_buckets=app.state.verify_buckets)
     # Outermost of all: every response, a 413 or 429 sent by the middlewares
-    # inside and the fast lane's answers included, gets a request id, a count
-    # and an access-log line.
+    # inside included, gets a request id, a count and an access-log line.
     app.add_middleware(ObservabilityMiddleware, fastapi_app=app, metrics=app.state.metrics,
                        access_log_enabled=getattr(ca.settings, "access_log", True))
-
-    def verification(request: Request) -> VerificationService:
-        return request.app.state.verification
 
     common = _problems(401, 403, 413)
     json_errors = _problems(400, 401, 403, 413, 415)
@@ -215,30 +182,6 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
     def metrics(request: Request) -> Response:
         body, media_type = scrape(request.app.state)
         return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})
-
-    # ------------------------------------------------------------------ verification
-
-    @app.post("/v1/verify/chain", response_model=VerificationResultModel, tags=["verification"],
-              summary="Validate a certificate chain (RFC 5280) through the bridge",
-              responses={**json_errors, **_problems(404, 422)})
-    async def verify_chain(body: VerifyChainRequest, request: Request, _who: PlatformOrAdminJson) -> JSONResponse:
-        # A question answered before, or a new leaf under a CA chain that
-        # validated before with nothing to fetch, is answered here on the
-        # event loop (bounded work: one leaf's checks); anything that may
-        # search, read the database or fetch a CRL runs in the threadpool.
-        service = verification(request)
-        options = chain_options(body)
-        result = service.quick_chain(body.certificate, **options)
-        if result is None:
-            result = await run_in_threadpool(lambda: service.verify_chain(body.certificate, **options))
-        return JSONResponse(result)
-
-    @app.post("/v1/verify/signature", response_model=SignatureResultModel, tags=["verification"],
-              summary="Verify a CMS SignedData or a raw signature, then the signer's chain",
-              responses={**json_errors, **_problems(404, 422)})
-    def verify_signature(body: VerifySignatureRequest, request: Request, _who: PlatformOrAdminJson) -> JSONResponse:
-        result = verify_signature_body(verification(request), body)  # the reading batch items share
-        return JSONResponse(result)
 
     # ------------------------------------------------------------------ issuers
 

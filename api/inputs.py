@@ -1,14 +1,29 @@
-"""Checks of path and body inputs shared by the routes (api/app.py) and the
-fast lane (api/fastlane.py), so that both read a request the same way."""
+"""The request readers the routes share: path and body inputs checked one
+way for every route, single or batch item.
+
+``read_json`` is the verification routes' reading of a JSON body (they do
+not go through FastAPI's, api/routes_verify.py): the answer to any body is
+the one FastAPI's reading gives (status, code, wording), the common case
+(``application/json`` that validates) at the cost of one pydantic call."""
 from __future__ import annotations
 
 import base64
 import binascii
+import email.message
+import json
 import re
+from typing import Any, TypeVar
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
 
 from pki.profile import parse_extended_key_usage
 
 from .problems import Problem
+
+Model = TypeVar("Model", bound=BaseModel)
 
 # Enrollment ids are the store's hex UUIDs; anything else is unknown, and is
 # answered as such without reaching the database (PostgreSQL refuses NUL).
@@ -91,3 +106,70 @@ def verify_signature_body(service, body) -> dict:
         return service.verify_raw(body.certificate, base64_field(body.signature, "signature"), base64_field(body.data, "data"),
                                   algorithm=body.algorithm, **options)
     raise Problem(400, "invalid_request", "give either cms, or certificate + signature + data")
+
+
+def require_json_body(request: Request) -> None:
+    """415 for a body that is not JSON (a form post, text/plain, no
+    Content-Type); a request without a body passes, to be refused as such."""
+    headers = request.headers
+    has_body = headers.get("content-length", "0").strip() != "0" or "transfer-encoding" in headers
+    if not has_body:
+        return
+    ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json" or (ctype.startswith("application/") and ctype.endswith("+json")):
+        return
+    raise Problem(415, "unsupported_media_type", "the request body must be application/json")
+
+
+async def read_json(request: Request, model: type[Model]) -> Model:
+    """The request's body as ``model``: 415 when it is not JSON, else the
+    body read once and validated; its refusals are FastAPI's own (400
+    invalid_request through api/problems.py, same fields and messages).
+
+    ``model_validate_json`` parses and validates in one step; pydantic's
+    JSON parser refuses whatever json.loads might read differently (a byte
+    order mark, UTF-16, NaN, lone surrogate escapes), so a body it refuses
+    is read again as FastAPI reads it, to be answered in its words."""
+    require_json_body(request)
+    body = await request.body()
+    ctype = request.headers.get("content-type")
+    if body and ctype == "application/json":
+        try:
+            return model.model_validate_json(body)
+        except ValueError:
+            pass
+    return _read_as_fastapi(body, ctype, model)
+
+
+def _read_as_fastapi(body: bytes, ctype: str | None, model: type[Model]) -> Model:
+    # fastapi/routing.py get_request_handler and fastapi/dependencies/utils.py
+    # request_body_to_args, for one body parameter that is not embedded.
+    value: Any = _MISSING
+    if body:
+        try:
+            value = json.loads(body) if _fastapi_reads_json(ctype) else body
+        except json.JSONDecodeError as exc:
+            raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error",
+                                           "input": {}, "ctx": {"error": exc.msg}}], body=exc.doc) from exc
+        except Exception as exc:  # noqa: BLE001 - FastAPI's answer to any other failure to read
+            raise HTTPException(status_code=400, detail="There was an error parsing the body") from exc
+    if value is _MISSING:
+        raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+    try:
+        return model.model_validate(value, from_attributes=True)
+    except ValidationError as exc:
+        raise RequestValidationError([{**err, "loc": ("body", *err["loc"])} for err in exc.errors(include_url=False)]) from None
+
+
+_MISSING = object()
+
+
+def _fastapi_reads_json(ctype: str | None) -> bool:
+    if not ctype:
+        return True
+    message = email.message.Message()
+    message["content-type"] = ctype
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")

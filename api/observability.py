@@ -1,8 +1,8 @@
 """Metrics, request ids and structured logs for the HTTP service.
 
 One pure-ASGI middleware sits outside everything else (the body limit and
-the fast lane included), so every response -- a 413 the body limit sends
-itself, an answer of the fast lane, a problem+json -- carries an
+the rate limit included), so every response -- a 413 the body limit sends
+itself, a 429, a problem+json -- carries an
 ``X-Request-ID``, is counted in ``/metrics`` and gets one access-log line.
 
 Metrics use prometheus-client. With ``bridgeca serve --workers N`` each
@@ -37,7 +37,7 @@ REQUEST_ID_HEADER = b"x-request-id"
 # plain enough that an id copied into logs and headers can neither forge a
 # log line nor bloat one.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@+=/-]{1,128}")
-# Below the default buckets' 5 ms: the fast lane answers in a fraction of a millisecond.
+# Below the default buckets' 5 ms: a known chain is answered in a fraction of a millisecond.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -295,25 +295,31 @@ class ObservabilityMiddleware:
         route = scope.get("route")
         if route is not None:
             return getattr(route, "path", None) or "unmatched"
-        # Not routed: the fast lane answered, or the body limit refused. The
-        # fast lane's answers are the hot path: a path matched once is
-        # remembered (only matched ones, so clients cannot grow the table
+        # Not routed: the body limit or the rate limit refused. A path
+        # matched once is remembered (only matched ones, so clients cannot grow the table
         # beyond the routes' real paths, and it is bounded all the same).
         path = scope.get("path", "")
         template = self._templates.get(path)
         if template is None:
-            from starlette.routing import Match
-
-            for candidate in self.fastapi_app.router.routes:
-                if candidate.matches(scope)[0] != Match.NONE:
-                    template = getattr(candidate, "path", None)
-                    break
+            template = _template(self.fastapi_app.router.routes, scope)
             if template is None:
                 return "unmatched"
             if len(self._templates) >= 1024:
                 self._templates.clear()
             self._templates[path] = template
         return template
+
+
+def _template(routes, scope) -> str | None:
+    """The path template of the route matching ``scope``, looked for in
+    included routers' own routes too (FastAPI keeps them behind their router)."""
+    from starlette.routing import Match
+
+    for candidate in routes:
+        if candidate.matches(scope)[0] != Match.NONE:
+            inner = getattr(candidate, "original_router", None)
+            return _template(inner.routes, scope) if inner is not None else getattr(candidate, "path", None)
+    return None
 
 
 async def _problem_500(send) -> None:

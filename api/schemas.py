@@ -97,8 +97,14 @@ class ChainOptions(RequestModel):
                     "(failure: path_length_exceeded); default: no limit but the verifier's own")
 
 
+def _receipt() -> Any:
+    return Field(False, description="true: the answer carries a signed receipt of the question and the result "
+                                    "(bridge/receipts.py)")
+
+
 class VerifyChainRequest(ChainOptions):
     certificate: str = Field(..., description="the end-entity certificate, PEM")
+    receipt: bool = _receipt()
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -119,6 +125,7 @@ class VerifySignatureRequest(ChainOptions):
     signature: str | None = Field(None, description="base64 raw signature")
     data: str | None = Field(None, description="base64 signed data, for a raw signature")
     algorithm: str | None = Field(None, description="signature algorithm name or OID, for a raw signature", max_length=200)
+    receipt: bool = _receipt()
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -347,6 +354,24 @@ class ProblemDetails(ResponseModel):
                           "detail": "this route needs the admin role; the token is platform"}]
         }
     )
+
+
+_PROBLEM_STATUSES = {
+    400: "malformed input (code: invalid_request, invalid_base64, malformed_input, invalid_serial, ...)",
+    401: "no token, or an unknown or revoked one (code: unauthorized)",
+    403: "the token's role may not use this route (code: forbidden)",
+    404: "unknown issuer or serial (code: not_found)",
+    409: "conflict with the current state (code: already_enrolled, already_revoked, invalid_state, ...)",
+    413: "request body over the limit (code: body_too_large)",
+    415: "the body is not of the route's media type (code: unsupported_media_type)",
+    422: "semantically invalid (code names the check that failed)",
+    503: "the signer or the database is unavailable",
+}
+
+
+def problem_responses(*statuses: int) -> dict:
+    """A route's documented error responses (``responses=`` of a route), as ProblemDetails."""
+    return {status: {"model": ProblemDetails, "description": _PROBLEM_STATUSES[status]} for status in statuses}
 
 
 # --------------------------------------------------------------------------- member lifecycle (api/routes_lifecycle.py)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -78,9 +78,13 @@ class PrincipalCache:
         return principal
 
 
-@auth_first
-async def current_principal(request: Request) -> Principal:
-    """Runs on the event loop: a request whose token and epoch are known
+async def authenticate(request: Request, roles: Collection[str] | None = None) -> Principal:
+    """The API's one authentication: the request's principal, or a 401
+    (no token, an unknown, revoked or expired one) or a 403 (a role not in
+    ``roles``; None: any role). Every route's dependency and the
+    verification routes' own reading (api/routes_verify.py) call it.
+
+    Runs on the event loop: a request whose token and epoch are known
     costs no thread hop; the database is read in the threadpool, only when
     the epoch is due for a poll or the token is not cached."""
     from bridge.service import hash_token
@@ -94,7 +98,14 @@ async def current_principal(request: Request) -> Principal:
         principal = await run_in_threadpool(state.principals.lookup, request, token)
     if principal is None:
         raise Problem(401, "unauthorized", "unknown, revoked or expired token")
+    if roles is not None and principal[1] not in roles:
+        raise Problem(403, "forbidden", f"this route needs the {' or '.join(roles)} role; the token is {principal[1]}")
     return Principal(*principal)
+
+
+@auth_first
+async def current_principal(request: Request) -> Principal:
+    return await authenticate(request)
 
 
 def require(*roles: str) -> AuthCheck:
@@ -102,10 +113,7 @@ def require(*roles: str) -> AuthCheck:
     # FastAPI's per-request cost grows with each level of dependencies.
     @auth_first
     async def check(request: Request) -> Principal:
-        principal = await current_principal(request)
-        if principal.role not in roles:
-            raise Problem(403, "forbidden", f"this route needs the {' or '.join(roles)} role; the token is {principal.role}")
-        return principal
+        return await authenticate(request, roles)
 
     return check
 

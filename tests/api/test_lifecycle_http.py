@@ -239,7 +239,7 @@ def test_suspension_through_one_server_is_seen_by_the_other(kind, tmp_path):
     with served(kind, tmp_path, servers=2) as s:
         hk, hk_id, _ = s.join("HK")
         one, other = s.bases
-        for _ in range(3):  # warm the other server's caches (Verifier, prefix and result caches, fast lane)
+        for _ in range(3):  # warm the other server's caches (Verifier, prefix and result caches)
             assert s.verify(hk, base=other)["valid"] is True
         status, view = s.call("POST", f"/v1/issuers/{hk_id}/suspend", base=one)
         assert status == 200

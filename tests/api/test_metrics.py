@@ -1,5 +1,5 @@
 """GET /metrics, read back with prometheus-client's own parser: requests by
-route template and status (the fast lane's answers and the body limit's
+route template and status (the body limit's
 413s included), verifications by outcome, the cached-answer ratio, the
 epoch, the CRL's age and nextUpdate, revocation fetch failures; and, from
 a real ``bridgeca serve --workers 2``, one scrape that sums both workers."""
@@ -56,7 +56,7 @@ def test_a_verification_is_counted_by_route_status_and_outcome(fed):
     body = fed.chain_body("HK")
     with bridge_env():
         before = scrape(fed.client)
-        for _ in range(3):  # the first searches; the others come from what is cached (the fast lane)
+        for _ in range(3):  # the first searches; the others come from what is cached (on the event loop)
             r = fed.client.post("/v1/verify/chain", headers=fed.h("platform"), json=body)
             assert r.status_code == 200 and r.json()["valid"] is True, r.text
         r = fed.client.post("/v1/verify/chain", headers=fed.h("platform"), json=dict(body, at="2000-01-01T00:00:00Z"))
