@@ -88,9 +88,13 @@ def render(request: Request, template: str, status: int = 200, session: Session 
     body = _ENV.get_template(template).render(
         t=t, lang=lang, session=session, path=request.url.path if request.method == "GET" else "/", flash=t(f"done.{done}") if done in _DONE else None,
         **context)
-    response = HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
-    if request.query_params.get("lang") in i18n.LANGUAGES:
-        response.set_cookie(i18n.LANG_COOKIE, lang, max_age=365 * 86400, path="/", samesite="strict")
+    return _remember_language(request, HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS))
+
+
+def _remember_language(request: Request, response: Response) -> Response:
+    asked = request.query_params.get("lang")
+    if asked in i18n.LANGUAGES:
+        response.set_cookie(i18n.LANG_COOKIE, asked, max_age=365 * 86400, path="/", samesite="strict")
     return response
 
 
@@ -130,7 +134,7 @@ def page(fn: Callable) -> Callable:
                 kwargs["form"] = await read_form(request, max_bytes=limit)
             return await run_in_threadpool(functools.partial(fn, request, **kwargs))
         except Redirect as exc:
-            return RedirectResponse(exc.url, status_code=303, headers={"Cache-Control": "no-store"})
+            return _remember_language(request, RedirectResponse(exc.url, status_code=303, headers={"Cache-Control": "no-store"}))
         except ConsoleError as exc:
             return error_page(request, exc.status, exc.code, exc.key, exc.detail)
         except BridgeError as exc:

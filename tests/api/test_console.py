@@ -283,7 +283,8 @@ def test_queues_show_enrollment_checks_and_approve_through_the_governance_gate(f
     detail = client.get(f"/admin/details?kind=member&id={view['id']}")  # what a click on its node asks
     assert detail.status_code == 200 and "Macau" in detail.text and "Hong Kong" not in detail.text
     assert "Status history" in detail.text and f'/admin/members/{view["id"]}' in detail.text
-    assert client.get("/admin").status_code == 200
+    overview = client.get("/admin")
+    assert f'data-id="{view["id"]}"' in overview.text and "<svg" in overview.text
 
 
 def test_blacklist_page_shows_where_an_entry_bites_and_the_audit_page_its_integrity(federation):
