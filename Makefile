@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench demo clean constraints
+.PHONY: install test lint bench demo clean constraints screenshots
 
 install: $(STAMP)
 
@@ -41,6 +41,16 @@ bench: install
 
 demo: install
 	$(BIN)/bridgeca demo
+
+# The console's pictures in the README (docs/screenshots/): real servers, signed in, by Debian's
+# chromium (scripts/screenshots.py). Installs what is missing: chromium, a CJK font (the page's
+# 中文 switch), pngquant (keeps each PNG small).
+screenshots: install
+	@missing=""; [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	fc-list :lang=zh | grep -q . || missing="$$missing fonts-wqy-microhei"; \
+	command -v pngquant >/dev/null || missing="$$missing pngquant"; \
+	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks
