@@ -184,20 +184,6 @@ def _perform(request: Request, session: Session, action: str, params: dict, back
     raise Redirect(f"{back}?done={done}")
 
 
-# --------------------------------------------------------------------------- the graph (api/console/graph_svg.py, H8's)
-
-
-def graph_svg(ca, lang: str) -> str | None:
-    """The trust graph as server-rendered SVG, or None where this build has none."""
-    try:
-        from bridge.federation_graph import federation_graph
-
-        from .graph_svg import render_federation_svg
-    except ImportError:
-        return None
-    return render_federation_svg(federation_graph(ca), lang=lang)
-
-
 # --------------------------------------------------------------------------- routes
 
 
@@ -266,15 +252,20 @@ def router() -> APIRouter:
     @routes.get("/admin")
     @page
     def overview(request: Request) -> Response:
+        from bridge.federation_graph import federation_graph
+
+        from .graph_svg import render_federation_svg
+
         session = _admin(request)
         ca = request.app.state.ca
-        records = ca.store.list_enrollments()
-        counts = {status: sum(1 for r in records if r.status == status) for status in ("active", "suspended", "pending")}
+        graph = federation_graph(ca)  # the counts come from the graph drawn: one read of the store
+        members = graph.members()
+        counts = {status: sum(1 for n in members if n.status == status) for status in ("active", "suspended", "pending")}
+        expiring = sum(1 for e in graph.edges if e.kind == "cross" and e.status == "expiring")
         waiting = governance.proposals(ca.store, "pending", actor=session.actor)
-        expiring = ca.expiring()
-        return render(request, "overview.html", session=session, counts=counts, members=len(records),
-                      proposals=len(waiting), expiring=len(expiring), days=ca.settings.expiry_warning_days,
-                      graph=graph_svg(ca, i18n.language(request)))
+        return render(request, "overview.html", session=session, counts=counts, members=len(members),
+                      proposals=len(waiting), expiring=expiring, days=ca.settings.expiry_warning_days,
+                      graph=render_federation_svg(graph, lang=i18n.language(request)))
 
     @routes.get("/admin/details")
     @page
@@ -292,8 +283,8 @@ def router() -> APIRouter:
     def queues(request: Request) -> Response:
         session = _admin(request)
         ca = request.app.state.ca
-        pending = [v for v in ca.issuers() if v["status"] == "pending"]
-        findings = {v["id"]: views.enrollment_findings(ca, v) for v in pending}
+        pending = [ca.issuer(r.id) for r in ca.store.list_enrollments() if r.status == "pending"]
+        findings = views.enrollment_findings(ca, pending)
         waiting = governance.proposals(ca.store, "pending", actor=session.actor)
         return render(request, "queues.html", session=session, pending=pending, findings=findings, proposals=waiting,
                       expiring=ca.expiring(), days=ca.settings.expiry_warning_days)

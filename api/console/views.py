@@ -91,34 +91,47 @@ def certificate_facts(certificate: x509.Certificate) -> dict:
     return facts
 
 
-def enrollment_findings(ca, view: dict) -> list[dict]:
-    """The enrollment checks as they stand now, for a pending enrollment:
-    each {"level": ok|warn|fail, "key": catalogue key, "values": {...}}.
-    The same functions as enrollment and approval (bridge/registration.py,
-    bridge/blacklist.py), so what fails here fails the approval too."""
-    root = x509.load_pem_x509_certificate(view["root_certificate"].encode())
+def enrollment_findings(ca, pending: list[dict]) -> dict[str, list[dict]]:
+    """Enrollment id -> the enrollment checks as they stand now, for pending
+    enrollments (their API views): each {"level": ok|warn|fail, "key": a
+    catalogue key, "values": {...}}. The same functions as enrollment and
+    approval (bridge/registration.py, bridge/blacklist.py), so what fails
+    here fails the approval too."""
+    if not pending:
+        return {}
+    entries, enrollments = ca.store.blacklist_entries(), ca.store.list_enrollments()
+    reversed_ids = {r.enrollment_id for r in ca.store.reverse_certificates(enrollment_statuses=("pending",))}
     now = _now()
-    found = []
-    try:
-        registration.check_validity(root, now, timedelta(days=ca.settings.min_member_root_validity_days))
-        days = (root.not_valid_after_utc - now).days
-        found.append({"level": "ok", "key": "finding.validity", "values": {"not_after": _iso(root.not_valid_after_utc), "days": days}})
-    except registration.EnrollmentError as exc:
-        found.append({"level": "fail", "key": "finding.validity_short", "values": {"detail": exc.message}})
-    why = blacklist.refusal(root, ca.store.blacklist_entries(), ca.store.list_enrollments())
-    if why is None:
-        found.append({"level": "ok", "key": "finding.blacklist_clear", "values": {}})
-    else:
-        found.append({"level": "fail", "key": "finding.blacklisted", "values": {"detail": why}})
-    found.append({"level": "ok", "key": "finding.key", "values": {"key": key_description(root)}})
-    mappings = view.get("policy_mappings") or []
-    if mappings:
-        found.append({"level": "ok", "key": "finding.mappings", "values": {"count": len(mappings)}})
-    else:
-        found.append({"level": "warn", "key": "finding.no_mappings", "values": {}})
-    if view.get("replaces"):
-        found.append({"level": "warn", "key": "finding.rollover", "values": {"id": view["replaces"]}})
-    return found
+    findings = {}
+    for view in pending:
+        root = x509.load_pem_x509_certificate(view["root_certificate"].encode())
+        found = []
+        try:
+            registration.check_validity(root, now, timedelta(days=ca.settings.min_member_root_validity_days))
+            days = (root.not_valid_after_utc - now).days
+            found.append({"level": "ok", "key": "finding.validity",
+                          "values": {"not_after": _iso(root.not_valid_after_utc), "days": days}})
+        except registration.EnrollmentError as exc:
+            found.append({"level": "fail", "key": "finding.validity_short", "values": {"detail": exc.message}})
+        why = blacklist.refusal(root, entries, enrollments)
+        if why is None:
+            found.append({"level": "ok", "key": "finding.blacklist_clear", "values": {}})
+        else:
+            found.append({"level": "fail", "key": "finding.blacklisted", "values": {"detail": why}})
+        found.append({"level": "ok", "key": "finding.key", "values": {"key": key_description(root)}})
+        mappings = view.get("policy_mappings") or []
+        if mappings:
+            found.append({"level": "ok", "key": "finding.mappings", "values": {"count": len(mappings)}})
+        else:
+            found.append({"level": "warn", "key": "finding.no_mappings", "values": {}})
+        if view["id"] in reversed_ids:
+            found.append({"level": "ok", "key": "finding.reverse", "values": {}})
+        else:
+            found.append({"level": "warn", "key": "finding.no_reverse", "values": {}})
+        if view.get("replaces"):
+            found.append({"level": "warn", "key": "finding.rollover", "values": {"id": view["replaces"]}})
+        findings[view["id"]] = found
+    return findings
 
 
 def blacklist_bites(ca, entries: list[dict]) -> dict[str, list[dict]]:

@@ -304,3 +304,41 @@ def test_blacklist_page_shows_where_an_entry_bites_and_the_audit_page_its_integr
     audit = client.get("/admin/audit?action=blacklist.")
     assert 'id="integrity"' in audit.text and "Intact:" in audit.text
     assert "blacklist.add" in audit.text and "blacklist.remove" in audit.text and "token.create" not in audit.text
+
+
+def test_two_person_control_in_the_console_counts_administrators_not_sessions(federation):
+    """With approvals_required 2 an action is a proposal; a second session of
+    the same administrator cannot confirm it (actions are audited as the
+    signing-in token, not the session); another administrator can."""
+    from api.app import create_app
+    from bridge.service import BridgeCA
+
+    from .conftest import bridge_env
+
+    gd = federation.ids["GD"]
+    with bridge_env():
+        ca = BridgeCA.open(federation.ca.settings.home, approvals_required=2)
+    try:
+        app = create_app(ca)
+        second_admin = federation.ca.create_token("admin")
+        with TestClient(app, raise_server_exceptions=False):
+            two = type(federation)(ca, app, None, {**federation.tokens, "admin2": second_admin})
+            first, csrf = sign_in(two, "admin")
+            r = first.post(f"/admin/members/{gd}/suspend", data={"csrf": csrf, "reason": "maker"}, follow_redirects=False)
+            assert r.status_code == 303 and r.headers["location"] == f"/admin/members/{gd}?done=proposed"
+            assert ca.issuer(gd)["status"] == "active"
+            queue = first.get("/admin/queues").text
+            proposal = re.search(r'data-proposal="([0-9a-f]{32})"', queue).group(1)
+            assert "Your own proposal" in queue and f"/admin/proposals/{proposal}/confirm" not in queue
+            again, csrf_again = sign_in(two, "admin")  # the same administrator, a new session
+            r = again.post(f"/admin/proposals/{proposal}/confirm", data={"csrf": csrf_again})
+            assert r.status_code == 403 and 'data-code="same_admin"' in r.text
+            checker, csrf2 = sign_in(two, "admin2")
+            assert f"/admin/proposals/{proposal}/confirm" in checker.get("/admin/queues").text
+            r = checker.post(f"/admin/proposals/{proposal}/confirm", data={"csrf": csrf2}, follow_redirects=False)
+            assert r.status_code == 303 and r.headers["location"] == "/admin/queues?done=confirm"
+            assert ca.issuer(gd)["status"] == "suspended"
+    finally:
+        ca.close()
+    r = federation.client.post(f"/v1/issuers/{gd}/reinstate", headers=federation.h("admin"))
+    assert r.status_code == 200, r.text
