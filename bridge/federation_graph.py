@@ -9,10 +9,10 @@ trusted list. Edges are directed, issuer to subject: a cross-certificate
 enrollment waiting for approval (bridge -> root, ``pending``), an issuing CA
 under its root, the bridge's recognition of a list.
 
-Read in one pass through the store's read functions: a fixed number of
-queries whatever the federation's size (one per recognised list for its
-newest version), and each certificate parsed once, so 60 members render a
-console page well within 200 ms (benchmarks/bench_console.py).
+Read in one pass (``store.federation_rows``: a fixed number of plain
+queries whatever the federation's size), each certificate parsed once and
+its facts remembered, so 60 members render a console page well within
+200 ms (benchmarks/bench_console.py).
 
 The values are plain and immutable; ``to_dict`` gives JSON-ready data.
 """
@@ -24,7 +24,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from typing import Any, Literal
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -293,10 +293,13 @@ def federation_graph(source, *, now: datetime | None = None, issuing_cas: Iterab
     else:
         bridge = Node(BRIDGE_ID, "bridge", BRIDGE_ID, "Bridge CA")
 
-    enrollments = [r for r in store.list_enrollments() if r.status not in NOT_DRAWN]
-    crosses = store.cross_certificates(statuses=("issued", "held", "revoked"))
-    reverses = store.reverse_certificates(enrollment_statuses=tuple({r.status for r in enrollments}) or ("active",))
-    histories = store_module.status_histories(store)
+    rows = store_module.federation_rows(store)
+    enrollments = [r for r in rows.enrollments if r.status not in NOT_DRAWN]
+    crosses = rows.cross_certificates
+    reverses = rows.reverse_certificates
+    histories: dict[str, list] = {}
+    for change in rows.status_changes:
+        histories.setdefault(change.enrollment_id, []).append(change)
 
     # One node per root certificate: its enrollments in order (list_enrollments is by creation time).
     roots: dict[str, list] = {}
@@ -373,7 +376,7 @@ def federation_graph(source, *, now: datetime | None = None, issuing_cas: Iterab
         ))
 
     issuing_nodes = _issuing_cas(issuing_cas, members, root_facts, edges, now, window)
-    list_nodes = _trust_lists(store, edges, now)
+    list_nodes = _trust_lists(rows, edges, now)
     nodes = (bridge, *members, *issuing_nodes, *list_nodes)
     edges.sort(key=lambda e: (_KIND_ORDER[e.kind], e.source, e.target, e.id))
     return FederationGraph(bridge, nodes, tuple(edges), now, expiring_days, {n.id: n for n in nodes})
@@ -412,10 +415,13 @@ def _issuing_cas(certificates: Iterable[bytes | x509.Certificate], members: list
     return sorted(nodes.values(), key=lambda n: (order.get(n.parent or "", 0), n.label.casefold(), n.id))
 
 
-def _trust_lists(store, edges: list[Edge], now: datetime) -> list[Node]:
+def _trust_lists(rows: store_module.FederationRows, edges: list[Edge], now: datetime) -> list[Node]:
+    newest: dict[str, Any] = {}
+    for version in rows.trust_list_versions:  # newest sequence number first
+        newest.setdefault(version.list_id, version)
     nodes = []
-    for row in store.external_trust_lists():
-        latest = store.latest_trust_list_version(row.id)
+    for row in rows.trust_lists:
+        latest = newest.get(row.id)
         details: list[tuple[str, str]] = [("trust_anchor", f"list:{row.id}")]
         if row.url:
             details.append(("url", row.url))

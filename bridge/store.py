@@ -1502,14 +1502,47 @@ def _fix_times(row):
 # --------------------------------------------------------------------------- the federation graph (bridge/federation_graph.py)
 
 
-def status_histories(store: Store) -> dict[str, list[MemberStatus]]:
-    """Every enrollment's status changes, oldest first, in one query: the console draws all members at once."""
+@dataclass(frozen=True)
+class FederationRows:
+    """Every row the federation graph draws, as plain values with aware datetimes (attribute access, like the
+    tables' rows). Read with Core queries in one read transaction: at 60 members, building ORM objects for the
+    same rows cost some 35 times the queries themselves."""
+
+    enrollments: list  # by creation time
+    cross_certificates: list  # handed out (issued, held, revoked): reservations have no certificate
+    reverse_certificates: list  # by id, so an enrollment's newest is its last
+    status_changes: list  # member_status rows, oldest first
+    trust_lists: list  # external lists in force
+    trust_list_versions: list  # their versions' facts (no XML), newest sequence number first
+
+
+def federation_rows(store: Store) -> FederationRows:
+    from types import SimpleNamespace
+
+    def plain(statement) -> list:
+        result = connection.execute(statement)
+        keys = tuple(result.keys())
+        return [SimpleNamespace(**{k: _aware(v) if isinstance(v, datetime) else v for k, v in zip(keys, row, strict=True)})
+                for row in result]
+
+    enrollment, cross = Enrollment.__table__.c, CrossCertificate.__table__.c  # type: ignore[attr-defined]
+    reverse, status = ReverseCertificate.__table__.c, MemberStatus.__table__.c  # type: ignore[attr-defined]
+    lists, versions = ExternalTrustList.__table__.c, ExternalTrustListVersion.__table__.c  # type: ignore[attr-defined]
     with store._read() as session:
-        rows = session.exec(select(MemberStatus).order_by(col(MemberStatus.id))).all()
-    histories: dict[str, list[MemberStatus]] = {}
-    for row in rows:
-        histories.setdefault(row.enrollment_id, []).append(_fix_times(row))
-    return histories
+        connection = session.connection()
+        return FederationRows(
+            enrollments=plain(sa.select(Enrollment.__table__).order_by(enrollment.created_at, enrollment.id)),  # type: ignore[attr-defined]
+            cross_certificates=plain(sa.select(CrossCertificate.__table__)  # type: ignore[attr-defined]
+                                     .where(cross.status.in_(("issued", "held", "revoked"))).order_by(cross.id)),
+            reverse_certificates=plain(sa.select(ReverseCertificate.__table__).order_by(reverse.id)),  # type: ignore[attr-defined]
+            status_changes=plain(sa.select(MemberStatus.__table__).order_by(status.id)),  # type: ignore[attr-defined]
+            trust_lists=plain(sa.select(lists.id, lists.name, lists.url, lists.created_at, lists.created_by,
+                                        lists.last_fetch_error).where(lists.status == "active")
+                              .order_by(lists.created_at, lists.id)),
+            trust_list_versions=plain(sa.select(versions.list_id, versions.sequence_number, versions.issued_at,
+                                                versions.next_update, versions.sha256)
+                                      .order_by(versions.sequence_number.desc())),
+        )
 
 
 # =========================================================================== evidence and time-stamp serials (issue 12)
