@@ -22,7 +22,7 @@ import re
 import time
 import traceback
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -103,15 +103,33 @@ class Metrics:
                                         registry=r, multiprocess_mode="max")
         self.workers.set(1)
         self.workers_configured.set(_configured_workers())
-        for result in ("hit", "miss"):
-            self.verify_cache.labels(result)  # both series exist from the start: a ratio needs both
+        # Both series exist from the start: a ratio needs both.
+        self._cache_children = {True: self.verify_cache.labels("hit"), False: self.verify_cache.labels("miss")}
+        self._children: dict[tuple[str, str, str, str], Any] = {}
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def verified(self, kind: str, result: dict, *, cached: bool | None = None) -> None:
         error = result.get("error") or {}
-        self.verifications.labels(kind, "true" if result.get("valid") else "false", error.get("code") or "none",
-                                  result.get("indication") or "none").inc()
+        labels = (kind, "true" if result.get("valid") else "false", error.get("code") or "none",
+                  result.get("indication") or "none")
+        # A labelled child looked up by prometheus-client costs more than the
+        # rest of counting a cached answer; the label values are few (kinds,
+        # error codes, indications), the children are kept.
+        counter = self._children.get(labels)
+        if counter is None:
+            counter = self._children[labels] = self.verifications.labels(*labels)
+        counter.inc()
         if cached is not None:
-            self.verify_cache.labels("hit" if cached else "miss").inc()
+            self._cache_children[cached].inc()
+
+    def answered(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One HTTP request, by route template, method and status."""
+        children = self._request_children.get((route, method, status))
+        if children is None:  # bounded: templates, methods and statuses are few
+            children = self._request_children[(route, method, status)] = (
+                self.requests.labels(route, method, str(status)), self.latency.labels(route, method))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def fetch_failed(self, kind: str, connection_failed: bool) -> None:
         self.fetch_failures.labels(kind, "connection" if connection_failed else "response").inc()
@@ -154,8 +172,8 @@ def scrape(app_state) -> tuple[bytes, str]:
 
 
 class MeasuredVerification(VerificationService):
-    """VerificationService that counts each answer once, by outcome. The fast
-    lane and the routes share the app's one instance, so both are counted."""
+    """VerificationService that counts each answer once, by outcome (the
+    routes and the console share the app's one instance)."""
 
     def __init__(self, ca, metrics: Metrics, source=None) -> None:
         super().__init__(ca, source)
@@ -281,8 +299,7 @@ class ObservabilityMiddleware:
             elapsed = time.perf_counter() - started
             route = self._route(scope)
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            self.metrics.requests.labels(route, method, str(status)).inc()
-            self.metrics.latency.labels(route, method).observe(elapsed)
+            self.metrics.answered(route, method, status, elapsed)
             if self.access_log_enabled:
                 path = _printable(scope.get("path", ""))
                 access_log.info("%s %s %d", method, path, status, extra={
