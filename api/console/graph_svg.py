@@ -166,6 +166,7 @@ class _Renderer:
         self.boxes: dict[str, _Box] = {}
         self.out: list[str] = []
         self.labels: list[str] = []  # radial labels, drawn over the edges
+        self.label_ends: list[tuple[float, float]] = []  # where they end, for the picture's bounds
 
     # ---------------------------------------------------------------- words
 
@@ -226,9 +227,10 @@ class _Renderer:
         for node in self.ring:
             a = self.angles[node.id]
             # An ellipse wider than tall: the boxes are.
-            parent = self.boxes[node.id] = _Box(radius * 1.45 * math.cos(a), radius * math.sin(a), 180, 44, angle=a)
+            width = max(180.0, min(250.0, _text_width(node.label, 12) + 24))  # a longer name, a wider box (to a point)
+            parent = self.boxes[node.id] = _Box(radius * 1.45 * math.cos(a), radius * math.sin(a), width, 44, angle=a)
             for i, child in enumerate(self.children.get(node.id, ())):
-                w, h, gap = 190.0, 26.0, 14.0 + 32.0 * i
+                w, h, gap = max(150.0, min(250.0, _text_width(child.label, 11) + 20)), 26.0, 14.0 + 32.0 * i
                 # Outwards along the radius, just far enough to clear the root's box.
                 t = min(((parent.w + w) / 2 + gap) / abs(math.cos(a)) if abs(math.cos(a)) > 1e-6 else math.inf,
                         ((parent.h + h) / 2 + gap) / abs(math.sin(a)) if abs(math.sin(a)) > 1e-6 else math.inf)
@@ -267,7 +269,7 @@ class _Renderer:
         self.out.extend(self.labels)
         legend, legend_height = self.legend()
         min_x, min_y, max_x, max_y = self.bounds()
-        legend_x = min_x - 300
+        legend_x = min_x - 270
         self.out.append(f'<g class="fg-legend" transform="translate({_n(legend_x)},{_n(min_y)})">{legend}</g>')
         width, height = max_x - legend_x + 20, max(max_y - min_y, legend_height) + 20
         title = escape(self.t["title"])
@@ -282,10 +284,9 @@ class _Renderer:
         for box in self.boxes.values():
             xs += [box.x - box.w / 2, box.x + box.w / 2]
             ys += [box.y - box.h / 2, box.y + box.h / 2]
-        if not self.boxes_mode:  # the radial labels reach this far out
-            reach = self.radius + self.label_gap + 175
-            xs += [-reach, reach]
-            ys += [-reach, reach]
+        for x, y in self.label_ends:
+            xs += [x - 6, x + 6]
+            ys += [y - 8, y + 8]
         return min(xs) - 10, min(ys) - 10, max(xs) + 10, max(ys) + 10
 
     def tooltip(self, item: Node | Edge) -> str:
@@ -357,6 +358,8 @@ class _Renderer:
         right = math.cos(a) >= 0
         rotation = degrees if right else degrees + 180
         label = _fit(node.label, 170, 12)
+        reach = r + _text_width(label, 12)
+        self.label_ends += [(x, y), (reach * math.cos(a), reach * math.sin(a))]
         self.labels.append(
             f'<g class="fg-node-label" data-for="fg-node-{escape(node.id)}" data-angle="{_n(degrees)}" data-radius="{_n(r)}">'
             + self.text(x, y + 4, label, "start" if right else "end", transform=f"rotate({_n(rotation)} {_n(x)} {_n(y)})")
