@@ -153,6 +153,8 @@ def page(fn: Callable) -> Callable:
 def _signed_in(request: Request) -> Session:
     session = current_session(request)
     if session is None:
+        if _wants_json(request):  # a program, not a person: no sign-in page to go to
+            raise ConsoleError(401, "unauthorized", "error.signed_out")
         raise Redirect("/admin/login")
     return session
 
@@ -193,9 +195,7 @@ def router() -> APIRouter:
     @routes.get("/")
     @page
     def root(request: Request) -> Response:
-        session = current_session(request)
-        if session is None:
-            raise Redirect("/admin/login")
+        session = _signed_in(request)
         raise Redirect("/admin" if session.is_admin else "/verify")
 
     @routes.get("/console/static/{name}")

@@ -535,6 +535,45 @@ def lifecycle_entries(s: Sweeper) -> dict:
         Case("days: NaN", 400, "invalid_request", path=f"{expiring}?days=nan"),
         Case("days: too many", 400, "invalid_request", path=f"{expiring}?days=1e9"),
     ] + wrong_method("DELETE")}
+    entries.update(console_entries(s))
+    return entries
+
+
+def console_entries(s: Sweeper) -> dict[tuple[str, str], dict]:
+    """The console's pages and forms (api/console/; tests/api/test_console.py has the rest), asked by a
+    client that wants JSON: problem+json answers, never a page."""
+    json_client = {"Accept": "application/json"}
+    no_session = Case("no session", 401, "unauthorized", headers=json_client)
+    not_a_form = Case("a JSON body, not a form", 415, "unsupported_media_type", content=b'{"csrf": "x"}',
+                      headers={**json_client, "Content-Type": "application/json"})
+    form = {**json_client, "Content-Type": "application/x-www-form-urlencoded"}
+    no_csrf = Case("a form without its CSRF token", 403, "csrf_failed", content=b"token=x", headers=form)
+    entries: dict[tuple[str, str], dict] = {}
+    pages = ("/", "/admin", "/admin/audit", "/admin/blacklist", "/admin/details", "/admin/members",
+             f"/admin/members/{s.fed.ids['HK']}", "/admin/queues", "/verify")
+    for page in pages:
+        route = "/admin/members/{enrollment_id}" if page.startswith("/admin/members/") else page
+        entries[("GET", route)] = {"role": None, "path": page, "cases": [no_session] + wrong_method("DELETE")}
+    hk, serial, some_id = s.fed.ids["HK"], s.fed.serials["HK"], "0" * 32
+    actions = {
+        "/admin/blacklist": "/admin/blacklist", "/admin/blacklist/{entry_id}/remove": f"/admin/blacklist/{some_id}/remove",
+        "/admin/cross-certificates/{serial}/revoke": f"/admin/cross-certificates/{serial}/revoke",
+        "/admin/enrollments/{enrollment_id}/approve": f"/admin/enrollments/{s.pending}/approve",
+        "/admin/enrollments/{enrollment_id}/reject": f"/admin/enrollments/{s.pending}/reject",
+        "/admin/logout": "/admin/logout", "/admin/proposals/{proposal_id}/cancel": f"/admin/proposals/{some_id}/cancel",
+        "/admin/proposals/{proposal_id}/confirm": f"/admin/proposals/{some_id}/confirm", "/verify": "/verify",
+        **{f"/admin/members/{{enrollment_id}}/{action}": f"/admin/members/{hk}/{action}"
+           for action in ("mappings", "reinstate", "renew", "suspend", "withdraw")},
+    }
+    for route, path in actions.items():
+        entries[("POST", route)] = {"role": None, "path": path, "cases": [
+            not_a_form, Case("no session", 401, "unauthorized", content=b"csrf=x", headers=form)]}
+    entries[("GET", "/admin/login")] = {"role": None, "cases": wrong_method("DELETE")}
+    entries[("POST", "/admin/login")] = {"role": None, "cases": [not_a_form, no_csrf]}
+    entries[("GET", "/console/static/{name}")] = {"role": None, "path": "/console/static/console.css", "cases": [
+        Case("unknown file", 404, "not_found", path="/console/static/nothing.css"),
+        Case("a template, not a static file", 404, "not_found", path="/console/static/base.html"),
+    ] + wrong_method("DELETE")}
     return entries
 
 
