@@ -342,3 +342,19 @@ def test_two_person_control_in_the_console_counts_administrators_not_sessions(fe
         ca.close()
     r = federation.client.post(f"/v1/issuers/{gd}/reinstate", headers=federation.h("admin"))
     assert r.status_code == 200, r.text
+
+
+def test_the_verification_page_gives_a_signed_receipt_when_asked(federation):
+    import base64
+
+    from bridge.receipts import check_receipt
+
+    client, csrf = sign_in(federation, "platform")
+    body = federation.chain_body("GD")
+    chain = body["certificate"] + "".join(body["intermediates"])
+    assert "download-receipt" not in client.post("/verify", data={"csrf": csrf, "input": chain}).text
+    page = client.post("/verify", data={"csrf": csrf, "input": chain, "receipt": "1"})
+    link = re.search(r'id="download-receipt" download="[^"]+" href="data:application/pkcs7-mime;base64,([^"]+)"', page.text)
+    assert link, page.text[-1500:]
+    checked = check_receipt(base64.b64decode(link.group(1)), [federation.ca.certificate])
+    assert checked.document["request"] == "chain" and checked.document["result"]["valid"] is True
