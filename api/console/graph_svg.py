@@ -165,7 +165,6 @@ class _Renderer:
         self.boxes_mode = sum(1 for n in self.ring if n.kind == "member") <= BOXES_UP_TO
         self.boxes: dict[str, _Box] = {}
         self.out: list[str] = []
-        self.labels: list[str] = []  # radial labels, drawn over the edges
         self.label_ends: list[tuple[float, float]] = []  # where they end, for the picture's bounds
 
     # ---------------------------------------------------------------- words
@@ -266,7 +265,6 @@ class _Renderer:
         for node in self.graph.nodes:
             if node.id in self.boxes:
                 self.draw_node(node)
-        self.out.extend(self.labels)
         legend, legend_height = self.legend()
         min_x, min_y, max_x, max_y = self.bounds()
         legend_x = min_x - 270
@@ -321,10 +319,10 @@ class _Renderer:
             colour = MEMBER_FILL.get(node.status, "#8d96a3")
             parts.append(f'<circle cx="{_n(box.x)}" cy="{_n(box.y)}" r="{_n(box.w / 2)}" fill="{colour}" stroke="#fff" stroke-width="1.5"/>')
             if node.kind == "member":
-                self.radial_label(node, box)
+                parts.append(self.radial_label(node, box))
         elif node.kind == "trust_list" and not self.boxes_mode:
             parts.append(self.rect(box, 2, "fg-box"))
-            self.radial_label(node, box)
+            parts.append(self.radial_label(node, box))
         else:
             colour = MEMBER_FILL.get(node.status, "#8d96a3") if node.kind == "member" else ""
             parts.append(self.rect(box, 6, "fg-box", colour))
@@ -349,8 +347,9 @@ class _Renderer:
         attrs += f' transform="{transform}"' if transform else ""
         return f'<text x="{_n(x)}" y="{_n(y)}" text-anchor="{anchor}"{attrs}>{escape(content)}</text>'
 
-    def radial_label(self, node: Node, box: _Box) -> None:
-        """The name written outwards along the node's radius, after its issuing CAs; upright on either side."""
+    def radial_label(self, node: Node, box: _Box) -> str:
+        """The name written outwards along the node's radius, after its issuing CAs; upright on either side.
+        Part of the node's group: a click on the name is a click on the node."""
         a = box.angle
         r = self.radius + self.label_gap
         x, y = r * math.cos(a), r * math.sin(a)
@@ -360,10 +359,9 @@ class _Renderer:
         label = _fit(node.label, 170, 12)
         reach = r + _text_width(label, 12)
         self.label_ends += [(x, y), (reach * math.cos(a), reach * math.sin(a))]
-        self.labels.append(
-            f'<g class="fg-node-label" data-for="fg-node-{escape(node.id)}" data-angle="{_n(degrees)}" data-radius="{_n(r)}">'
-            + self.text(x, y + 4, label, "start" if right else "end", transform=f"rotate({_n(rotation)} {_n(x)} {_n(y)})")
-            + "</g>")
+        return (f'<g class="fg-node-label" data-angle="{_n(degrees)}" data-radius="{_n(r)}">'
+                + self.text(x, y + 4, label, "start" if right else "end", transform=f"rotate({_n(rotation)} {_n(x)} {_n(y)})")
+                + "</g>")
 
     def draw_groups(self) -> None:
         r = self.radius - 16

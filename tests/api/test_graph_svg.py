@@ -99,6 +99,9 @@ def test_no_overlapping_nodes_or_names(count):
         labels = sorted((float(g.get("data-angle")), float(g.get("data-radius")))
                         for g in root.iter(f"{SVG}g") if g.get("class") == "fg-node-label")
         assert len(labels) == count + 1  # and the list
+        # Each name is inside its node's group: a click on the name opens the node.
+        named = [g for g in _by_kind(root, "member") if g.find(f"{SVG}g[@class='fg-node-label']") is not None]
+        assert len(named) == count
         for (a1, r), (a2, _) in itertools.pairwise(labels):
             assert math.radians(a2 - a1) * r >= 13, (a1, a2, r)
     ids = [e.get("id") for e in root.iter() if e.get("id")]
