@@ -16,14 +16,18 @@ RSASSA-PSS, Ed25519, SM2 sm2sign-with-sm3). SM2 with SM3 is mapped to
 for that OID. Callers may pass their own tables (``signature_algorithms``,
 ``digests``); nothing here is global mutable state.
 
-``signing_time`` comes from the signer's own signed attribute: validating
-"at the signing time" trusts the signer's clock (there is no time-stamp token
-check here).
+``signing_time`` comes from the signer's own signed attribute: a claim.
+A signature time-stamp token (RFC 3161, pki/timestamp.py) that checks out is
+a proof: its genTime is then the time the signer's chain is judged at (when
+no time, or the signing time, is asked for), and revocations after it do not
+fail the signature. An ESS signing-certificate(-v2) attribute, when present,
+must name the signer's certificate (RFC 5035; EN 319 102-1 5.2.3.4).
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import hashlib
 import re
@@ -53,7 +57,9 @@ from .algorithms import (
 from .budget import Budget
 from .certificate import Certificate, parse_certificate
 from .errors import BudgetExceeded, InputError, ValidationError
+from .indication import for_code, iso
 from .loading import load_certificate, load_many
+from .timestamp import MAX_TOKENS, TimeStamp, tokens_of, verify_token
 from .verifier import VerificationResult, Verifier, parse_time
 
 # --- stable error codes (ValidationError.code) -------------------------------
@@ -65,6 +71,8 @@ MISSING_CONTENT_TYPE = "missing_content_type"
 CONTENT_TYPE_MISMATCH = "content_type_mismatch"
 MISSING_SIGNING_TIME = "missing_signing_time"
 SIGNED_ATTRIBUTES_INVALID = "signed_attributes_invalid"
+# An ESS signing-certificate(-v2) attribute names another certificate than the signer's.
+SIGNING_CERTIFICATE_MISMATCH = "signing_certificate_mismatch"
 UNSUPPORTED_ALGORITHM = E.UNSUPPORTED_ALGORITHM
 KEY_USAGE = E.KEY_USAGE
 MALFORMED_CMS = "malformed_cms"
@@ -84,6 +92,8 @@ ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
 ATTR_CONTENT_TYPE = "1.2.840.113549.1.9.3"
 ATTR_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
 ATTR_SIGNING_TIME = "1.2.840.113549.1.9.5"
+ATTR_SIGNING_CERTIFICATE = "1.2.840.113549.1.9.16.2.12"  # RFC 2634 ESSCertID (SHA-1)
+ATTR_SIGNING_CERTIFICATE_V2 = "1.2.840.113549.1.9.16.2.47"  # RFC 5035 ESSCertIDv2
 
 SHA1 = "1.3.14.3.2.26"
 SHA224 = "2.16.840.1.101.3.4.2.4"
@@ -154,12 +164,34 @@ class SignatureResult:
     error: ValidationError | None = None
     algorithm: str | None = None  # the signature scheme used, when known
     content_type: str | None = None  # eContentType (CMS only), dotted OID
+    # The signature time-stamp looked at (the one used, when one checked out).
+    time_stamp: TimeStamp | None = None
+    # The time the signer's chain was judged at (a time-stamp's genTime, the
+    # signing time, the time asked for, or now).
+    validation_time: dt.datetime | None = None
+    # Judged at the current time with nothing saying when the signature was
+    # made (no time asked for, no time-stamp): an expired signer is then
+    # OUT_OF_BOUNDS_NO_POE rather than EXPIRED.
+    signed_at_unknown: bool = False
+
+    def indication(self) -> tuple[str, str | None]:
+        """(indication, sub_indication) of EN 319 102-1 (pki/indication.py)."""
+        if self.error is None:
+            return for_code(None)
+        if self.chain is not None and self.error is self.chain.error:
+            return self.chain.indication(signed_at_unknown=self.signed_at_unknown)
+        return for_code(self.error.code, of_signature=True)
 
     def to_dict(self) -> dict:
+        indication, sub_indication = self.indication()
         out = {
             "valid": self.valid,
+            "indication": indication,
+            "sub_indication": sub_indication,
+            "validation_time": iso(self.validation_time),
             "signer": self.signer,
             "signing_time": _iso(self.signing_time),
+            "timestamp": self.time_stamp.to_dict() if self.time_stamp is not None else None,
             "chain": self.chain.to_dict() if self.chain is not None else None,
             "error": self.error.to_dict() if self.error is not None else None,
         }
@@ -256,9 +288,16 @@ def _parse(cms_der: bytes, content: bytes | None, budget: Budget) -> _Parsed:
                 if choice.name == "certificate":
                     cert_ders.append(choice.chosen.dump())
         # Touch every SignerInfo field now, so that lazy parsing errors surface
-        # here as malformed input, not later as a crash.
+        # here as malformed input, not later as a crash. Unsigned attributes
+        # only by type: a time-stamp token's native form costs asn1crypto
+        # seconds (it re-encodes nested values), and a token is read, with
+        # its own error handling, by pki/timestamp.py.
         for si in signer_infos:
-            _ = si.native
+            for field_name in ("version", "sid", "digest_algorithm", "signed_attrs", "signature_algorithm", "signature"):
+                _ = si[field_name].native
+            unsigned = si["unsigned_attrs"]
+            if not isinstance(unsigned, asn1_core.Void):
+                _ = [attr["type"].dotted for attr in unsigned]
     except (MalformedCms, BudgetExceeded):
         raise
     except Exception as exc:  # asn1crypto raises ValueError, TypeError, KeyError ...
@@ -299,8 +338,27 @@ def verify_cms(
     to the certificates in the message, both for finding the signer and for
     path building. Every SignerInfo must verify; the result describes the
     first one that fails, or the first one. Raises ``MalformedCms`` (an
-    ``InputError``) for unreadable input.
+    ``InputError``) for unreadable input. A signature time-stamp token each
+    SignerInfo carries is checked (pki/timestamp.py) and, when it checks out,
+    proves the time the signer's chain is judged at (``at`` None or
+    ``"signing-time"``), or that an ``at`` after it is proven too.
     """
+    result = _verify_cms(cms_der, verifier, content, at, signature_algorithms, digests, chain_options, True)
+    if result.validation_time is None:
+        # Failed before any chain was judged: the time the question was for.
+        when = None if isinstance(at, str) and at == SIGNING_TIME else at
+        result = dataclasses.replace(result, validation_time=parse_time(when) if when is not None else parse_time(None))
+    return result
+
+
+def verify_cms_signed_data(cms_der: bytes, verifier: Verifier, **chain_options) -> SignatureResult:
+    """A SignedData checked as ``verify_cms`` does, at the current time,
+    without reading time-stamp tokens (for the tokens themselves)."""
+    return _verify_cms(cms_der, verifier, None, None, None, None, chain_options, False)
+
+
+def _verify_cms(cms_der, verifier: Verifier, content, at, signature_algorithms, digests, chain_options: dict,
+                read_time_stamps: bool) -> SignatureResult:
     _check_chain_options(chain_options)
     if not (isinstance(at, str) and at == SIGNING_TIME):
         at = parse_time(at) if at is not None else None
@@ -324,7 +382,8 @@ def verify_cms(
         # Every SignerInfo must verify and the first failure is the answer, so
         # the ones after it need not cost anything.
         for si in parsed.signer_infos:
-            r = _verify_signer_info(si, parsed, extra, index, verifier, at, algs, dig, chain_options, budget, chains)
+            r = _verify_signer_info(si, parsed, extra, index, verifier, at, algs, dig, chain_options, budget, chains,
+                                    read_time_stamps)
             if not r.valid:
                 return r
             if first is None:
@@ -459,7 +518,7 @@ def algorithm_identifier(oid: str) -> bytes:
 
 
 def _verify_signer_info(si, parsed: _Parsed, extra, index: _SignerIndex, verifier, at, algs, digests, chain_options,
-                        budget: Budget, chains: dict) -> SignatureResult:
+                        budget: Budget, chains: dict, read_time_stamps: bool = True) -> SignatureResult:
     sid = si["sid"]
     ctype = parsed.content_type
     candidates = index.candidates(sid)
@@ -548,9 +607,64 @@ def _verify_signer_info(si, parsed: _Parsed, extra, index: _SignerIndex, verifie
                 SIGNATURE_INVALID,
                 f"the {scheme} signature does not verify under the signer certificate's key",
             )
+        if not (isinstance(signed_attrs, asn1_core.Void) or len(signed_attrs) == 0):
+            _check_signing_certificate(attrs, signer, digests)
     except ValidationError as err:
         return SignatureResult(False, first, signing_time, None, err, scheme, ctype)
-    return _finish(signer, signing_time, scheme, ctype, verifier, at, parsed.certificates + extra, chain_options, chains)
+    time_stamp = None
+    if read_time_stamps:
+        time_stamp = _time_stamp(si, signature, verifier, digests, budget, parsed.certificates + extra, chain_options)
+    return _finish(signer, signing_time, scheme, ctype, verifier, at, parsed.certificates + extra, chain_options, chains,
+                   time_stamp)
+
+
+def _time_stamp(si, signature: bytes, verifier: Verifier, digests, budget: Budget, certificates, chain_options) -> TimeStamp | None:
+    """The earliest signature time-stamp that checks out, else the first one
+    looked at (reported with what is wrong with it); None when there is none."""
+    tokens = tokens_of(si)[:MAX_TOKENS]
+    if not tokens:
+        return None
+    # Each token is a SignedData of its own: counted against the message's budget.
+    budget.charge_cms_signer_infos(len(tokens))
+    options = dict(chain_options)
+    options["intermediates"] = list(certificates)
+    checked = [verify_token(t, signature, verifier, digests, **options) for t in tokens]
+    valid = [t for t in checked if t.valid and t.time is not None]
+    if valid:
+        return min(valid, key=lambda t: t.time or dt.datetime.max.replace(tzinfo=dt.timezone.utc))
+    return checked[0]
+
+
+def _check_signing_certificate(attrs: dict, signer: Certificate, digests) -> None:
+    """RFC 5035 / RFC 2634: the first ESSCertID(v2) of a signing-certificate
+    attribute names the signer's certificate: its hash, and its issuer and
+    serial number when given. ValidationError signing_certificate_mismatch
+    otherwise; signed_attributes_invalid when the attribute is unreadable."""
+    for oid, v2 in ((ATTR_SIGNING_CERTIFICATE_V2, True), (ATTR_SIGNING_CERTIFICATE, False)):
+        value = _single_value(attrs, oid, "signing-certificate-v2" if v2 else "signing-certificate")
+        if value is None:
+            continue
+        try:
+            first = value["certs"][0]
+            hash_oid = first["hash_algorithm"]["algorithm"].dotted if v2 else SHA1
+            cert_hash = bytes(first["cert_hash"])
+            issuer_serial = first["issuer_serial"]
+            serial = issuer_serial["serial_number"].native if issuer_serial.native is not None else None
+            names = [g.chosen for g in issuer_serial["issuer"] if g.name == "directory_name"] if serial is not None else []
+        except Exception as exc:
+            raise ValidationError(SIGNED_ATTRIBUTES_INVALID, f"unreadable signing-certificate attribute: {exc}") from None
+        actual = _digest(hash_oid, signer.der, digests)
+        if actual is None:
+            raise ValidationError(UNSUPPORTED_ALGORITHM, f"unsupported digest algorithm {hash_oid} in the signing-certificate attribute")
+        if actual != cert_hash:
+            raise ValidationError(SIGNING_CERTIFICATE_MISMATCH, "the signing-certificate attribute names another "
+                                  "certificate than the one whose key verifies the signature (its hash differs)",
+                                  0, signer.subject_text)
+        if serial is not None:
+            issuer_key = _name_match_key(asn1_x509.Name.load(signer.issuer_der))
+            if serial != signer.serial or not any(_name_match_key(n) == issuer_key for n in names):
+                raise ValidationError(SIGNING_CERTIFICATE_MISMATCH, "the signing-certificate attribute's issuer and "
+                                      "serial number are not the signer certificate's", 0, signer.subject_text)
 
 
 def _signer_key_usage_error(cert: Certificate) -> ValidationError | None:
@@ -566,28 +680,37 @@ def _signer_key_usage_error(cert: Certificate) -> ValidationError | None:
 
 
 def _finish(signer: Certificate, signing_time, scheme, ctype, verifier: Verifier, at, intermediates, chain_options,
-            chains: dict | None = None):
+            chains: dict | None = None, time_stamp: TimeStamp | None = None):
     summary = signer.summary()
-    if isinstance(at, str) and at == SIGNING_TIME:
+    proof = time_stamp.time if time_stamp is not None and time_stamp.valid else None
+    poe = False
+    if proof is not None and (at is None or (isinstance(at, str) and at == SIGNING_TIME)):
+        # EN 319 102-1 best-signature-time: the proven time, not the claimed one.
+        at, poe = proof, True
+    elif proof is not None and isinstance(at, dt.datetime) and proof <= at:
+        poe = True  # existing at the proof's time, it existed at any later time asked about
+    elif isinstance(at, str) and at == SIGNING_TIME:
         if signing_time is None:
             err = ValidationError(
                 MISSING_SIGNING_TIME,
                 "validation at the signing time was asked for, but the signature carries no signing-time attribute",
             )
-            return SignatureResult(False, summary, None, None, err, scheme, ctype)
+            return SignatureResult(False, summary, None, None, err, scheme, ctype, time_stamp)
         at = signing_time
+    signed_at_unknown = at is None
     # SignerInfos of one signer (at one time) share its chain's answer within
     # a call: repeating a valid SignerInfo must not repeat the path search.
-    chain_key = (signer.sha256, at)
+    chain_key = (signer.sha256, at, poe)
     chain = chains.get(chain_key) if chains is not None else None
     if chain is None:
-        chain = verifier.verify(signer, at=at, intermediates=list(intermediates), **chain_options)
+        chain = verifier.verify(signer, at=at, intermediates=list(intermediates), poe=poe, **chain_options)
         if chains is not None:
             chains[chain_key] = chain
     error = _signer_key_usage_error(signer) or chain.error
     if error is None and not chain.valid:  # pragma: no cover - the verifier always says why
         error = ValidationError(E.NO_PATH, "the signer certificate's chain is not valid", 0, signer.subject_text)
-    return SignatureResult(error is None, summary, signing_time, chain, error, scheme, ctype)
+    return SignatureResult(error is None, summary, signing_time, chain, error, scheme, ctype, time_stamp,
+                           chain.validation_time, signed_at_unknown)
 
 
 # --- raw signatures ---------------------------------------------------------------
@@ -718,10 +841,10 @@ def verify_raw_signature(
             ok = der_sig is not None and verifier.registry.verify(cert.spki, sig_alg, der_sig, data)
     except UnsupportedSignatureAlgorithm as exc:
         err = ValidationError(UNSUPPORTED_ALGORITHM, f"cannot verify the signature: {exc}")
-        return SignatureResult(False, summary, None, None, err, scheme)
+        return SignatureResult(False, summary, None, None, err, scheme, validation_time=at or parse_time(None))
     if not ok:
         err = ValidationError(SIGNATURE_INVALID, f"the {scheme} signature does not verify under the certificate's key")
-        return SignatureResult(False, summary, None, None, err, scheme)
+        return SignatureResult(False, summary, None, None, err, scheme, validation_time=at or parse_time(None))
     return _finish(cert, None, scheme, None, verifier, at, extra, chain_options)
 
 
