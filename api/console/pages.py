@@ -224,7 +224,7 @@ def router() -> APIRouter:
         limiter = getattr(request.app.state, "auth_failures", None)
         address = request.client.host if request.client else "unknown"
         if limiter is not None and limiter.retry_after(address) is not None:
-            raise ConsoleError(429, "rate_limited", "error.bad_token")
+            raise ConsoleError(429, "rate_limited", "error.rate_limited")
         try:
             token, session, lifetime = sign_in(request, form.get("token", ""))
         except ConsoleError as exc:

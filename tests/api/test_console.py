@@ -358,3 +358,40 @@ def test_the_verification_page_gives_a_signed_receipt_when_asked(federation):
     assert link, page.text[-1500:]
     checked = check_receipt(base64.b64decode(link.group(1)), [federation.ca.certificate])
     assert checked.document["request"] == "chain" and checked.document["result"]["valid"] is True
+
+
+def test_a_session_ends_with_the_token_that_signed_in(federation):
+    """Revoking the signing-in token ends its sessions; a session never outlives that token's expiry."""
+    import time
+    from datetime import timedelta
+
+    from bridge.verification import EPOCH_POLL_SECONDS
+
+    fed = type(federation)(federation.ca, federation.app, federation.client, {
+        "revoked-later": federation.ca.create_token("admin"),
+        "short": federation.ca.create_token("admin", expires_in=timedelta(seconds=3))})
+    revoked, _ = sign_in(fed, "revoked-later")
+    short, _ = sign_in(fed, "short")
+    assert revoked.get("/admin").status_code == 200 and short.get("/admin").status_code == 200
+    federation.ca.revoke_token(federation.ca.principal(fed.tokens["revoked-later"])[0], actor="test")
+    time.sleep(2 * EPOCH_POLL_SECONDS)
+    assert revoked.get("/admin", follow_redirects=False).headers["location"] == "/admin/login"
+    time.sleep(3.1)
+    assert short.get("/admin", follow_redirects=False).headers["location"] == "/admin/login"
+
+
+def test_failed_sign_ins_count_against_the_address_as_failed_api_tokens_do(federation):
+    limiter = federation.app.state.auth_failures
+    assert limiter is not None
+    limiter._entries.clear()  # earlier tests' refused sign-ins from this address
+    client = _client(federation)
+    csrf = CSRF.search(client.get("/admin/login").text).group(1)
+    try:
+        statuses = [client.post("/admin/login", data={"csrf": csrf, "token": "bca_guess"}).status_code
+                    for _ in range(limiter.limit + 1)]
+        assert statuses[:limiter.limit] == [401] * limiter.limit and statuses[-1] == 429
+        right = client.post("/admin/login", data={"csrf": csrf, "token": federation.tokens["admin"]}, follow_redirects=False)
+        assert right.status_code == 429 and "bridgeca_session" not in right.headers.get("set-cookie", "")
+        assert "Too many failed sign-ins" in right.text
+    finally:
+        limiter._entries.clear()  # other tests of the module sign in from the same address
