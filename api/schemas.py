@@ -148,6 +148,25 @@ class PathEntry(ResponseModel):
     sha256: str
     revocation: str | None = Field(None, description="good, revoked, unknown, stale or not_checked (absent for the anchor)")
     revocation_source: str | None = None
+    revocation_time: str | None = Field(None, description="when the certificate was revoked (ISO 8601), when it was; with "
+                                                          "revocation good, a revocation after the validation time")
+    revocation_reason: str | None = Field(None, description="the revocation's reason (RFC 5280 name), when it was revoked")
+
+
+INDICATION_DESCRIPTION = "ETSI EN 319 102-1: TOTAL_PASSED, TOTAL_FAILED (final) or INDETERMINATE (more evidence or a later try may settle it)"
+SUB_INDICATION_DESCRIPTION = ("EN 319 102-1's reason when not TOTAL_PASSED: REVOKED, REVOKED_NO_POE, REVOKED_CA_NO_POE, TRY_LATER, "
+                              "NO_CERTIFICATE_CHAIN_FOUND, OUT_OF_BOUNDS_NO_POE, EXPIRED, NOT_YET_VALID, SIG_CRYPTO_FAILURE, "
+                              "HASH_FAILURE, CHAIN_CONSTRAINTS_FAILURE, CERTIFICATE_CHAIN_GENERAL_FAILURE, FORMAT_FAILURE, "
+                              "SIG_CONSTRAINTS_FAILURE, NO_SIGNING_CERTIFICATE_FOUND, CRYPTO_CONSTRAINTS_FAILURE")
+VALIDATION_TIME_DESCRIPTION = "the time the answer holds for (ISO 8601, seconds, Z): the time asked for, a time-stamp's genTime, or now"
+
+
+class TimeStampModel(ResponseModel):
+    tsa: str | None = Field(None, description="the time-stamping authority's certificate subject")
+    time: str | None = Field(None, description="the token's genTime (ISO 8601)")
+    status: str = Field(..., description="valid (the proof of existence used), invalid, or indeterminate (the TSA's status unknown)")
+    sha256: str = Field(..., description="hex SHA-256 of the token's DER")
+    error: "ErrorInfo | None" = None
 
 
 class ErrorInfo(ResponseModel):
@@ -158,6 +177,9 @@ class ErrorInfo(ResponseModel):
 
 class VerificationResultModel(ResponseModel):
     valid: bool
+    indication: str | None = Field(None, description=INDICATION_DESCRIPTION)
+    sub_indication: str | None = Field(None, description=SUB_INDICATION_DESCRIPTION)
+    validation_time: str | None = Field(None, description=VALIDATION_TIME_DESCRIPTION)
     path: list[PathEntry]
     policies: list[str]
     revocation: str = Field(..., description="checked, partial, stale or not_checked")
@@ -197,8 +219,13 @@ class SignatureResultModel(ResponseModel):
          "error": None, "algorithm": "ecdsa-with-SHA256", "content_type": "1.2.840.113549.1.7.1"}
     ]})
     valid: bool
+    indication: str | None = Field(None, description=INDICATION_DESCRIPTION)
+    sub_indication: str | None = Field(None, description=SUB_INDICATION_DESCRIPTION)
+    validation_time: str | None = Field(None, description=VALIDATION_TIME_DESCRIPTION)
     signer: SignerModel | None = Field(None, description="the signer's certificate (or its identifier when it was not found)")
-    signing_time: str | None = None
+    signing_time: str | None = Field(None, description="the signer's own signing-time attribute (a claim)")
+    timestamp: TimeStampModel | None = Field(None, description="the signature time-stamp token (RFC 3161) looked at: the "
+                                                               "one used as proof of existence when one is valid")
     chain: VerificationResultModel | None = None
     error: ErrorInfo | None = None
     algorithm: str | None = Field(None, description="the signature scheme used")

@@ -20,6 +20,7 @@ from pki import Verifier
 from pki.certificate import ANY_POLICY, Certificate
 from pki.cms import verify_cms, verify_raw_signature
 from pki.crl import Crl, parse_crl
+from pki.indication import reindicate
 from pki.loading import load_certificate
 from pki.revocation import RevocationInfo, RevocationStatus
 
@@ -290,8 +291,9 @@ class VerificationService:
 
         core, requested = self._list_options(ctx, options)
         when = parse_time(at)
-        result = ctx.verifier.verify(certificate, at=when, **core)
-        return recognise(ctx.recognising_list(), result, when, requested)
+        # The time as the caller gave it: an ``at`` is a claim, none is now (proven).
+        result = ctx.verifier.verify(certificate, at=when if at is not None else None, **core)
+        return reindicate(recognise(ctx.recognising_list(), result, when, requested))
 
     def _recognised_signature(self, ctx: _Context, result, at, requested: list[str]) -> dict:
         """A signature result whose chain is judged against the list at the
@@ -303,13 +305,15 @@ class VerificationService:
         answer = result.to_dict()
         if result.chain is None:
             return answer
-        when = result.signing_time if at == "signing-time" and result.signing_time is not None else parse_time(
-            None if at == "signing-time" else at)
-        chain = recognise(ctx.recognising_list(), result.chain, when, requested)
+        # The time the chain was judged at (a time-stamp's genTime, the signing time, the time asked for, now).
+        when = result.chain.validation_time or (result.signing_time if at == "signing-time" and result.signing_time is not None
+                                                else parse_time(None if at == "signing-time" else at))
+        chain = reindicate(recognise(ctx.recognising_list(), result.chain, when, requested))
         answer["chain"] = chain
         if answer["valid"] and not chain["valid"]:
             answer["valid"] = False
             answer["error"] = chain["error"]
+            answer["indication"], answer["sub_indication"] = chain["indication"], chain["sub_indication"]
         return answer
 
     def _current_context(self, trust_anchor: str) -> _Context | None:

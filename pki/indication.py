@@ -82,6 +82,12 @@ CODES: dict[str, tuple[str, str]] = {
     "missing_content_type": (TOTAL_FAILED, FORMAT_FAILURE),
     "content_type_mismatch": (TOTAL_FAILED, FORMAT_FAILURE),
     "signed_attributes_invalid": (TOTAL_FAILED, FORMAT_FAILURE),
+    # A trusted list used as the trust anchor (bridge/trust_lists.py) does
+    # not grant the path's service, or its policy, at the validation time: a
+    # constraint of the validation policy (EN 319 102-1 5.2.6, trust anchors).
+    "not_recognised": (INDETERMINATE, CHAIN_CONSTRAINTS_FAILURE),
+    "service_withdrawn": (INDETERMINATE, CHAIN_CONSTRAINTS_FAILURE),
+    "policy_not_recognised": (INDETERMINATE, CHAIN_CONSTRAINTS_FAILURE),
     # The relying party asked for validation at the signing time, and the
     # signature does not say when it was made: a constraint of the question.
     "missing_signing_time": (INDETERMINATE, SIG_CONSTRAINTS_FAILURE),
@@ -113,6 +119,17 @@ def for_code(code: str | None, *, is_ca: bool = False, of_signature: bool = Fals
     if code == "expired" and signed_at_unknown:
         return INDETERMINATE, OUT_OF_BOUNDS_NO_POE
     return CODES.get(code, UNKNOWN)
+
+
+def reindicate(answer: dict) -> dict:
+    """A result object (``to_dict()``) whose ``valid``/``error`` a later
+    judgement changed (a trusted list's recognition): its indication again
+    from its error, in place."""
+    error = answer.get("error")
+    if not answer.get("valid") and isinstance(error, dict):
+        if answer.get("indication") == TOTAL_PASSED or answer.get("indication") is None:
+            answer["indication"], answer["sub_indication"] = for_code(error.get("code"))
+    return answer
 
 
 def iso(t: dt.datetime | None) -> str | None:

@@ -42,6 +42,10 @@ EXPECTED = {
     "suspended": ("INDETERMINATE", "TRY_LATER"),
     "purpose": ("INDETERMINATE", "CHAIN_CONSTRAINTS_FAILURE"),
     "anchor_invalid": ("INDETERMINATE", "CERTIFICATE_CHAIN_GENERAL_FAILURE"),
+    # a trusted list as the anchor (bridge/trust_lists.py)
+    "not_recognised": ("INDETERMINATE", "CHAIN_CONSTRAINTS_FAILURE"),
+    "service_withdrawn": ("INDETERMINATE", "CHAIN_CONSTRAINTS_FAILURE"),
+    "policy_not_recognised": ("INDETERMINATE", "CHAIN_CONSTRAINTS_FAILURE"),
 }
 
 
@@ -73,4 +77,11 @@ def test_position_and_kind_refine_the_answer():
     # Expired now, and nothing says when the signature was made: it may predate the expiry.
     assert I.for_code("expired", signed_at_unknown=True) == ("INDETERMINATE", "OUT_OF_BOUNDS_NO_POE")
     # A code from elsewhere is never called final.
-    assert I.for_code("not_recognised")[0] == "INDETERMINATE"
+    assert I.for_code("some_future_code")[0] == "INDETERMINATE"
+
+
+def test_a_result_made_invalid_later_is_indicated_again():
+    answer = {"valid": False, "indication": "TOTAL_PASSED", "sub_indication": None,
+              "error": {"code": "service_withdrawn", "message": "...", "certificate": 2}}
+    assert I.reindicate(answer)["indication"] == "INDETERMINATE"
+    assert answer["sub_indication"] == "CHAIN_CONSTRAINTS_FAILURE"
