@@ -23,6 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
+from starlette.types import Receive, Scope, Send
 
 from .inputs import chain_options, read_json, verify_signature_body
 from .schemas import (
@@ -40,7 +41,23 @@ VERIFIER_ROLES = ("platform", "admin")
 class VerifyRoute(APIRoute):
     """A route whose handler takes ``(request, body)``: authenticated for
     VERIFIER_ROLES, then the body read as the handler's ``body`` annotation
-    says, before the handler runs."""
+    says, before the handler runs.
+
+    Its ASGI app calls that and sends the response, without FastAPI's
+    per-request wrapping (two exit stacks for dependencies with ``yield``,
+    which these routes have none of, and a second exception-handling
+    layer): a refusal raised here reaches the app's ExceptionMiddleware,
+    which answers it with the same api/problems.py handlers."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        handle = self.get_route_handler()
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            response = await handle(Request(scope, receive, send))
+            await response(scope, receive, send)
+
+        self.app = app
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = self.endpoint
