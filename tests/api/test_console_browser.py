@@ -25,55 +25,61 @@ from .test_server import REPO, bridgeca, env, free_port, http, run, stop, wait_h
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def console(tmp_path_factory):
+    """(the served bridge, chromium): the browser starts while the server does."""
     if not CHROMIUM.exists():
         pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
     home = tmp_path_factory.mktemp("console") / "home"
     run("init", "--home", str(home), "--base-url", "http://127.0.0.1:1", "--allow-loopback-url")
-    tokens = {"admin": run("token", "create", "--home", str(home), "--role", "admin").strip().splitlines()[-1]}
     port = free_port()
     log = open(home.parent / "server.log", "w+b")
     process = subprocess.Popen(bridgeca() + ["serve", "--home", str(home), "--host", "127.0.0.1", "--port", str(port)],
                                env=env(), cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    # The admin token is made while the server and the browser start (the database allows both).
+    token = subprocess.Popen(bridgeca() + ["token", "create", "--home", str(home), "--role", "admin"], env=env(), cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(process, base, log)
-        for role in ("issuer", "platform"):  # through the API: a process start each saved
-            status, _, body = http("POST", base + "/v1/tokens", tokens["admin"], {"role": role})
-            assert status == 201, body
-            tokens[role] = json.loads(body)["token"]
-        bridge = x509.load_pem_x509_certificate(http("GET", base + "/v1/ca/certificate")[2])
-        members, ids = {}, {}
-        for code in ("HK", "GD"):
-            member = make_member(code)
-            status, _, body = http("POST", base + "/v1/issuers", tokens["issuer"], {
-                "name": f"{member.display} CA", "jurisdiction": code, "root_certificate": pem(member.root).decode(),
-                "policy_mappings": member.mappings()})
-            assert status == 201, body
-            ids[code] = json.loads(body)["id"]
-            members[code] = member
-        # HK is a member (approved, reverse certificate published); GD waits in the queue.
-        status, _, body = http("POST", f"{base}/v1/issuers/{ids['HK']}/approve", tokens["admin"])
-        assert status == 200, body
-        status, _, body = http("POST", f"{base}/v1/issuers/{ids['HK']}/reverse-certificate", tokens["issuer"],
-                               {"certificate": pem(members["HK"].reverse_certificate(bridge)).decode()})
-        assert status == 201, body
-        yield {"base": base, "tokens": tokens, "members": members, "ids": ids}
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
+            try:
+                out, err = token.communicate(timeout=120)
+                assert token.returncode == 0, err
+                wait_healthy(process, base, log)
+                yield _federation(base, {"admin": out.strip().splitlines()[-1]}), browser
+            finally:
+                browser.close()
     finally:
+        if token.poll() is None:
+            token.kill()
         stop(process)
         log.close()
 
 
-@pytest.fixture(scope="module")
-def browser(served):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
-        try:
-            yield instance
-        finally:
-            instance.close()
+def _federation(base: str, tokens: dict) -> dict:
+    """HK a member (approved, reverse certificate published), GD waiting in the queue; issuer and platform tokens."""
+    for role in ("issuer", "platform"):  # through the API: a process start each saved
+        status, _, body = http("POST", base + "/v1/tokens", tokens["admin"], {"role": role})
+        assert status == 201, body
+        tokens[role] = json.loads(body)["token"]
+    bridge = x509.load_pem_x509_certificate(http("GET", base + "/v1/ca/certificate")[2])
+    members, ids = {}, {}
+    for code in ("HK", "GD"):
+        member = make_member(code)
+        status, _, body = http("POST", base + "/v1/issuers", tokens["issuer"], {
+            "name": f"{member.display} CA", "jurisdiction": code, "root_certificate": pem(member.root).decode(),
+            "policy_mappings": member.mappings()})
+        assert status == 201, body
+        ids[code] = json.loads(body)["id"]
+        members[code] = member
+    status, _, body = http("POST", f"{base}/v1/issuers/{ids['HK']}/approve", tokens["admin"])
+    assert status == 200, body
+    status, _, body = http("POST", f"{base}/v1/issuers/{ids['HK']}/reverse-certificate", tokens["issuer"],
+                           {"certificate": pem(members["HK"].reverse_certificate(bridge)).decode()})
+    assert status == 201, body
+    return {"base": base, "tokens": tokens, "members": members, "ids": ids}
 
 
 class Session:
@@ -120,7 +126,8 @@ def _edge_colour(page, serial: str) -> str:
     return page.eval_on_selector(f'#graph [data-kind="cross"][data-id="{serial}"] .fg-line', "e => getComputedStyle(e).stroke")
 
 
-def test_the_console_in_chromium(served, browser):
+def test_the_console_in_chromium(console):
+    served, browser = console
     base, tokens, ids = served["base"], served["tokens"], served["ids"]
     admin = Session(browser, base)
     page = admin.page
