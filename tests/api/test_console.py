@@ -395,3 +395,23 @@ def test_failed_sign_ins_count_against_the_address_as_failed_api_tokens_do(feder
         assert "Too many failed sign-ins" in right.text
     finally:
         limiter._entries.clear()  # other tests of the module sign in from the same address
+
+
+def test_what_issuers_write_is_shown_as_text_never_as_markup(federation):
+    """An enrollment's name is the issuer's input: escaped on every page (and the CSP forbids inline scripts)."""
+    from tests.bridge.members import make_member, pem
+
+    hostile = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    member = make_member("SZ")
+    r = federation.client.post("/v1/issuers", headers=federation.h("issuer"), json={
+        "name": hostile, "jurisdiction": member.code, "root_certificate": pem(member.root).decode(),
+        "policy_mappings": member.mappings()})
+    assert r.status_code == 201, r.text
+    ident = r.json()["id"]
+    client, _csrf = sign_in(federation)
+    for path in ("/admin", "/admin/queues", "/admin/members", f"/admin/members/{ident}", f"/admin/details?kind=member&id={ident}"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert "<script>alert" not in page.text and "<img src=x" not in page.text, path
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get(f"/admin/members/{ident}").text
+    assert "script-src 'self'" in client.get("/admin").headers["content-security-policy"]
