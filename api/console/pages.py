@@ -172,6 +172,19 @@ def _admin_form(request: Request, form: dict[str, str]) -> Session:
     return session
 
 
+def _days(text: str | None, default: float) -> float:
+    """The expiry look-ahead of the queue (``?days=``), as GET /v1/cross-certificates/expiring takes it."""
+    if text is None or not text.strip():
+        return default
+    try:
+        days = float(text)
+    except ValueError:
+        days = -1.0
+    if not 0 <= days <= 36500:  # NaN too
+        raise ConsoleError(400, "invalid_request", "error.bad_input", "days")
+    return days
+
+
 def _enrollment_id(value: str) -> str:
     if not _ID.match(value):
         raise ConsoleError(404, "not_found", "error.not_found")
@@ -286,8 +299,9 @@ def router() -> APIRouter:
         pending = [ca.issuer(r.id) for r in ca.store.list_enrollments() if r.status == "pending"]
         findings = views.enrollment_findings(ca, pending)
         waiting = governance.proposals(ca.store, "pending", actor=session.actor)
+        days = _days(request.query_params.get("days"), ca.settings.expiry_warning_days)
         return render(request, "queues.html", session=session, pending=pending, findings=findings, proposals=waiting,
-                      expiring=ca.expiring(), days=ca.settings.expiry_warning_days)
+                      expiring=ca.expiring(days), days=days)
 
     @routes.post("/admin/enrollments/{enrollment_id}/approve")
     @page

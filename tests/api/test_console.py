@@ -415,3 +415,19 @@ def test_what_issuers_write_is_shown_as_text_never_as_markup(federation):
         assert "<script>alert" not in page.text and "<img src=x" not in page.text, path
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get(f"/admin/members/{ident}").text
     assert "script-src 'self'" in client.get("/admin").headers["content-security-policy"]
+
+
+def test_the_expiring_queue_renews_a_cross_certificate(federation):
+    client, csrf = sign_in(federation)
+    hk, old = federation.ids["HK"], federation.serials["HK"]
+    assert f"<code>{old}</code>" not in client.get("/admin/queues").text  # years away: not in the default window
+    queue = client.get("/admin/queues?days=36500").text
+    assert f"<code>{old}</code>" in queue and f'action="/admin/members/{hk}/renew"' in queue
+    r = client.post(f"/admin/members/{hk}/renew", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/admin/members/{hk}?done=renew"
+    crosses = {c["serial"]: c for c in federation.ca.issuer(hk)["cross_certificates"]}
+    assert crosses[old]["status"] == "revoked" and crosses[old]["revocation_reason"] == "superseded"
+    assert any(c["status"] == "issued" for c in crosses.values())
+    federation.serials["HK"] = next(s for s, c in crosses.items() if c["status"] == "issued")
+    for days in ("-1", "nan", "soon", "1e9"):
+        assert client.get(f"/admin/queues?days={days}").status_code == 400
