@@ -36,6 +36,8 @@ MEMBER_POLICY_EXAMPLE = "1.3.6.1.4.1.32473.77.30.1"
 
 def _check_text(value: Any) -> Any:
     if isinstance(value, str):
+        if value.isascii():  # PEM, base64, OIDs: the usual case, checked without encoding
+            return value
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
