@@ -87,12 +87,12 @@ class Home:
         return self._call(run)
 
     def issuers(self) -> list[dict]:
-        from bridge.service import issuers_without_key
+        from bridge.views import issuers_without_key
 
         return self._call(issuers_without_key, self.path)
 
     def issuer(self, enrollment_id: str) -> dict:
-        from bridge.service import issuer_without_key
+        from bridge.views import issuer_without_key
 
         return self._call(issuer_without_key, self.path, enrollment_id)
 
@@ -109,17 +109,17 @@ class Home:
         return self._with_ca("issue_crl", actor=ACTOR)
 
     def tokens(self) -> list[dict]:
-        from bridge.service import tokens_without_key
+        from bridge.tokens import tokens_without_key
 
         return self._call(tokens_without_key, self.path)
 
     def revoke_token(self, token_id: int) -> dict:
-        from bridge.service import revoke_token_without_key
+        from bridge.tokens import revoke_token_without_key
 
         return self._call(revoke_token_without_key, self.path, token_id, actor=ACTOR)
 
     def create_token(self, role: str, expires_in: timedelta | None) -> dict:
-        from bridge.service import create_token_without_key, tokens_without_key
+        from bridge.tokens import create_token_without_key, tokens_without_key
 
         token, token_id = self._call(create_token_without_key, self.path, role, actor=ACTOR, with_id=True, expires_in=expires_in)
         view = next(t for t in self._call(tokens_without_key, self.path) if t["id"] == token_id)

@@ -75,7 +75,7 @@ def _entries(where) -> list[dict]:
 
     def run():
         from bridge import blacklist
-        from bridge.service import store_of
+        from bridge.home import store_of
 
         with store_of(where.path) as store:
             return [blacklist.admin_view(r) for r in store.blacklist_entries()]

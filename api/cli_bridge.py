@@ -23,7 +23,8 @@ def _fail(exc) -> int:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from bridge.errors import BridgeError
-    from bridge.service import BridgeCA, check_base_url
+    from bridge.home import check_base_url
+    from bridge.service import BridgeCA
 
     try:
         # Checked before anything is written: the URL goes into certificates

@@ -30,7 +30,7 @@ PROPOSAL_STATUSES = ("pending", "confirmed", "failed", "cancelled", "expired")
 
 
 def _home_call(where: Home, fn):
-    from bridge.service import store_of
+    from bridge.home import store_of
 
     def run():
         with store_of(where.path) as store:

@@ -97,7 +97,7 @@ def _run_on_home(home: str, work) -> int:
     except NotFound as exc:
         return _refused(exc)
     except TrustListError as exc:
-        if exc.code in ("invalid_request", "invalid_mapping", "invalid_signer_certificate"):
+        if exc.kind == "malformed":
             raise UsageError(exc.message) from None
         return _refused(exc)
     except StoreError as exc:

@@ -38,7 +38,8 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
 from bridge.errors import BridgeError
-from bridge.service import BridgeCA, write_private
+from bridge.home import write_private
+from bridge.service import BridgeCA
 
 from .cli import UsageError
 

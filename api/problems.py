@@ -82,6 +82,14 @@ def problem_response(status: int, code: str, detail: str, *, headers: dict | Non
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers or None)
 
 
+def outcome_status(result: dict, done: int = 200) -> int:
+    """The status of a route that called governance.perform: 202 for a
+    proposal waiting for a second administrator, else ``done``."""
+    from bridge.governance import Proposed
+
+    return 202 if isinstance(result, Proposed) else done
+
+
 def bridge_status(exc: BridgeError) -> int:
     """The HTTP status of a BridgeError; the bridge's own faults are logged."""
     status = STATUS_OF_KIND[exc.kind]

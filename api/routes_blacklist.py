@@ -16,7 +16,7 @@ from pydantic import Field
 
 from bridge import governance
 
-from .problems import Problem
+from .problems import Problem, outcome_status
 from .schemas import RequestModel, ResponseModel
 
 _ENTRY_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -104,7 +104,7 @@ def router(admin_json, problems) -> APIRouter:
         ca = request.app.state.ca
         view = await run_in_threadpool(governance.perform, ca, "blacklist_add", params, actor=who.actor)
         request.app.state.verification.invalidate()
-        return JSONResponse(view, status_code=governance.http_status(view, 201))
+        return JSONResponse(view, status_code=outcome_status(view, 201))
 
     @routes.post("/v1/blacklist/entries/{entry_id}/remove", response_model=BlacklistEntryView,
                  summary="End a blacklist entry (it stays listed, as removed)",
@@ -114,6 +114,6 @@ def router(admin_json, problems) -> APIRouter:
         params = {"entry_id": _entry_id(entry_id), "reason": body.reason if body else ""}
         view = await run_in_threadpool(governance.perform, request.app.state.ca, "blacklist_remove", params, actor=who.actor)
         request.app.state.verification.invalidate()
-        return JSONResponse(view, status_code=governance.http_status(view))
+        return JSONResponse(view, status_code=outcome_status(view))
 
     return routes

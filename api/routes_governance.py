@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from bridge import checkpoints, governance
 
 from .app import AdminJson, _problems
-from .problems import Problem
+from .problems import Problem, outcome_status
 from .schemas import (
     AuditPage,
     CancelProposalRequest,
@@ -38,7 +38,7 @@ def performed(request: Request, result: dict, done: int = 200) -> JSONResponse:
     Either way this process forgets its Verifiers (a proposal changes no
     trust, but forgetting costs one rebuild)."""
     request.app.state.verification.invalidate()
-    return JSONResponse(result, status_code=governance.http_status(result, done))
+    return JSONResponse(result, status_code=outcome_status(result, done))
 
 
 def _proposal_id(proposal_id: str) -> str:

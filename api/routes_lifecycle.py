@@ -13,6 +13,7 @@ from bridge import governance
 
 from .app import AdminJson, IssuerOrAdminJson, _problems
 from .inputs import check_issuer_id
+from .problems import outcome_status
 from .schemas import ExpiringView, LifecycleIssuerView, LifecycleRequest, StatusChangeView, TermsRequest
 from .security import Admin, AnyUser
 
@@ -24,7 +25,7 @@ _ACTION_ERRORS = {**_problems(401, 403, 404, 409, 413, 415), **_problems(422, 50
 def _perform(request: Request, action: str, params: dict, actor: str) -> JSONResponse:
     view = governance.perform(request.app.state.ca, action, params, actor=actor)
     request.app.state.verification.invalidate()
-    return JSONResponse(view, status_code=governance.http_status(view))
+    return JSONResponse(view, status_code=outcome_status(view))
 
 
 def _reason(body: LifecycleRequest | None) -> str:

@@ -15,21 +15,16 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from bridge import governance
-from bridge.store import Conflict, NotFound, StoreError
-from bridge.trust_lists import TrustListError
+from bridge.errors import BridgeError, translate
+from bridge.store import NotFound, StoreError
 
 from .app import AdminJson, _problems
 from .inputs import check_trust_list_id
-from .problems import Problem
+from .problems import Problem, outcome_status
 from .schemas import RequestModel, ResponseModel
 from .security import AnyUser
 
 router = APIRouter(tags=["trust lists"])
-
-# TrustListError codes that are the caller's malformed input (400); the
-# others are a list refused on its merits (422), or a conflict (409).
-_BAD_INPUT = {"invalid_request", "invalid_mapping", "invalid_signer_certificate", "invalid_base64"}
-_CONFLICT = {"stale_sequence_number", "not_fetchable"}
 
 
 class TrustListPolicyMapping(RequestModel):
@@ -64,22 +59,14 @@ class TrustListView(ResponseModel):
     versions: list[dict] = Field(default_factory=list, description="every accepted version, newest first")
 
 
-def _refused(exc: Exception) -> Problem:
-    if isinstance(exc, TrustListError):
-        status = 400 if exc.code in _BAD_INPUT else 409 if exc.code in _CONFLICT else 422
-        return Problem(status, exc.code, exc.message)
-    if isinstance(exc, NotFound):
-        return Problem(404, "not_found", "no trust list with that id")
-    if isinstance(exc, Conflict):
-        return Problem(409, exc.code, str(exc))
-    return Problem(503, "database_unavailable", str(exc))
-
-
 async def _call(request: Request, fn, *args, changes_trust: bool = False, **kwargs):
+    # A TrustListError is a BridgeError: api/problems.py answers it by its kind.
     try:
         return await run_in_threadpool(fn, *args, **kwargs)
-    except (TrustListError, StoreError) as exc:
-        raise _refused(exc) from None
+    except NotFound:
+        raise BridgeError("not_found", "no trust list with that id", "not_found") from None
+    except StoreError as exc:
+        raise translate(exc) from None
     finally:
         if changes_trust:  # this process at once; the others through the epoch
             request.app.state.verification.invalidate()
@@ -106,7 +93,7 @@ async def register(body: TrustListRegisterRequest, request: Request, who: AdminJ
     # A trust change: through the one gate (two-person control when configured).
     view = await _call(request, governance.perform, request.app.state.ca, "trust_list_register", params,
                        actor=who.actor, changes_trust=True)
-    return JSONResponse(view, status_code=governance.http_status(view, 201))
+    return JSONResponse(view, status_code=outcome_status(view, 201))
 
 
 @router.get("/v1/trust-lists", response_model=list[TrustListView], responses=_problems(401),

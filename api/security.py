@@ -65,7 +65,7 @@ class PrincipalCache:
 
     def lookup(self, request: Request, token: str) -> tuple[int, str] | None:
         """Blocking form (database reads when the cache cannot answer)."""
-        from bridge.service import hash_token
+        from bridge.tokens import hash_token
 
         epoch = request.app.state.verification.current_epoch()
         key = hash_token(token)
@@ -87,7 +87,7 @@ async def authenticate(request: Request, roles: Collection[str] | None = None) -
     Runs on the event loop: a request whose token and epoch are known
     costs no thread hop; the database is read in the threadpool, only when
     the epoch is due for a poll or the token is not cached."""
-    from bridge.service import hash_token
+    from bridge.tokens import hash_token
 
     token = _bearer(request)
     state = request.app.state

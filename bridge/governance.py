@@ -9,8 +9,10 @@ that a different administrator confirms (see the proposal functions below).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
+
+from . import clock
 
 if TYPE_CHECKING:  # pragma: no cover
     from .service import BridgeCA
@@ -41,13 +43,8 @@ class UnknownAction(KeyError):
 
 class Proposed(dict):
     """What ``perform`` returns when the action waits for a second
-    administrator: ``{"proposal": {...}}``. Routes answer it with 202
-    (``http_status``), the CLI prints the proposal's id."""
-
-
-def http_status(result: dict, done: int = 200) -> int:
-    """The status a route answers ``perform``'s result with: 202 for a proposal, else ``done``."""
-    return 202 if isinstance(result, Proposed) else done
+    administrator: ``{"proposal": {...}}``. Routes answer it as accepted
+    (api/problems.py's ``outcome_status``), the CLI prints the proposal's id."""
 
 
 def _enrollment_exists(ca: "BridgeCA", params: dict) -> None:
@@ -111,13 +108,9 @@ def perform(ca: "BridgeCA", action: str, params: dict[str, Any], *, actor: str) 
 
     with translated():
         PRECHECKS.get(action, _enrollment_exists)(ca, params)
-        expires_at = _now() + timedelta(hours=ca.settings.proposal_ttl_hours)
+        expires_at = clock.now() + timedelta(hours=ca.settings.proposal_ttl_hours)
         row = ca.store.add_proposal(actor=actor, action=action, params=params, expires_at=expires_at)
     return Proposed(proposal=proposal_view(row))
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -78,15 +78,17 @@ def _reissue(ca: "BridgeCA", enrollment_id: str, terms: MemberTerms, *, action: 
              new_terms: dict | None) -> dict:
     """Issue a cross-certificate on ``terms`` beside the member's current
     ones, publish it, then supersede those (see the module docstring)."""
+    from . import clock
     from .errors import BridgeError
-    from .service import SerialCollision, _now, _pem
+    from .store import SerialCollision
+    from .views import pem
 
     record = ca.store.get_enrollment(enrollment_id)
     if record.status != "active":
         raise registration.EnrollmentError("invalid_state", f"enrollment {enrollment_id} is {record.status}; only an active "
                                                             "member's cross-certificate can be renewed or reissued")
     old = [c.serial for c in ca.store.cross_certificates(statuses=("issued",), enrollment_id=enrollment_id)]
-    now = _now()
+    now = clock.now()
     registration.check_validity(terms.root, now, timedelta(days=ca.settings.min_member_root_validity_days))
     for _attempt in range(5):
         prepared = ca.authority.prepare_cross_certificate(terms, new_serial(), now)
@@ -105,7 +107,7 @@ def _reissue(ca: "BridgeCA", enrollment_id: str, terms: MemberTerms, *, action: 
         not_after=prepared.not_after, supersedes=old, reason=reason, terms=new_terms,
     )
     crl = ca.store.supersede(actor=actor, enrollment_id=enrollment_id, serials=old, build_crl=ca.authority.build_crl)
-    return _view(ca, enrollment_id, cross_certificate=_pem(certificate), serial=format(prepared.serial, "x"),
+    return _view(ca, enrollment_id, cross_certificate=pem(certificate), serial=format(prepared.serial, "x"),
                  superseded_serials=old, crl_number=crl.number if crl else None)
 
 
@@ -156,10 +158,10 @@ def change_terms(ca: "BridgeCA", enrollment_id: str, *, policy_mappings=_KEEP, p
 
 def expiring(ca: "BridgeCA", days: float | None = None, *, now: datetime | None = None) -> list[dict]:
     """Cross-certificates in force (or on hold) whose notAfter is within ``days`` (default: the setting)."""
+    from . import clock
     from .errors import translated
-    from .service import _now
 
-    now = now or _now()
+    now = now or clock.now()
     horizon = now + timedelta(days=ca.settings.expiry_warning_days if days is None else days)
     with translated():
         names = {r.id: r.member for r in ca.store.list_enrollments()}
@@ -178,10 +180,10 @@ def run_maintenance(ca: "BridgeCA", *, actor: str = "bridgeca-maintenance", now:
     """Expire stale pending enrollments and members with nothing left in
     force; log and audit (once per certificate) cross-certificates near expiry.
     Idempotent, so several workers (or cron beside the service) may run it."""
+    from . import clock
     from .errors import translated
-    from .service import _now
 
-    now = now or _now()
+    now = now or clock.now()
     with translated():
         stale = ca.store.expire_pending(actor=actor, created_before=now - timedelta(days=ca.settings.pending_enrollment_max_days))
         ran_out = ca.store.expire_enrollments(actor=actor, now=now)

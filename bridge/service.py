@@ -18,53 +18,34 @@ bridge/authority.py.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import ipaddress
 import json
-import os
-import secrets
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Sequence
-from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from pki.names import name_key
 
-from . import registration
+from . import clock, registration, tokens
 from .audit import AuditFinding
 from .authority import (
     BridgeAuthority,
     CertificateStatus,
-    CrossCertificateProfile,
     MemberTerms,
-    PolicyConstraintOptions,
-    PublicationOptions,
-    ValidityOptions,
-    bridge_subject,
     certs_only_p7c,
     new_serial,
 )
-from .errors import BridgeError, translate, translated
+from .errors import BridgeError, translated
+from .home import create_home, open_home, open_store
 from .registration import EnrollmentError, EnrollmentRequest, PolicyMapping, Subtree
-from .settings import CONFIG_FILE, DATABASE_FILE, BridgeSettings
-from .signer import Pkcs11Signer, Signer, SignerError, SoftwareSigner
-from .store import CrossCertificate, NotFound, SerialCollision, Store, StoreError
-
-ROLES = ("admin", "issuer", "platform")
-TOKEN_PREFIX = "bca_"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
-
-
-def _pem(certificate: x509.Certificate) -> str:
-    return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+from .settings import BridgeSettings
+from .signer import Signer
+from .store import NotFound, SerialCollision, Store
+from .views import cross_der, issuer_view, pem
 
 
 def parse_serial(serial: int | str) -> int:
@@ -77,101 +58,6 @@ def parse_serial(serial: int | str) -> int:
         return int(text, 16)
     except ValueError:
         raise BridgeError("invalid_serial", f"serial {serial!r} is not hexadecimal", "malformed") from None
-
-
-def _settings_problem(exc: Exception) -> str:
-    """One line saying what is wrong with the settings (pydantic's own first line only counts the errors)."""
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        try:
-            return "; ".join(f"{'.'.join(map(str, e.get('loc', ()))) or 'settings'}: {e['msg']}" for e in errors())
-        except Exception:
-            pass
-    return str(exc).splitlines()[0]
-
-
-def check_base_url(url: str | None, *, allow_loopback: bool = False) -> str:
-    """The public base URL ``init`` writes into every cross-certificate (CRL
-    distribution point, AIA caIssuers, OCSP), checked: those certificates live
-    for years, and a relying party elsewhere resolves localhost to itself, so a
-    loopback URL is only for a bridge nobody else uses (the demo, tests)."""
-    if not url:
-        raise BridgeError("base_url_required", "--base-url (or BRIDGECA_BASE_URL) is required: it is the public URL that "
-                          "every cross-certificate's CRL, OCSP and CA-issuers URLs point under", "malformed")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BridgeError("invalid_base_url", f"base URL {url!r} is not an http:// or https:// URL with a host", "malformed")
-    if parts.query or parts.fragment:
-        raise BridgeError("invalid_base_url", f"base URL {url!r} must not have a query or fragment", "malformed")
-    host = parts.hostname.lower().rstrip(".")
-    try:
-        address = ipaddress.ip_address(host)
-        local = address.is_loopback or address.is_unspecified
-    except ValueError:
-        local = host == "localhost" or host.endswith(".localhost")
-    if local and not allow_loopback:
-        raise BridgeError("loopback_base_url", f"base URL {url} is a loopback address: certificates would send every relying "
-                          "party to itself; give the public URL, or --allow-loopback-url for a bridge only this host uses", "malformed")
-    return url.rstrip("/")
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write a file in a bridge home readable by its owner only (0600), whatever the umask."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        os.fchmod(handle.fileno(), 0o600)  # an existing file keeps its mode through O_CREAT
-        handle.write(data)
-
-
-def _make_private_dir(path: Path) -> None:
-    existed = path.exists()
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not existed:
-        path.chmod(0o700)  # mkdir's mode is filtered by the umask
-
-
-def _database_url(settings: BridgeSettings) -> str:
-    """The database of an existing home. Its SQLite file must already exist:
-    connecting would create an empty one, hiding that the home's database is
-    elsewhere (a PostgreSQL home opened without its URL)."""
-    if settings.database_url is None and not (settings.home / DATABASE_FILE).exists():
-        raise BridgeError("database_not_found", f"{settings.home} has no {DATABASE_FILE} and its config.json names no "
-                          "database: set BRIDGECA_DATABASE_URL to the database it was initialised with", "malformed")
-    return settings.database_url_resolved
-
-
-def _open_second_key(settings: BridgeSettings) -> tuple[tuple[Signer, x509.Certificate] | None, list[x509.Certificate]]:
-    """The second key of a dual-key bridge (a software key), its certificate and the link certificates."""
-    if settings.second_key_type is None:
-        return None, []
-    try:
-        certificate = x509.load_pem_x509_certificate(settings.second_cert_path.read_bytes())
-        links = x509.load_pem_x509_certificates(settings.links_path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise BridgeError("not_initialised", f"cannot read the second bridge key's certificates: {exc}", "malformed") from exc
-    passphrase = settings.key_passphrase.get_secret_value() if settings.key_passphrase else None
-    return (SoftwareSigner.load(settings.second_key_path, passphrase), certificate), links
-
-
-def _open_signer(settings: BridgeSettings) -> Signer:
-    if settings.signer == "pkcs11":
-        pin = settings.pkcs11_pin or settings.key_passphrase
-        return Pkcs11Signer.load(
-            settings.pkcs11_module, settings.pkcs11_token_label, settings.pkcs11_key_label, pin.get_secret_value() if pin else None
-        )
-    passphrase = settings.key_passphrase.get_secret_value() if settings.key_passphrase else None
-    return SoftwareSigner.load(settings.key_path, passphrase)
-
-
-def _profile(settings: BridgeSettings) -> CrossCertificateProfile:
-    return CrossCertificateProfile(
-        validity=ValidityOptions(settings.cross_certificate_validity_days),
-        constraints=PolicyConstraintOptions(
-            settings.require_explicit_policy, settings.inhibit_policy_mapping, settings.inhibit_any_policy
-        ),
-        publication=PublicationOptions(settings.crl_url, settings.ocsp_url, settings.ca_issuers_url),
-        default_path_length=settings.default_path_length,
-    )
 
 
 class BridgeCA:
@@ -206,7 +92,7 @@ class BridgeCA:
         actor: str = "bridgeca-init",
         second_key_type: str | None = None,
     ) -> "BridgeCA":
-        """Create the bridge: database, key, self-signed certificate, first CRL, config.
+        """Create the bridge (bridge/home.py): database, key, self-signed certificate, first CRL, config.
 
         ``key_type`` may be ``sm2`` (software signer only). ``second_key_type``
         makes a dual-key bridge (one SM2 and one ECDSA/RSA key, see above):
@@ -216,156 +102,20 @@ class BridgeCA:
         config.json is written last: a home without it is not a bridge, and a
         failed init removes the key and certificate files it wrote.
         """
-        home = Path(home)
-        if (home / CONFIG_FILE).exists():
-            raise BridgeError("already_initialised", f"{home} already holds a bridge ({CONFIG_FILE} exists)", "conflict")
-        try:
-            _make_private_dir(home)
-            settings = BridgeSettings.load(
-                home, key_type=key_type, subject=subject, base_url=base_url, signer=signer,
-                pkcs11_module=pkcs11_module, pkcs11_token_label=pkcs11_token_label, pkcs11_key_label=pkcs11_key_label,
-                second_key_type=second_key_type,
-            )
-            name = bridge_subject(settings.subject)
-        except (ValueError, OSError) as exc:
-            raise BridgeError("invalid_settings", _settings_problem(exc), "malformed") from exc
-
-        if (settings.signer == "software" or settings.second_key_type) and not settings.key_passphrase:
-            raise translate(SignerError("BRIDGECA_KEY_PASSPHRASE is not set: it encrypts the bridge key"))
-        written: list[Path] = []
-        if settings.database_url is None and not (settings.home / DATABASE_FILE).exists():
-            written.append(settings.home / DATABASE_FILE)  # ours to remove if init fails
-        store = None
-        signer_obj: Signer | None = None
-        second_signer: Signer | None = None
-        try:
-            with translated():
-                if written:
-                    # Created empty and private before SQLite opens it: SQLite
-                    # would create it with the umask's mode (often 0644), and
-                    # gives its journal files the database file's mode.
-                    write_private(settings.home / DATABASE_FILE, b"")
-                store = Store.open(settings.database_url_resolved, create=True)
-                if store.audit_counter() > 0:
-                    raise BridgeError("already_initialised", f"database {store.safe_url} already holds a bridge", "conflict")
-                if settings.signer == "pkcs11":
-                    pin = settings.pkcs11_pin or settings.key_passphrase
-                    signer_obj = Pkcs11Signer.generate(
-                        settings.pkcs11_module, settings.pkcs11_token_label, settings.pkcs11_key_label,
-                        pin.get_secret_value() if pin else None, settings.key_type,
-                    )
-                else:
-                    passphrase = settings.key_passphrase.get_secret_value() if settings.key_passphrase else None
-                    if not passphrase:
-                        raise SignerError("BRIDGECA_KEY_PASSPHRASE is not set: it encrypts the bridge key")
-                    if settings.key_path.exists():
-                        raise BridgeError("already_initialised", f"{settings.key_path} already exists", "conflict")
-                    written.append(settings.key_path)
-                    signer_obj = SoftwareSigner.generate(settings.key_path, settings.key_type, passphrase)
-                certificate = BridgeAuthority.create_self_signed(signer_obj, name, settings.bridge_validity_days)
-                write_private(settings.cert_path, certificate.public_bytes(serialization.Encoding.PEM))
-                written.append(settings.cert_path)
-                second, links = None, []
-                if settings.second_key_type:
-                    for path in (settings.second_key_path, settings.second_cert_path, settings.links_path):
-                        if path.exists():
-                            raise BridgeError("already_initialised", f"{path} already exists", "conflict")
-                    written.append(settings.second_key_path)
-                    second_passphrase = settings.key_passphrase.get_secret_value() if settings.key_passphrase else None
-                    if not second_passphrase:
-                        raise SignerError("BRIDGECA_KEY_PASSPHRASE is not set: it encrypts the second bridge key")
-                    second_signer = SoftwareSigner.generate(settings.second_key_path, settings.second_key_type, second_passphrase)
-                    second_certificate = BridgeAuthority.create_self_signed(second_signer, name, settings.bridge_validity_days)
-                    links = [
-                        BridgeAuthority.create_link_certificate(signer_obj, certificate, second_certificate),
-                        BridgeAuthority.create_link_certificate(second_signer, second_certificate, certificate),
-                    ]
-                    written += [settings.second_cert_path, settings.links_path]
-                    write_private(settings.second_cert_path, second_certificate.public_bytes(serialization.Encoding.PEM))
-                    write_private(settings.links_path, b"".join(c.public_bytes(serialization.Encoding.PEM) for c in links))
-                    second = (second_signer, second_certificate)
-                authority = BridgeAuthority(
-                    signer_obj, certificate, _profile(settings),
-                    crl_hours=settings.crl_next_update_hours, ocsp_hours=settings.ocsp_next_update_hours,
-                    second=second, links=links,
-                )
-                store.append_audit(
-                    actor,
-                    "bridge.init",
-                    {
-                        "subject": certificate.subject.rfc4514_string(),
-                        "key_type": settings.key_type,
-                        "signer": settings.signer,
-                        "certificate_sha256": hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest(),
-                    },
-                )
-                if second is not None:
-                    store.append_audit(
-                        actor,
-                        "bridge.second_key",
-                        {
-                            "key_type": settings.second_key_type,
-                            "certificate_sha256": hashlib.sha256(second[1].public_bytes(serialization.Encoding.DER)).hexdigest(),
-                            "link_sha256": [hashlib.sha256(c.public_bytes(serialization.Encoding.DER)).hexdigest() for c in links],
-                        },
-                    )
-                store.issue_crl(actor=actor, build_crl=authority.build_crl)
-                settings.save()
-        except BaseException:
-            if second_signer is not None:
-                second_signer.close()
-            if signer_obj is not None:
-                signer_obj.close()
-            if store is not None:
-                store.close()
-            for path in written:
-                path.unlink(missing_ok=True)
-            raise
-        return cls(settings, store, authority, signer_obj, second_signer)
+        return cls(*create_home(
+            home, key_type=key_type, subject=subject, base_url=base_url, signer=signer, pkcs11_module=pkcs11_module,
+            pkcs11_token_label=pkcs11_token_label, pkcs11_key_label=pkcs11_key_label, actor=actor,
+            second_key_type=second_key_type,
+        ))
 
     @classmethod
     def open(cls, home: Path | str, **overrides) -> "BridgeCA":
-        home = Path(home)
-        if not (home / CONFIG_FILE).exists():
-            raise BridgeError("not_initialised", f"{home} is not a bridge home (no {CONFIG_FILE}); run 'bridgeca init'", "malformed")
-        try:
-            settings = BridgeSettings.load(home, **overrides)
-        except ValueError as exc:
-            raise BridgeError("invalid_settings", _settings_problem(exc), "malformed") from exc
-        with translated():
-            try:
-                certificate = x509.load_pem_x509_certificate(settings.cert_path.read_bytes())
-            except (OSError, ValueError) as exc:
-                raise BridgeError("not_initialised", f"cannot read the bridge certificate {settings.cert_path}: {exc}", "malformed") from exc
-            signer = _open_signer(settings)
-            second = None
-            try:
-                second, links = _open_second_key(settings)
-                authority = BridgeAuthority(
-                    signer, certificate, _profile(settings),
-                    crl_hours=settings.crl_next_update_hours, ocsp_hours=settings.ocsp_next_update_hours,
-                    second=second, links=links,
-                )
-                store = Store.open(_database_url(settings))
-            except BaseException:
-                signer.close()
-                if second is not None:
-                    second[0].close()
-                raise
-        return cls(settings, store, authority, signer, second[0] if second else None)
+        return cls(*open_home(home, **overrides))
 
     @classmethod
     def open_store_only(cls, home: Path | str) -> Store:
         """The database of a bridge home, without the key (for audit verification)."""
-        home = Path(home)
-        if not (home / CONFIG_FILE).exists():
-            raise BridgeError("not_initialised", f"{home} is not a bridge home (no {CONFIG_FILE})", "malformed")
-        try:
-            settings = BridgeSettings.load(home)
-        except ValueError as exc:
-            raise BridgeError("invalid_settings", _settings_problem(exc), "malformed") from exc
-        with translated():
-            return Store.open(_database_url(settings))
+        return open_store(home)
 
     def close(self) -> None:
         self._signer.close()
@@ -386,7 +136,7 @@ class BridgeCA:
         return self.authority.certificate
 
     def certificate_pem(self) -> str:
-        return _pem(self.certificate)
+        return pem(self.certificate)
 
     def certificate_der(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.DER)
@@ -402,7 +152,7 @@ class BridgeCA:
     def own_certificates_pem(self) -> str:
         """Every certificate of the bridge itself, PEM: each key's self-signed
         certificate (the primary first), then the link certificates."""
-        return "".join(_pem(c) for c in self.bridge_certificates() + self.link_certificates())
+        return "".join(pem(c) for c in self.bridge_certificates() + self.link_certificates())
 
     def own_certificates_p7c(self) -> bytes:
         return certs_only_p7c(self.bridge_certificates() + self.link_certificates())
@@ -436,7 +186,7 @@ class BridgeCA:
             checked = registration.check_enrollment(
                 EnrollmentRequest(name, jurisdiction, root_certificate if isinstance(root_certificate, bytes) else root_certificate.encode(),
                                   list(policy_mappings or []), permitted_subtrees, excluded_subtrees, path_length),
-                now=_now(),
+                now=clock.now(),
                 min_remaining=timedelta(days=self.settings.min_member_root_validity_days),
                 jurisdictions=tuple(self.settings.jurisdictions),
             )
@@ -483,7 +233,7 @@ class BridgeCA:
             registration.check_transition(record.status, registration.ACTIVE)
             terms = self._terms(record)
             self._refuse_blacklisted(terms.root)  # listed after it was submitted
-            now = _now()
+            now = clock.now()
             registration.check_validity(terms.root, now, timedelta(days=self.settings.min_member_root_validity_days))
             for _attempt in range(5):
                 prepared = self.authority.prepare_cross_certificate(terms, new_serial(), now)
@@ -504,7 +254,7 @@ class BridgeCA:
                 not_before=prepared.not_before, not_after=prepared.not_after,
             )
             view = self._issuer_view(self.store.get_enrollment(enrollment_id))
-            view["cross_certificate"] = _pem(certificate)
+            view["cross_certificate"] = pem(certificate)
             view["serial"] = format(prepared.serial, "x")
             return view
 
@@ -518,7 +268,7 @@ class BridgeCA:
     def expire_due(self, *, at: datetime | None = None, actor: str = "bridgeca") -> list[str]:
         """Move active enrollments whose cross-certificates have all run out to ``expired``; returns their ids."""
         with translated():
-            return self.store.expire_enrollments(actor=actor, now=at or _now())
+            return self.store.expire_enrollments(actor=actor, now=at or clock.now())
 
     # Member lifecycle (bridge/lifecycle.py). Routes and the CLI reach these
     # through bridge/governance.py's perform, never directly.
@@ -592,7 +342,7 @@ class BridgeCA:
                 raise EnrollmentError("invalid_state", f"enrollment {enrollment_id} is {record.status}")
             reverse = registration.load_certificate(certificate if isinstance(certificate, bytes) else certificate.encode(), "reverse certificate")
             root = x509.load_der_x509_certificate(record.root_der)
-            registration.check_reverse_certificate(reverse, root, self.certificate, _now(), self.authority.certificates[1:])
+            registration.check_reverse_certificate(reverse, root, self.certificate, clock.now(), self.authority.certificates[1:])
             der = reverse.public_bytes(serialization.Encoding.DER)
             certified_key = registration.spki_der(reverse)
             self.store.add_reverse_certificate(
@@ -601,7 +351,7 @@ class BridgeCA:
                 # One per enrollment and bridge key: a new one replaces the old.
                 same_key=lambda old: registration.spki_der(x509.load_der_x509_certificate(old)) == certified_key,
             )
-            return {"id": enrollment_id, "sha256": hashlib.sha256(der).hexdigest(), "certificate": _pem(reverse)}
+            return {"id": enrollment_id, "sha256": hashlib.sha256(der).hexdigest(), "certificate": pem(reverse)}
 
     # ------------------------------------------------------------------ revocation and publication
 
@@ -617,7 +367,7 @@ class BridgeCA:
         """The latest CRL (DER); a fresh one is issued once half its validity has passed."""
         with translated():
             latest = self.store.latest_crl()
-            now = _now()
+            now = clock.now()
             if latest is None or now >= latest.next_update - (latest.next_update - latest.this_update) / 2:
                 latest = self.store.issue_crl(actor=actor, build_crl=self.authority.build_crl)
             return latest.der
@@ -664,10 +414,10 @@ class BridgeCA:
 
     def issued_by_bridge(self) -> list[x509.Certificate]:
         """Cross-certificates in force, then (dual-key bridge) the link certificates."""
-        now = _now()
+        now = clock.now()
         with translated():
             return [
-                x509.load_der_x509_certificate(_cross_der(c))
+                x509.load_der_x509_certificate(cross_der(c))
                 # On hold too: the CRL says so, and reinstating needs no republication.
                 for c in self.store.cross_certificates(statuses=("issued", "held"))
                 if c.not_after is None or c.not_after > now
@@ -676,7 +426,7 @@ class BridgeCA:
     def issued_to_bridge(self) -> list[x509.Certificate]:
         """Reverse certificates of active members, then (dual-key bridge) the
         link certificates, which the bridge's keys issued to each other."""
-        now = _now()
+        now = clock.now()
         with translated():
             return [
                 x509.load_der_x509_certificate(r.der)
@@ -705,7 +455,7 @@ class BridgeCA:
             row = self.store.add_blacklist_entry(
                 actor=actor, kind=parsed.kind, value=parsed.stored, reason=reason.strip(), public_note=public_note or "",
                 internal_note=internal_note or "", evidence=evidence or "",
-                effective_at=blacklist.check_effective_at(effective_at, _now()),
+                effective_at=blacklist.check_effective_at(effective_at, clock.now()),
             )
             return blacklist.admin_view(row)
 
@@ -754,35 +504,23 @@ class BridgeCA:
     # ------------------------------------------------------------------ tokens and audit
 
     def create_token(self, role: str, *, actor: str = "bridgeca", expires_in: timedelta | None = None) -> str:
-        return _new_token(self.store, role, actor, expires_in)[0]
+        return tokens.create(self.store, role, actor, expires_in)[0]
 
     def principal(self, token: str) -> tuple[int, str] | None:
         """(token id, role) of an API token, or None when it is unknown, revoked or expired."""
-        found = self.principal_until(token)
+        found = tokens.lookup(self.store, token)
         return found[0] if found is not None else None
 
     def principal_until(self, token: str) -> tuple[tuple[int, str], float | None] | None:
         """((token id, role), expiry as a POSIX time or None for never), or None
-        when the token is unknown, revoked or expired: callers that cache a
-        token must stop trusting it at its expiry."""
-        if not token or not token.startswith(TOKEN_PREFIX):
-            return None
-        with translated():
-            row = self.store.find_token(hash_token(token))
-        if row is None:
-            return None
-        if row.id is None:  # a stored row always has its primary key
-            raise StoreError("a stored API token has no id")
-        return (row.id, row.role), (row.expires_at.timestamp() if row.expires_at is not None else None)
+        when the token is unknown, revoked or expired (bridge/tokens.py)."""
+        return tokens.lookup(self.store, token)
 
     def tokens(self) -> list[dict]:
-        with translated():
-            return [token_view(r) for r in self.store.list_tokens()]
+        return tokens.views(self.store)
 
     def revoke_token(self, token_id: int, *, actor: str = "admin") -> dict:
-        with translated():
-            self.store.revoke_token(actor=actor, token_id=token_id)
-            return next(token_view(r) for r in self.store.list_tokens() if r.id == token_id)
+        return tokens.revoke(self.store, token_id, actor)
 
     def issue_crl(self, *, actor: str = "admin") -> dict:
         """Issue a CRL now (it is otherwise issued at revocations and once half the current one's life has passed)."""
@@ -792,12 +530,9 @@ class BridgeCA:
                 "next_update": record.next_update.isoformat()}
 
     def authenticate(self, token: str) -> str | None:
-        """The role of an API token, or None when it is unknown or revoked."""
-        if not token or not token.startswith(TOKEN_PREFIX):
-            return None
-        with translated():
-            row = self.store.find_token(hash_token(token))
-        return row.role if row is not None else None
+        """The role of an API token, or None when it is unknown, revoked or expired."""
+        found = tokens.lookup(self.store, token)
+        return found[0][1] if found is not None else None
 
     def verify_audit(self) -> AuditFinding:
         with translated():
@@ -829,121 +564,6 @@ class BridgeCA:
 
             registry = self.__dict__.setdefault("_trust_list_registry", TrustListRegistry(self.store, self.settings))
         return registry
-
-
-def _cross_der(row: CrossCertificate) -> bytes:
-    """A handed-out cross-certificate's DER (issued, held and revoked rows have it; only a reservation has none)."""
-    if row.der is None:
-        raise StoreError(f"cross-certificate {row.serial} is {row.status} but no certificate is stored")
-    return row.der
-
-
-def issuer_view(store: Store, record) -> dict:
-    """An enrollment as the API shows it (GET /v1/issuers/{id}); needs the database only."""
-    crosses = store.cross_certificates(enrollment_id=record.id)
-    return {
-        "id": record.id,
-        "name": record.member,
-        "jurisdiction": record.jurisdiction,
-        "status": record.status,
-        "root_subject": record.root_subject,
-        "root_certificate": _pem(x509.load_der_x509_certificate(record.root_der)),
-        "policy_mappings": json.loads(record.policy_mappings),
-        "permitted_subtrees": json.loads(record.permitted_subtrees),
-        "excluded_subtrees": json.loads(record.excluded_subtrees),
-        "path_length": record.path_length,
-        "replaces": record.replaces_id,
-        "created_at": record.created_at.isoformat(),
-        "status_history": [
-            {"status": h.status, "at": h.at.isoformat(), "reason": h.reason, "serials": json.loads(h.details).get("serials", [])}
-            for h in store.status_history(record.id)
-        ],
-        "cross_certificates": [
-            {
-                "serial": c.serial,
-                "status": c.status,
-                "not_before": c.not_before.isoformat() if c.not_before else None,
-                "not_after": c.not_after.isoformat() if c.not_after else None,
-                "revoked_at": c.revoked_at.isoformat() if c.revoked_at else None,
-                "revocation_reason": c.revocation_reason,
-                "certificate": _pem(x509.load_der_x509_certificate(_cross_der(c))),
-            }
-            for c in crosses
-        ],
-    }
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def token_view(row) -> dict:
-    """What may be shown of an API token: never the token, nor its hash."""
-    now = _now()
-    return {
-        "id": int(row.id),
-        "role": row.role,
-        "created_at": row.created_at.isoformat(),
-        "expires_at": row.expires_at.isoformat() if row.expires_at is not None else None,
-        "revoked_at": row.revoked_at.isoformat() if row.revoked_at is not None else None,
-        "state": "revoked" if row.revoked_at is not None
-        else "expired" if row.expires_at is not None and row.expires_at <= now else "active",
-    }
-
-
-def _new_token(store: Store, role: str, actor: str, expires_in: timedelta | None) -> tuple[str, int, datetime | None]:
-    if role not in ROLES:
-        raise BridgeError("invalid_role", f"role {role!r} is not one of {', '.join(ROLES)}", "malformed")
-    if expires_in is not None and expires_in <= timedelta(0):
-        raise BridgeError("invalid_expiry", "a token's lifetime must be positive", "malformed")
-    expires_at = _now() + expires_in if expires_in is not None else None
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    with translated():
-        token_id = store.add_token(actor=actor, role=role, token_hash=hash_token(token), expires_at=expires_at)
-    return token, token_id, expires_at
-
-
-@contextlib.contextmanager
-def store_of(home: Path | str):
-    """The database of a bridge home, without the key, closed afterwards."""
-    store = BridgeCA.open_store_only(home)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def create_token_without_key(home: Path | str, role: str, actor: str = "bridgeca", *, with_id: bool = False,
-                             expires_in: timedelta | None = None):
-    """Tokens need the database, not the bridge key. ``with_id``: return
-    (token, token id), the id being what ``revoke_token_without_key`` takes."""
-    with store_of(home) as store:
-        token, token_id, _ = _new_token(store, role, actor, expires_in)
-    return (token, token_id) if with_id else token
-
-
-def revoke_token_without_key(home: Path | str, token_id: int, actor: str = "bridgeca") -> dict:
-    """Revoke an API token by id: it is refused from then on."""
-    with store_of(home) as store, translated():
-        store.revoke_token(actor=actor, token_id=token_id)
-        return next(token_view(r) for r in store.list_tokens() if r.id == token_id)
-
-
-def tokens_without_key(home: Path | str) -> list[dict]:
-    with store_of(home) as store, translated():
-        return [token_view(r) for r in store.list_tokens()]
-
-
-def issuers_without_key(home: Path | str) -> list[dict]:
-    """GET /v1/issuers as an admin sees it, from the database alone."""
-    with store_of(home) as store, translated():
-        return [issuer_view(store, r) for r in store.list_enrollments()]
-
-
-def issuer_without_key(home: Path | str, enrollment_id: str) -> dict:
-    with store_of(home) as store, translated():
-        return issuer_view(store, store.get_enrollment(enrollment_id))
-
 
 
 def _b64_list(value: str | None) -> bytes | None:

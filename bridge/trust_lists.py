@@ -35,6 +35,8 @@ from typing import overload
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from .errors import BridgeError
+
 TSL_NS = "http://uri.etsi.org/02231/v2#"
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 TSLX_NS = "http://uri.etsi.org/02231/v2/additionaltypes#"
@@ -58,13 +60,16 @@ RECOGNISED_STATUSES = frozenset(STATUS_PREFIX + s for s in (
 MAX_LIST_BYTES = 16 * 1024 * 1024
 
 
-class TrustListError(Exception):
-    """A list that cannot be read or is refused: a stable ``code`` and a plain message."""
+# Codes of a request that cannot be read (the others: a list refused on its merits).
+_MALFORMED = frozenset({"invalid_request", "invalid_mapping", "invalid_signer_certificate", "invalid_base64"})
+_CONFLICT = frozenset({"not_fetchable", "stale_sequence_number"})
+
+
+class TrustListError(BridgeError):
+    """A list that cannot be read or is refused: a stable ``code``, a plain message, the kind its code implies."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message, "malformed" if code in _MALFORMED else "conflict" if code in _CONFLICT else "invalid")
 
 
 # --------------------------------------------------------------------------- values

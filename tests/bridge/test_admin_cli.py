@@ -134,7 +134,7 @@ def test_an_expired_token_is_refused_with_401(bridge):
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from bridge.service import hash_token
+    from bridge.tokens import hash_token
 
     expired, live = "bca_expired-" + "x" * 32, "bca_live-" + "y" * 32
     bridge.store.add_token(actor="test", role="admin", token_hash=hash_token(expired), expires_at=utcnow() - timedelta(seconds=1))

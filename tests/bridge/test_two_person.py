@@ -11,6 +11,7 @@ import time
 import pytest
 
 from api.cli import main as bridgeca_main
+from api.problems import outcome_status
 from bridge import governance
 from bridge.errors import BridgeError
 from bridge.service import BridgeCA
@@ -41,7 +42,7 @@ def test_one_approval_acts_at_once(bridge):
     assert bridge.settings.approvals_required == 1
     enrollment = _enroll(bridge)
     view = governance.perform(bridge, "approve", {"enrollment_id": enrollment}, actor="admin:1")
-    assert not isinstance(view, governance.Proposed) and governance.http_status(view) == 200
+    assert not isinstance(view, governance.Proposed) and outcome_status(view) == 200
     assert view["status"] == "active" and view["serial"]
     assert not any(a.startswith("proposal.") for _, a, _ in _actions(bridge))
 
@@ -51,7 +52,7 @@ def test_maker_checker_needs_a_different_admin(bridge, monkeypatch):
     try:
         enrollment = _enroll(ca)
         proposed = governance.perform(ca, "approve", {"enrollment_id": enrollment}, actor="admin:1")
-        assert isinstance(proposed, governance.Proposed) and governance.http_status(proposed) == 202
+        assert isinstance(proposed, governance.Proposed) and outcome_status(proposed) == 202
         proposal = proposed["proposal"]
         assert proposal["status"] == "pending" and proposal["proposer"] == "admin:1"
         assert proposal["action"] == "approve" and proposal["params"] == {"enrollment_id": enrollment}
