@@ -301,7 +301,12 @@ def federation_graph(source, *, now: datetime | None = None, issuing_cas: Iterab
     for change in rows.status_changes:
         histories.setdefault(change.enrollment_id, []).append(change)
 
-    # One node per root certificate: its enrollments in order (list_enrollments is by creation time).
+    # One node per root certificate, its enrollments in the order they were made: by creation time, and
+    # within a second (the times' resolution) by their first status change (an autoincremented id).
+    first_change: dict[str, int] = {}
+    for index, change in enumerate(rows.status_changes):
+        first_change.setdefault(change.enrollment_id, index)
+    enrollments.sort(key=lambda r: (r.created_at, first_change.get(r.id, len(first_change)), r.id))
     roots: dict[str, list] = {}
     for record in enrollments:
         roots.setdefault(hashlib.sha256(record.root_der).hexdigest(), []).append(record)
