@@ -11,16 +11,33 @@ the ID the signer used; certificates and CRLs use the GM/T 0009 default
 ``1234567812345678`` unless agreed otherwise. OpenSSL 3.0 silently uses an
 empty ID when none is set, so every operation here sets it explicitly.
 
-Thread safety: the library handle is loaded once under a lock; each
-verification creates and frees its own EVP_MD_CTX, and a loaded EVP_PKEY is
-only read, so one ``Sm2PublicKey`` may be used by many threads at once. ctypes
-releases the GIL for the duration of each libcrypto call.
+Two ways through libcrypto verify (issue 17 measured both, and the GmSSL and
+Tongsuo bindings on PyPI, in benchmarks/bench_sm2_backends.py):
+- "evp": the SM2 signature provider (EVP_DigestVerify). OpenSSL 3.0 has no
+  dedicated SM2 field code, so its generic curve arithmetic makes this ~5x an
+  ECDSA P-256 verification; every key and build that can do SM2 has it.
+- "ec": the same checks (GB/T 32918.2 section 7.1, B1-B7) written out here on
+  libcrypto's EC arithmetic, which lets the two fixed points be precomputed:
+  the generator's multiples once per process, and a key's multiples once it is
+  used a second time (a CA's key verifies many leaves). s*G and t*P are then
+  ~30 doublings each instead of ~256. Used when libcrypto still exports the
+  EC_POINT/EC_GROUP calls (deprecated in 3.0) and passes the known answers.
+The signature's DER is checked as strictly as libcrypto's own verifier does
+(it re-encodes and compares), so both say yes and no to the same inputs;
+tests/pki/test_sm2_backends.py compares them on the same vectors.
+
+Thread safety: the library handle and the curve are set up once under a lock;
+each verification creates and frees its own contexts, points and numbers, and
+loaded keys, points and tables are only read, so one ``Sm2PublicKey`` may be
+used by many threads at once. ctypes releases the GIL for the duration of each
+libcrypto call.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import threading
+from collections import OrderedDict
 from typing import NamedTuple
 
 from asn1crypto import core
@@ -120,6 +137,10 @@ def _standard_spki_der(spki_der: bytes) -> bytes:
     encoding = _sm2_encoding(spki)
     if encoding is None:
         raise InputError(f"not an SM2 public key: algorithm {spki.algorithm}")
+    # libcrypto loads the point at infinity (one zero byte) as a key, under
+    # which s*G + t*P is s*G and anyone could sign.
+    if spki.subject_public_key.contents[1:] == b"\x00":
+        raise InputError("the SM2 public key is the point at infinity")
     if encoding == "standard":
         return bytes(spki_der)
     standard = _SubjectPublicKeyInfo(
@@ -188,6 +209,39 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "BIO_free": (_int, [_void_p]),
     "PEM_write_bio_PKCS8": (_int, [_void_p, _void_p]),
     "PEM_read_bio_PrivateKey": (_void_p, [_void_p, _void_p, _void_p, _char_p]),
+}
+
+# The "ec" backend's calls, bound separately: a libcrypto built without the
+# deprecated EC API lacks them and still verifies through "evp".
+_EC_PROTOTYPES: dict[str, tuple[object, list[object]]] = {
+    "OBJ_sn2nid": (_int, [_char_p]),
+    "EVP_Digest": (_int, [_char_p, _size_t, _char_p, _void_p, _void_p, _void_p]),
+    "EC_GROUP_new_by_curve_name": (_void_p, [_int]),
+    "EC_GROUP_dup": (_void_p, [_void_p]),
+    "EC_GROUP_free": (None, [_void_p]),
+    "EC_GROUP_get0_order": (_void_p, [_void_p]),
+    "EC_GROUP_get0_cofactor": (_void_p, [_void_p]),
+    "EC_GROUP_set_generator": (_int, [_void_p, _void_p, _void_p, _void_p]),
+    "EC_GROUP_precompute_mult": (_int, [_void_p, _void_p]),
+    "EC_GROUP_have_precompute_mult": (_int, [_void_p]),
+    "EC_POINT_new": (_void_p, [_void_p]),
+    "EC_POINT_free": (None, [_void_p]),
+    "EC_POINT_oct2point": (_int, [_void_p, _void_p, _char_p, _size_t, _void_p]),
+    "EC_POINT_point2oct": (_size_t, [_void_p, _void_p, _int, _char_p, _size_t, _void_p]),
+    "EC_POINT_is_at_infinity": (_int, [_void_p, _void_p]),
+    "EC_POINT_mul": (_int, [_void_p, _void_p, _void_p, _void_p, _void_p, _void_p]),
+    "EC_POINTs_mul": (
+        _int,
+        [_void_p, _void_p, _void_p, _size_t, ctypes.POINTER(_void_p), ctypes.POINTER(_void_p), _void_p],
+    ),
+    "EC_POINT_add": (_int, [_void_p, _void_p, _void_p, _void_p, _void_p]),
+    "EC_POINT_get_Jprojective_coordinates_GFp": (_int, [_void_p, _void_p, _void_p, _void_p, _void_p, _void_p]),
+    "BN_new": (_void_p, []),
+    "BN_free": (None, [_void_p]),
+    "BN_bin2bn": (_void_p, [_char_p, _int, _void_p]),
+    "BN_bn2binpad": (_int, [_void_p, _char_p, _int]),
+    "BN_CTX_new": (_void_p, []),
+    "BN_CTX_free": (None, [_void_p]),
 }
 
 # Known answer, made with `openssl pkeyutl -sign -rawin -digest sm3 -pkeyopt
@@ -305,6 +359,278 @@ def sm2_available() -> bool:
     return True
 
 
+# --- the "ec" backend: SM2's checks on libcrypto's EC arithmetic ----------------
+
+# GB/T 32918.5 (sm2p256v1).
+_P = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF
+_A = _P - 3
+_B = 0x28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93
+_N = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
+_GX = 0x32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7
+_GY = 0xBC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0
+# Z = SM3(ENTL || ID || a || b || xG || yG || xA || yA); all but the ID and the key are fixed.
+_CURVE_Z_PART = b"".join(v.to_bytes(32, "big") for v in (_A, _B, _GX, _GY))
+# libcrypto refuses IDs of 8191 bytes and more (ENTL is their length in bits, in 16 bits).
+_MAX_DISTID = 8190
+_UNCOMPRESSED = 4  # POINT_CONVERSION_UNCOMPRESSED
+
+
+def _signature_values(signature_der: bytes) -> tuple[int, int] | None:
+    """(r, s) of a DER SM2 signature, or None where libcrypto's verifier says no.
+
+    It decodes, re-encodes and compares, so only canonical DER passes: one
+    SEQUENCE of two minimal non-negative INTEGERs, short-form lengths (a long
+    form is either not DER or an integer far above n), nothing after it.
+    """
+    length = len(signature_der)
+    if length < 8 or signature_der[0] != 0x30 or signature_der[1] != length - 2 or length - 2 > 0x7F:
+        return None
+    values = []
+    offset = 2
+    for _ in range(2):
+        if offset + 2 > length or signature_der[offset] != 0x02:
+            return None
+        size = signature_der[offset + 1]
+        start, offset = offset + 2, offset + 2 + size
+        if size == 0 or size > 0x7F or offset > length:
+            return None
+        first = signature_der[start]
+        if first & 0x80 or (first == 0 and size > 1 and not signature_der[start + 1] & 0x80):
+            return None  # negative, or not minimal
+        values.append(int.from_bytes(signature_der[start:offset], "big"))
+    if offset != length:
+        return None
+    return values[0], values[1]
+
+
+class _PointTable:
+    """The curve with one public key as its generator and that key's multiples
+    precomputed (about 80 KiB, built in about one to three verifications' time)."""
+
+    __slots__ = ("_lib", "group")
+
+    def __init__(self, curve: _Curve, point: int) -> None:
+        lib = self._lib = curve.lib
+        self.group = lib.EC_GROUP_dup(curve.group)
+        if not self.group:
+            raise MemoryError("EC_GROUP_dup failed")
+        order, cofactor = lib.EC_GROUP_get0_order(curve.group), lib.EC_GROUP_get0_cofactor(curve.group)
+        if lib.EC_GROUP_set_generator(self.group, point, order, cofactor) != 1 or (
+            lib.EC_GROUP_precompute_mult(self.group, None) != 1
+        ):
+            lib.ERR_clear_error()
+            raise MemoryError("the key's table could not be built")
+
+    def __del__(self) -> None:
+        group, self.group = getattr(self, "group", None), None
+        if group:
+            self._lib.EC_GROUP_free(group)
+
+
+class _Curve:
+    """sm2p256v1 in libcrypto's EC arithmetic, with the generator's multiples
+    precomputed. Set up once per process, then only read."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self.lib = lib
+        nid = lib.OBJ_sn2nid(b"SM2")
+        self.group = lib.EC_GROUP_new_by_curve_name(nid)
+        if not self.group or lib.EC_GROUP_precompute_mult(self.group, None) != 1:
+            raise Sm2Unavailable(openssl_error("libcrypto cannot set up the SM2 curve", lib))
+        self.sm3 = lib.EVP_MD_fetch(None, b"SM3", None)
+        if not self.sm3:
+            raise Sm2Unavailable(openssl_error("libcrypto has no SM3 digest", lib))
+        self.zero = lib.BN_new()  # the scalar of a point a multiplication only names
+        if not self.zero:
+            raise MemoryError("BN_new failed")
+        self.zeros = (_void_p * 1)(self.zero)
+        infinity = lib.EC_POINT_new(self.group)  # a new point is the point at infinity
+        if not infinity or not lib.EC_POINT_is_at_infinity(self.group, infinity):
+            raise Sm2Unavailable("libcrypto's new EC point is not the point at infinity")
+        self.infinities = (_void_p * 1)(infinity)
+
+    def digest(self, data: bytes) -> bytes:
+        out = ctypes.create_string_buffer(32)
+        if self.lib.EVP_Digest(data, len(data), out, None, self.sm3, None) != 1:
+            raise RuntimeError(openssl_error("SM3 failed", self.lib))
+        return out.raw
+
+    def z_value(self, distid: bytes, xy: bytes) -> bytes:
+        return self.digest((8 * len(distid)).to_bytes(2, "big") + distid + _CURVE_Z_PART + xy)
+
+    def decode_point(self, encoded: bytes) -> tuple[int, bytes]:
+        """An owned EC_POINT* for an encoded public point, and its x || y."""
+        lib = self.lib
+        point = lib.EC_POINT_new(self.group)
+        if not point:
+            raise MemoryError("EC_POINT_new failed")
+        xy = ctypes.create_string_buffer(65)
+        if (
+            lib.EC_POINT_oct2point(self.group, point, encoded, len(encoded), None) != 1
+            or lib.EC_POINT_is_at_infinity(self.group, point)
+            or lib.EC_POINT_point2oct(self.group, point, _UNCOMPRESSED, xy, 65, None) != 65
+        ):
+            lib.EC_POINT_free(point)
+            raise InputError(openssl_error("unusable SM2 public point", lib))
+        return point, xy.raw[1:]
+
+    def sum_jacobian(self, s: int, t: int, point: int, points: ctypes.Array, table: _PointTable | None
+                     ) -> tuple[int, int] | None:
+        """(X, Z) of s*G + t*P in Jacobian coordinates (x = X / Z^2), with P the
+        key's point (also in ``points``); None at infinity.
+
+        A multiplication by one scalar alone takes libcrypto's constant-time
+        ladder, which ignores precomputed tables, so each is asked with a second
+        point, the point at infinity times zero, which takes the table and costs
+        nothing. Jacobian coordinates spare the field inversion of affine ones.
+        """
+        lib, group = self.lib, self.group
+        ctx = lib.BN_CTX_new()
+        s_bn = lib.BN_bin2bn(s.to_bytes(32, "big"), 32, None)
+        t_bn = lib.BN_bin2bn(t.to_bytes(32, "big"), 32, None)
+        total = lib.EC_POINT_new(group)
+        t_times_p = lib.EC_POINT_new(group) if table is not None else None
+        x, y, z = lib.BN_new(), lib.BN_new(), lib.BN_new()
+        try:
+            if not (ctx and s_bn and t_bn and total and x and y and z and (table is None or t_times_p)):
+                raise MemoryError("libcrypto could not allocate")
+            if table is None:
+                done = lib.EC_POINT_mul(group, total, s_bn, point, t_bn, ctx) == 1
+            else:
+                done = (
+                    lib.EC_POINTs_mul(group, total, s_bn, 1, self.infinities, self.zeros, ctx) == 1
+                    and lib.EC_POINTs_mul(table.group, t_times_p, t_bn, 1, self.infinities, self.zeros, ctx) == 1
+                    and lib.EC_POINT_add(group, total, total, t_times_p, ctx) == 1
+                )
+            if not done or lib.EC_POINT_get_Jprojective_coordinates_GFp(group, total, x, y, z, ctx) != 1:
+                lib.ERR_clear_error()
+                return None
+            out = ctypes.create_string_buffer(32)
+            lib.BN_bn2binpad(x, out, 32)
+            x_value = int.from_bytes(out.raw, "big")
+            lib.BN_bn2binpad(z, out, 32)
+            z_value = int.from_bytes(out.raw, "big")
+            return None if z_value == 0 else (x_value, z_value)
+        finally:
+            for number in (z, y, x, t_bn, s_bn):
+                lib.BN_free(number)
+            lib.EC_POINT_free(t_times_p)
+            lib.EC_POINT_free(total)
+            lib.BN_CTX_free(ctx)
+
+
+_curve: _Curve | None = None
+_curve_failure: str | None = None
+
+
+def _check_curve(curve: _Curve) -> None:
+    # The known answer through both ways of computing s*G + t*P.
+    point, xy = curve.decode_point(_SELF_TEST_SPKI[-65:])
+    try:
+        table = _PointTable(curve, point)
+        points = (_void_p * 1)(point)
+        for use in (None, table):
+            for distid, expected in ((DEFAULT_DISTID, True), (b"", False)):
+                answer = _verify_on_curve(curve, point, points, xy, curve.z_value(distid, xy), use,
+                                          _SELF_TEST_MESSAGE, _SELF_TEST_SIGNATURE)
+                if answer is not expected:
+                    raise Sm2Unavailable("libcrypto's EC arithmetic failed the SM2 known-answer test")
+    finally:
+        curve.lib.EC_POINT_free(point)
+
+
+def ec_curve() -> _Curve | None:
+    """The "ec" backend's curve, or None where libcrypto cannot give it (then
+    keys verify through "evp"). Raises Sm2Unavailable as ``libcrypto()`` does."""
+    global _curve, _curve_failure
+    lib = libcrypto()
+    if _curve is not None or _curve_failure is not None:
+        return _curve
+    with _library_lock:
+        if _curve is None and _curve_failure is None:
+            try:
+                _bind_ec(lib)
+                curve = _Curve(lib)
+                _check_curve(curve)
+                lib.ERR_clear_error()
+                _curve = curve
+            except Exception as exc:  # any failure here leaves "evp", which works
+                lib.ERR_clear_error()
+                _curve_failure = f"libcrypto's EC arithmetic is not usable for SM2: {exc!r}"
+        return _curve
+
+
+def _bind_ec(lib: ctypes.CDLL) -> None:
+    for name, (restype, argtypes) in _EC_PROTOTYPES.items():
+        try:
+            function = getattr(lib, name)
+        except AttributeError as exc:
+            raise Sm2Unavailable(f"libcrypto lacks {name}") from exc
+        function.restype = restype
+        function.argtypes = argtypes
+
+
+def _verify_on_curve(
+    curve: _Curve,
+    point: int,
+    points: ctypes.Array,
+    xy: bytes,
+    z: bytes,
+    table: _PointTable | None,
+    message: bytes,
+    signature_der: bytes,
+) -> bool:
+    """GB/T 32918.2 section 7.1, B1-B7, with Z already computed."""
+    values = _signature_values(signature_der)
+    if values is None:
+        return False
+    r, s = values
+    if not (0 < r < _N and 0 < s < _N):  # B1, B2
+        return False
+    t = (r + s) % _N  # B5
+    if t == 0:
+        return False
+    e = int.from_bytes(curve.digest(z + message), "big")  # B3, B4
+    jacobian = curve.sum_jacobian(s, t, point, points, table)  # B6
+    return jacobian is not None and _r_matches(r, e, *jacobian)  # B7
+
+
+def _r_matches(r: int, e: int, big_x: int, big_z: int) -> bool:
+    """(e + x1) mod n == r for the point (X, Z) in Jacobian coordinates, without
+    computing x1 = X / Z^2: x1 < p < 2n, so it is (r - e) mod n or that plus n,
+    and X == x1 * Z^2 (mod p) tells whether either is."""
+    big_x, z2 = big_x % _P, big_z * big_z % _P
+    x1 = (r - e) % _N
+    return big_x == x1 * z2 % _P or (x1 + _N < _P and big_x == (x1 + _N) * z2 % _P)
+
+
+class PointTables:
+    """Which SM2 keys hold a precomputed table: at most ``limit`` at a time
+    (the oldest gives its table up), so a cache of thousands of keys holds at
+    most ``limit`` x ~80 KiB of tables. One per AlgorithmRegistry."""
+
+    def __init__(self, limit: int = 64) -> None:
+        self._limit = limit
+        self._holders: OrderedDict[int, Sm2PublicKey] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def admit(self, key: Sm2PublicKey) -> None:
+        with self._lock:
+            if id(key) in self._holders:
+                return
+            key._build_table()
+            self._holders[id(key)] = key
+            while len(self._holders) > self._limit:
+                _, oldest = self._holders.popitem(last=False)
+                oldest._drop_table()
+
+    def __len__(self) -> int:
+        return len(self._holders)
+
+
+BACKENDS = ("ec", "evp")
+
+
 # --- keys and verification ---------------------------------------------------
 
 
@@ -368,31 +694,84 @@ def _verify_with_pkey(lib: ctypes.CDLL, pkey: int, message: bytes, signature_der
 class Sm2PublicKey:
     """An SM2 public key loaded once into libcrypto, for many verifications.
 
-    Safe to share between threads. ``spki_der`` is the key as given.
+    Safe to share between threads. ``spki_der`` is the key as given;
+    ``backend`` is "ec" or "evp" (None: "ec" where libcrypto gives it);
+    ``tables`` bounds the precomputed tables of a set of keys (None: this key
+    builds its own on its second verification and keeps it while it lives).
     """
 
-    __slots__ = ("_lib", "_pkey", "spki_der")
+    __slots__ = ("_lib", "_pkey", "spki_der", "backend", "_curve", "_point", "_points", "_xy", "_default_z",
+                 "_table", "_uses", "_tables")
 
-    def __init__(self, spki_der: bytes) -> None:
+    def __init__(self, spki_der: bytes, *, backend: str | None = None, tables: PointTables | None = None) -> None:
         self._pkey = None
+        self._point = None
+        self._table: _PointTable | None = None
+        self._uses = 0
+        self._tables = tables
         self._lib = libcrypto()
         self.spki_der = _as_bytes(spki_der, "SubjectPublicKeyInfo")
+        if backend not in (None, *BACKENDS):
+            raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        # libcrypto's own loader judges the key for both backends (on the curve,
+        # nothing trailing, an SM2 key), so both accept the same keys.
         self._pkey = _load_public_key(self._lib, self.spki_der)
+        self._curve = ec_curve() if backend != "evp" else None
+        if backend == "ec" and self._curve is None:
+            raise Sm2Unavailable(_curve_failure or "libcrypto's EC arithmetic is not usable for SM2")
+        self.backend = "ec" if self._curve is not None else "evp"
+        if self._curve is not None:
+            encoded = bytes(_parse_spki(self.spki_der).subject_public_key.contents[1:])
+            self._point, self._xy = self._curve.decode_point(encoded)
+            self._points = (_void_p * 1)(self._point)
+            self._default_z = self._curve.z_value(DEFAULT_DISTID, self._xy)
 
     def verify(self, message: bytes, signature_der: bytes, distid: bytes = DEFAULT_DISTID) -> bool:
         """True iff ``signature_der`` is a valid SM2-with-SM3 signature of ``message``."""
         pkey = self._pkey
         if pkey is None:  # pragma: no cover - set by __init__ or it raised
             raise InputError("SM2 public key not loaded")
-        return _verify_with_pkey(self._lib, pkey, message, signature_der, distid)
+        curve, point = self._curve, self._point
+        if curve is None or point is None:
+            return _verify_with_pkey(self._lib, pkey, message, signature_der, distid)
+        message = _as_bytes(message, "message")
+        signature_der = _as_bytes(signature_der, "signature")
+        distid = _as_bytes(distid, "distid")
+        if distid == DEFAULT_DISTID:
+            z = self._default_z
+        elif len(distid) > _MAX_DISTID:
+            return False
+        else:
+            z = curve.z_value(distid, self._xy)
+        table = self._table
+        if table is None:
+            self._uses += 1
+            if self._uses == 2:  # a key used twice is likely a CA's: worth its table
+                if self._tables is not None:
+                    self._tables.admit(self)
+                else:
+                    self._build_table()
+                table = self._table
+        return _verify_on_curve(curve, point, self._points, self._xy, z, table, message, signature_der)
+
+    def _build_table(self) -> None:
+        if self._table is None and self._curve is not None and self._point is not None:
+            self._table = _PointTable(self._curve, self._point)
+
+    def _drop_table(self) -> None:
+        # A verification already holding the table keeps it alive until it returns.
+        self._table, self._uses = None, 0
 
     def __del__(self) -> None:
         pkey, self._pkey = getattr(self, "_pkey", None), None
         if pkey:
             self._lib.EVP_PKEY_free(pkey)
+        point, self._point = getattr(self, "_point", None), None
+        if point:
+            self._lib.EC_POINT_free(point)
 
     def __repr__(self) -> str:
-        return f"Sm2PublicKey({len(self.spki_der)}-byte SPKI)"
+        return f"Sm2PublicKey({len(self.spki_der)}-byte SPKI, {self.backend})"
 
 
 def verify_sm2_sm3(spki_der: bytes, message: bytes, signature_der: bytes, distid: bytes = DEFAULT_DISTID) -> bool:
@@ -402,9 +781,4 @@ def verify_sm2_sm3(spki_der: bytes, message: bytes, signature_der: bytes, distid
     False for a wrong or malformed signature. InputError if the key cannot be
     parsed or is not SM2; Sm2Unavailable if this machine cannot do SM2.
     """
-    lib = libcrypto()
-    pkey = _load_public_key(lib, _as_bytes(spki_der, "SubjectPublicKeyInfo"))
-    try:
-        return _verify_with_pkey(lib, pkey, message, signature_der, distid)
-    finally:
-        lib.EVP_PKEY_free(pkey)
+    return Sm2PublicKey(spki_der).verify(message, signature_der, distid)
