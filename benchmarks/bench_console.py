@@ -5,8 +5,9 @@ suspended, revoked, expiring, pending, one renewed, a recognised list), the
 FastAPI app in process (TestClient, signed in through /admin/login as an
 administrator), and one page per benchmark: the overview (with the trust
 graph), a member page, the audit trail, the verification page (empty, and
-a chain verified through it); the graph's two halves alone; and GET
-/v1/health, the reference the pages are compared with in the same run.
+a chain verified through it), the detail panel a click on an edge opens; the
+graph's two halves alone; and GET /v1/health, the reference the pages are
+compared with in the same run.
 
     .venv/bin/pytest -q benchmarks/bench_console.py --benchmark-only --benchmark-columns=min,median,mean,ops
 
@@ -112,3 +113,10 @@ def test_verify_page_chain(benchmark, console):
         return response.text
 
     benchmark(verify)
+
+
+def test_details_of_a_cross_certificate(benchmark, console):
+    """The detail panel a click on a graph edge opens (its fragment, fetched by the page's script)."""
+    _, client, members = console
+    suspended = next(m for m in members if m.state == "suspended")
+    assert suspended.serials[0] in benchmark(_get, client, f"/admin/details?kind=cross&id={suspended.serials[0]}")
