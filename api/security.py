@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
+from .inputs import require_json_body
 from .problems import Problem
 
 
@@ -184,5 +185,22 @@ def _checked_first(inner, checks):
     return app
 
 
+def json_caller(*roles: str) -> AuthCheck:
+    """One dependency for a JSON route: token, role, then media type (in that
+    order, as separate dependencies would answer), at a third of the cost of
+    three dependencies."""
+    check_role = require(*roles)
+
+    @auth_first  # see authenticate_before_body
+    async def caller(request: Request) -> Principal:
+        principal = await check_role(request)
+        require_json_body(request)
+        return principal
+
+    return caller
+
+
 AnyUser = Annotated[Principal, Depends(current_principal)]
 Admin = Annotated[Principal, Depends(require("admin"))]
+IssuerOrAdminJson = Annotated[Principal, Depends(json_caller("issuer", "admin"))]
+AdminJson = Annotated[Principal, Depends(json_caller("admin"))]
