@@ -178,3 +178,31 @@ def test_a_real_bridge_and_a_suspension(tmp_path):
         assert member.get("data-status") == "suspended" and "HK <CA> & co" in "".join(member.itertext())
     finally:
         ca.close()
+
+
+def test_a_generated_federation(tmp_path):
+    """tests/fedgen.py's federation (what the benchmark and the screenshots use), drawn: each state where it
+    was put, a recognised list, and the radial layout on real data."""
+    from collections import Counter
+
+    from bridge.service import BridgeCA
+    from tests.fedgen import build_federation, init_env
+
+    with bridge_env() as mp:
+        for name, value in init_env().items():
+            mp.setenv(name, value)
+        ca = BridgeCA.init(tmp_path / "home", base_url="https://bridge.gba.example")
+    try:
+        members = build_federation(ca, BOXES_UP_TO + 1)  # the smallest drawn radially
+        graph = federation_graph(ca, issuing_cas=[m.issuing for m in members])
+        states = Counter(m.state for m in members)
+        crosses = Counter(e.status for e in graph.edges if e.kind == "cross")
+        assert crosses["suspended"] == states["suspended"] == 1 and crosses["revoked"] == states["revoked"] == 1
+        assert crosses["expiring"] == states["expiring"] == 1 and crosses["superseded"] == states["renewed"] == 1
+        assert len([e for e in graph.edges if e.kind == "pending"]) == states["pending"] == 1
+        assert len(graph.members()) == BOXES_UP_TO + 1 and [n.kind for n in graph.nodes].count("trust_list") == 1
+        root = _parse(render_federation_svg(graph))
+        assert root.get("data-layout") == "radial" and len(_by_kind(root, "issuing_ca")) == BOXES_UP_TO + 1
+        _assert_no_overlap(_node_boxes(root))
+    finally:
+        ca.close()
