@@ -90,16 +90,17 @@ class _Member:
                         not_before=NOW - 4 * MONTH, days=365, extra=extra)
         return cert, key
 
-    def crl(self, revoked: dict) -> bytes:
-        b = (x509.CertificateRevocationListBuilder().issuer_name(self.ca.subject)
+    def crl(self, revoked: dict, *, of_root: bool = False) -> bytes:
+        issuer, issuer_key = (self.root, self.root_key) if of_root else (self.ca, self.ca_key)
+        b = (x509.CertificateRevocationListBuilder().issuer_name(issuer.subject)
              .last_update(NOW - dt.timedelta(hours=1)).next_update(NOW + dt.timedelta(days=7))
              .add_extension(x509.CRLNumber(4), critical=False)
-             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.ca_key.public_key()), critical=False))
+             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False))
         for serial, when in revoked.items():
             b = b.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
                                           .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise), critical=False)
                                           .build())
-        return der(b.sign(self.ca_key, hashes.SHA256()))
+        return der(b.sign(issuer_key, hashes.SHA256()))
 
     def cms(self, cert, key, *, stamp: dt.datetime | None, content: bytes = b"a contract, month 1",
             tsa: TestTsa | None = None) -> str:
@@ -145,7 +146,7 @@ def world(tmp_path_factory):
         signers["unreachable"] = hk.signer("unreachable signer", crl_url=f"http://127.0.0.1:{free_port()}/gone.crl")
         crls.documents["/hk.crl"] = hk.crl({signers["revoked-later"][0].serial_number: REVOKED,
                                             signers["revoked-early"][0].serial_number: REVOKED_EARLY})
-        yield {"base": base, "tokens": tokens, "members": members, "signers": signers}
+        yield {"base": base, "tokens": tokens, "members": members, "signers": signers, "crl": crls.documents["/hk.crl"]}
     finally:
         stop(process)
         log.close()
@@ -242,3 +243,19 @@ def test_4_a_past_at_asked_cold_and_warm_gets_the_same_answer(world):
     for _ in range(2):
         warm = {label: chain(label, past) for label in ("good", "revoked-later")}
         assert warm == cold
+
+
+def test_the_cli_json_carries_the_indication(world, tmp_path):
+    hk = world["members"]["HK"]
+    files = {"root.pem": pem(hk.root), "ca.pem": pem(hk.ca), "leaf.pem": pem(world["signers"]["revoked-later"][0]),
+             "hk.crl": world["crl"], "root.crl": hk.crl({}, of_root=True)}
+    for file_name, data in files.items():
+        (tmp_path / file_name).write_bytes(data)
+    done = subprocess.run(bridgeca() + ["verify", str(tmp_path / "leaf.pem"), "--anchor", str(tmp_path / "root.pem"),
+                                        "--untrusted", str(tmp_path / "ca.pem"), "--crl", str(tmp_path / "hk.crl"),
+                                        "--crl", str(tmp_path / "root.crl"),
+                                        "--at", _iso(SIGNED), "--json"], env=env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    d = json.loads(done.stdout)
+    assert (d["indication"], d["sub_indication"], d["validation_time"]) == ("INDETERMINATE", "REVOKED_NO_POE", _iso(SIGNED))
+    assert d["path"][0]["revocation_time"] == _iso(REVOKED)
