@@ -9,6 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
+from bridge.tokens import hash_token
+
 from .inputs import require_json_body
 from .problems import Problem
 
@@ -66,8 +68,6 @@ class PrincipalCache:
 
     def lookup(self, request: Request, token: str) -> tuple[int, str] | None:
         """Blocking form (database reads when the cache cannot answer)."""
-        from bridge.tokens import hash_token
-
         epoch = request.app.state.verification.current_epoch()
         key = hash_token(token)
         principal = self.cached(key, epoch)
@@ -88,8 +88,6 @@ async def authenticate(request: Request, roles: Collection[str] | None = None) -
     Runs on the event loop: a request whose token and epoch are known
     costs no thread hop; the database is read in the threadpool, only when
     the epoch is due for a poll or the token is not cached."""
-    from bridge.tokens import hash_token
-
     token = _bearer(request)
     state = request.app.state
     epoch = state.verification.known_epoch()
