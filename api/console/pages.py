@@ -277,7 +277,7 @@ def router() -> APIRouter:
         expiring = sum(1 for e in graph.edges if e.kind == "cross" and e.status == "expiring")
         waiting = governance.proposals(ca.store, "pending", actor=session.actor)
         return render(request, "overview.html", session=session, counts=counts, members=len(members),
-                      proposals=len(waiting), expiring=expiring, days=ca.settings.expiry_warning_days,
+                      proposals=len(waiting), expiring=expiring, days=f"{ca.settings.expiry_warning_days:g}",
                       graph=render_federation_svg(graph, lang=i18n.language(request)))
 
     @routes.get("/admin/details")
@@ -301,7 +301,7 @@ def router() -> APIRouter:
         waiting = governance.proposals(ca.store, "pending", actor=session.actor)
         days = _days(request.query_params.get("days"), ca.settings.expiry_warning_days)
         return render(request, "queues.html", session=session, pending=pending, findings=findings, proposals=waiting,
-                      expiring=ca.expiring(days), days=days)
+                      expiring=ca.expiring(days), days=f"{days:g}")
 
     @routes.post("/admin/enrollments/{enrollment_id}/approve")
     @page
@@ -355,6 +355,9 @@ def router() -> APIRouter:
         from cryptography import x509
 
         root = views.certificate_facts(x509.load_pem_x509_certificate(view["root_certificate"].encode()))
+        # The member's terms (what its cross-certificates carry) beside its root's own facts.
+        root.update(mappings=view["policy_mappings"], permitted=view["permitted_subtrees"],
+                    excluded=view["excluded_subtrees"], path_length=view["path_length"])
         crosses = [{**c, "facts": views.certificate_facts(x509.load_pem_x509_certificate(c["certificate"].encode()))}
                    for c in view["cross_certificates"]]
         mappings = "\n".join(f"{m['bridge_policy']} {m['member_policy']}" for m in view["policy_mappings"])

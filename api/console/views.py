@@ -199,11 +199,11 @@ def detail(ca, kind: str, ident: str) -> dict | None:
                      mappings=[{"bridge_policy": a, "member_policy": b} for a, b in found.policy_mappings])
         title = f"{source.label} → {target.label}"
         member_id = found.member_id
-        extra = [("revoked_at", _when(found.revoked_at)), ("revocation_reason", found.revocation_reason)]
+        extra = [("details.revoked_at", _when(found.revoked_at)), ("details.revocation_reason", found.revocation_reason)]
     else:
         title = found.label
         member_id = found.enrollment_ids[-1] if found.enrollment_ids else None
-        extra = list(found.details)
+        extra = list(found.details)  # the graph's own labels (a list's URL, sequence number), shown as they are
     return {"kind": found.kind, "title": title, "status": found.status, "facts": facts, "member_id": member_id,
             "history": [{"status": h.status, "at": _iso(h.at), "reason": h.reason, "serials": []} for h in found.history],
             "extra": [(k, v) for k, v in extra if v]}
