@@ -440,7 +440,7 @@ def _trust_lists(rows: store_module.FederationRows, edges: list[Edge], now: date
         if row.last_fetch_error:
             details.append(("last_fetch_error", row.last_fetch_error))
         node_id = f"list-{row.id}"
-        nodes.append(Node(node_id, "trust_list", row.id, row.name, status=status if status != "active" else "active",
+        nodes.append(Node(node_id, "trust_list", row.id, row.name, status=status,
                           not_before=latest.issued_at if latest else None, not_after=latest.next_update if latest else None,
                           sha256=latest.sha256 if latest else None, details=tuple(details),
                           history=(StatusChange("recognised", row.created_at, row.created_by),)))
