@@ -31,6 +31,7 @@ from .inputs import chain_options, verify_signature_body
 # The single routes' problem vocabulary, so an item's error is the problem
 # its own request would get (api/problems.py's handlers build the same body).
 from .problems import _TITLES, Problem, bridge_status
+from .routes_evidence import with_receipt
 from .routes_verify import VerifyRoute, json_response
 from .schemas import BatchItem, VerifyBatchRequest, VerifyBatchResponse, problem_responses
 
@@ -53,11 +54,11 @@ async def verify_batch(request: Request, body: VerifyBatchRequest) -> Response:
     limit = state.ca.settings.batch_max_items
     if len(body.items) > limit:
         raise Problem(413, "too_many_items", f"{len(body.items)} items; a batch holds at most {limit}", max_items=limit)
-    results = await run_in_threadpool(_verify_items, state.verification, body.items, body.options)
+    results = await run_in_threadpool(_verify_items, state.verification, body.items, body.options, request.app)
     return json_response({"results": results})
 
 
-def _verify_items(service, items: list, options) -> list[dict]:
+def _verify_items(service, items: list, options, app=None) -> list[dict]:
     pinned = service.pinned()
     # Only what the caller wrote: a shared option left out must not
     # override an item's own default-dependent reading (require_explicit_policy).
@@ -74,6 +75,8 @@ def _verify_items(service, items: list, options) -> list[dict]:
                 result = pinned.verify_chain(item.certificate, **chain_options(item))
             else:
                 result = verify_signature_body(pinned, item)
+            if app is not None:
+                result = with_receipt(app, item.kind, item, result)  # when the item asks for one
         except Exception as exc:  # noqa: BLE001 - each item's failure is its own answer
             results.append({"index": index, "kind": kind, "error": _problem(exc)})
             continue

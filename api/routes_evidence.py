@@ -6,6 +6,7 @@ each worker (bridge/service_keys.py makes a key an old home lacks), so a
 service that never time-stamps or signs a receipt never opens those keys.
 """
 # No ``from __future__ import annotations``: FastAPI must see the dependency annotations as objects.
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -15,7 +16,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from bridge.evidence import EvidenceStore
 from bridge.receipts import ReceiptIssuer, ReceiptRequest
-from bridge.service_keys import ServiceKeys
+from bridge.service_keys import ServiceKeyError, ServiceKeys
+from bridge.signer import SignerError
+from bridge.store import StoreError
 from bridge.tsa import TimeStampAuthority
 
 from .inputs import base64_field
@@ -24,6 +27,7 @@ from .schemas import ProblemDetails
 from .security import Principal, require
 
 router = APIRouter(tags=["evidence"])
+log = logging.getLogger("bridgeca.api")
 _lock = threading.Lock()
 
 PlatformOrAdmin = Annotated[Principal, Depends(require("platform", "admin"))]
@@ -69,7 +73,11 @@ def with_receipt(app, route: str, body, result: dict) -> dict:
     """``result`` with ``"receipt"`` (base64 CMS) when the request asked for one; blocking (call it in a thread)."""
     if not getattr(body, "receipt", False):
         return result
-    receipt = evidence_services(app).receipts.issue(receipt_request(route, body), result)
+    try:
+        receipt = evidence_services(app).receipts.issue(receipt_request(route, body), result)
+    except (ServiceKeyError, SignerError, StoreError) as exc:
+        log.error("receipt not issued: %s", exc)
+        raise Problem(503, "receipt_unavailable", "the receipt key or the evidence store is unavailable; ask again later") from None
     return {**result, "receipt": receipt}
 
 

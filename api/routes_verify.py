@@ -26,6 +26,7 @@ from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
 from .inputs import chain_options, read_json, verify_signature_body
+from .routes_evidence import with_receipt
 from .schemas import (
     SignatureResultModel,
     VerificationResultModel,
@@ -88,6 +89,8 @@ async def verify_chain(request: Request, body: VerifyChainRequest) -> Response:
     result = service.quick_chain(body.certificate, **options)
     if result is None:
         result = await run_in_threadpool(lambda: service.verify_chain(body.certificate, **options))
+    if body.receipt:  # signed, its evidence kept (api/routes_evidence.py): a key and the database, so in a thread
+        result = await run_in_threadpool(with_receipt, request.app, "chain", body, result)
     return json_response(result)
 
 
@@ -95,4 +98,7 @@ async def verify_chain(request: Request, body: VerifyChainRequest) -> Response:
              summary="Verify a CMS SignedData or a raw signature, then the signer's chain")
 async def verify_signature(request: Request, body: VerifySignatureRequest) -> Response:
     service = request.app.state.verification
-    return json_response(await run_in_threadpool(verify_signature_body, service, body))  # the reading batch items share
+    result = await run_in_threadpool(verify_signature_body, service, body)  # the reading batch items share
+    if body.receipt:
+        result = await run_in_threadpool(with_receipt, request.app, "signature", body, result)
+    return json_response(result)

@@ -289,12 +289,7 @@ def check_receipt(der: bytes, anchors: list[x509.Certificate]) -> CheckedReceipt
         signed_bytes = bytes(encapsulated.native) if not isinstance(encapsulated, asn1_core.Void) else b""
     except (ValueError, TypeError, KeyError):
         raise ReceiptUnreadable("not a CMS SignedData") from None
-    try:
-        document = json.loads(signed_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise ReceiptUnreadable("the signed content is not a JSON document") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise ReceiptUnreadable(f"the signed content is not a {FORMAT}")
+    # The signature first: a receipt changed in transit is invalid (1), whatever the change made of its document.
     verifier = Verifier(anchors=[a.public_bytes(serialization.Encoding.DER) for a in anchors], untrusted=[])
     try:
         result = verify_cms(der, verifier, at=SIGNING_TIME, revocation="off")
@@ -305,6 +300,12 @@ def check_receipt(der: bytes, anchors: list[x509.Certificate]) -> CheckedReceipt
         chain_error = result.chain.to_dict().get("error") if result.chain is not None else None
         detail = (error or chain_error or {}).get("message") or (error or chain_error or {}).get("code") or "invalid"
         raise ReceiptInvalid(f"the receipt's signature does not verify: {detail}")
+    try:
+        document = json.loads(signed_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ReceiptUnreadable("the signed content is not a JSON document") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ReceiptUnreadable(f"the signed content is not a {FORMAT}")
     if canonical_json(document) != signed_bytes:
         raise ReceiptInvalid("the signed content is not in canonical form")
     return CheckedReceipt(document, signed_bytes, result.signer)
