@@ -431,3 +431,21 @@ def test_the_expiring_queue_renews_a_cross_certificate(federation):
     federation.serials["HK"] = next(s for s, c in crosses.items() if c["status"] == "issued")
     for days in ("-1", "nan", "soon", "1e9"):
         assert client.get(f"/admin/queues?days={days}").status_code == 400
+
+
+def test_the_audit_trail_filters_pages_and_shows_the_newest(federation):
+    client, _csrf = sign_in(federation)
+    admin = f"admin:{_token_id(federation, 'admin')}"
+    signed_in = "console:" + admin  # the actor of each sign-in's token.create
+    page = client.get("/admin/audit", params={"actor": signed_in, "action": "token."})
+    rows = re.findall(r"<tr><td>(\d+)</td><td>[^<]*</td><td><code>([^<]*)</code></td><td><code>([^<]*)</code>", page.text)
+    assert rows and all(actor == signed_in and action == "token.create" for _, actor, action in rows)
+    everything = client.get("/admin/audit").text
+    newest = re.search(r'href="/admin/audit\?after=(\d+)" id="audit-newest"', everything)
+    count = int(re.search(r"Intact: (\d+) entries", everything).group(1))
+    assert newest and int(newest.group(1)) == max(count - 100, 0)
+    if count > 100:
+        assert "Next page" in everything
+    later = client.get(f"/admin/audit?after={count - 1}").text
+    assert [int(seq) for seq, _, _ in re.findall(r"<tr><td>(\d+)</td><td>[^<]*</td><td><code>([^<]*)</code></td><td><code>([^<]*)</code>",
+                                                later)] == [count]
