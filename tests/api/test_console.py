@@ -449,3 +449,28 @@ def test_the_audit_trail_filters_pages_and_shows_the_newest(federation):
     later = client.get(f"/admin/audit?after={count - 1}").text
     assert [int(seq) for seq, _, _ in re.findall(r"<tr><td>(\d+)</td><td>[^<]*</td><td><code>([^<]*)</code></td><td><code>([^<]*)</code>",
                                                 later)] == [count]
+
+
+def test_the_verification_page_verifies_a_cms_signature_with_its_content(federation):
+    """A detached CMS uploaded as a file, its content as another (the page's script sends both as base64 fields),
+    and the same pasted as PEM: the signer, the path and the verdict; the wrong content fails."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    document = "合同 no. 42: the console verifies this".encode()
+    signer = federation.signer("GD")
+    cms = (pkcs7.PKCS7SignatureBuilder().set_data(document).add_signer(signer.certificate, signer.key, hashes.SHA256())
+           .add_certificate(signer.member.issuing)
+           .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary, pkcs7.PKCS7Options.DetachedSignature]))
+    client, csrf = sign_in(federation, "platform")
+    r = client.post("/verify", data={"csrf": csrf, "file_b64": base64.b64encode(cms).decode(),
+                                     "content_b64": base64.b64encode(document).decode()})
+    assert r.status_code == 200 and 'data-valid="true"' in r.text, r.text[-2000:]
+    assert "document-signer.gd.example" in r.text and 'class="cert anchor"' in r.text
+    armoured = "-----BEGIN PKCS7-----\n" + base64.encodebytes(cms).decode() + "-----END PKCS7-----\n"
+    r = client.post("/verify", data={"csrf": csrf, "input": armoured, "content": document.decode()})
+    assert 'data-valid="true"' in r.text
+    r = client.post("/verify", data={"csrf": csrf, "input": armoured, "content": "another contract"})
+    assert r.status_code == 200 and 'data-valid="false"' in r.text and 'id="reason"' in r.text
