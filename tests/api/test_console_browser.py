@@ -8,7 +8,8 @@ graph gain a cross-certificate edge, suspends a member and sees its edge
 change colour and a chain through it fail on the verification page (the
 failing certificate highlighted), switches to Chinese, and has a form post
 without its CSRF token refused; a platform's token opens the verification
-page and no admin page. Nothing leaves 127.0.0.1."""
+page (a chain uploaded as a file, a signed receipt offered) and no admin
+page. Nothing leaves 127.0.0.1."""
 from __future__ import annotations
 
 import json
@@ -216,6 +217,17 @@ def test_the_console_in_chromium(console):
         platform.sign_in(tokens["platform"])
         assert urlsplit(platform.page.url).path == "/verify"
         assert platform.page.locator('header a[href="/admin"]').count() == 0
+        # A file upload (read by the page's script) with a receipt asked for: GD, approved above, passes.
+        gd = served["members"]["GD"]
+        page = platform.page
+        page.set_input_files("#file", files=[{"name": "gd-chain.pem", "mimeType": "application/x-pem-file",
+                                              "buffer": pem(gd.leaf) + pem(gd.issuing)}])
+        page.wait_for_selector("#file[data-loaded=true]", state="attached")
+        page.check("#receipt")
+        with page.expect_navigation():
+            page.click("#verify-submit")
+        assert page.get_attribute("#result", "data-valid") == "true"
+        assert page.get_attribute("#download-receipt", "href").startswith("data:application/pkcs7-mime;base64,")
         for path in ("/admin", "/admin/queues", f"/admin/members/{ids['HK']}", "/admin/audit"):
             response = platform.goto(path)
             assert response.status == 403 and platform.page.get_attribute(".card.error", "data-code") == "forbidden", path
