@@ -31,7 +31,7 @@ _HEX = re.compile(r"\b[0-9a-fA-F]{16,}\b")
 
 def extra_cases(fed, s: Sweeper) -> list[tuple[str, dict, Case]]:
     """Cases of tests/api beyond the bad-input sweep (roles, duplicate and
-    odd headers, the fast lane's refusals, batch items), per hot route."""
+    odd headers, the refusals tests/api/test_fastlane.py had, batch items), per hot route."""
     chain = fed.chain_body("HK")
     raw = json.dumps(chain).encode()
     sig = s.signature()
