@@ -14,6 +14,11 @@ libcrypto with the GM/T 0009 default ID, for every SM2 row):
   the generator's table only);
 - ``evp-load``, ``ec-load``: ``verify_sm2_sm3`` from SPKI bytes (key loading
   included), per backend;
+- ``path-sm2``, ``path-p256`` (with ``--paths``): benchmarks/bench_sm2.py's
+  4-certificate path (leaf <- issuing CA <- cross-certificate <- bridge anchor,
+  every certificate SM2, or every one P-256), a reused ``pki.Verifier`` given a
+  leaf it has never seen each call: one signature check (the issuing CA's key,
+  so "ec" with its table) plus parsing and validation;
 - ``gmssl-pyx``, ``gmssl-fast``, ``tongsuopy``, ``smcryptopy``: PyPI bindings of
   GmSSL 3 (C extension; Rust extension, static), Tongsuo 8.3 (a cryptography
   fork) and a Rust SM2, each only if importable. They are not dependencies of
@@ -24,11 +29,13 @@ libcrypto with the GM/T 0009 default ID, for every SM2 row):
 
 Every row is checked once outside the timing (the valid signature verifies,
 a tampered message does not). Each round times every row once, in a shuffled
-order, ``CALLS`` calls each; the table gives, per row, the minimum and median
-microseconds per call and the median of the per-round ratios to ``p256``.
-No assertion on time.
+order, ``CALLS`` calls each, by this thread's CPU time (``--clock wall`` for
+elapsed time; CPU time leaves out the time other processes on a shared machine
+take the core away); the table gives, per row, the minimum and median
+microseconds per call and the median and minimum of the per-round ratios to
+``p256``. No assertion on time.
 
-    .venv/bin/python benchmarks/bench_sm2_backends.py [--rounds 40]
+    .venv/bin/python benchmarks/bench_sm2_backends.py [--rounds 40] [--paths]
 """
 from __future__ import annotations
 
@@ -57,6 +64,29 @@ def _raw_signature(signature_der: bytes) -> bytes:
     values = sm2._signature_values(signature_der)
     assert values is not None
     return values[0].to_bytes(32, "big") + values[1].to_bytes(32, "big")
+
+
+def path_rows(leaves: int) -> dict[str, Callable[[bytes], object]]:
+    """A reused Verifier, a new leaf each call, for the all-SM2 and the all-P-256 path."""
+    from benchmarks.bench_sm2 import PathPki
+
+    rows: dict[str, Callable[[bytes], object]] = {}
+    for key_type, name in (("sm2", "path-sm2"), ("ec-p256", "path-p256")):
+        pki_ = PathPki(key_type, leaves=leaves + 2)
+        verifier = pki_.verifier()
+        assert verifier.verify(pki_.leaves[0]).valid  # the CA chain, validated once
+        assert verifier.verify(pki_.leaves[1]).valid  # the issuing CA key's second use: its table
+        rows[name] = _new_leaf_row(verifier, iter(pki_.leaves[2:]), name)
+    return rows
+
+
+def _new_leaf_row(verifier, fresh, name: str) -> Callable[[bytes], object]:
+    def verify_new_leaf(_message: bytes) -> bool:
+        if not verifier.verify(next(fresh)).valid:
+            raise AssertionError(f"{name}: a leaf of the path did not verify")
+        return True
+
+    return verify_new_leaf
 
 
 def candidates() -> tuple[dict[str, Callable[[bytes], object]], list[str]]:
@@ -146,8 +176,13 @@ def candidates() -> tuple[dict[str, Callable[[bytes], object]], list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    parser.add_argument("--paths", action="store_true", help="add the 4-certificate path rows")
     args = parser.parse_args()
+    clock = time.thread_time if args.clock == "cpu" else time.perf_counter
     rows, skipped = candidates()
+    if args.paths:
+        rows.update(path_rows(args.rounds * CALLS))
     # smcryptopy takes ~50 ms a call: fewer calls, or it would dominate the run.
     calls = {name: (2 if name == "smcryptopy" else CALLS) for name in rows}
     times: dict[str, list[float]] = {name: [] for name in rows}
@@ -158,18 +193,24 @@ def main() -> None:
         this_round = {}
         for name in order:
             verify, count = rows[name], calls[name]
-            start = time.perf_counter()
+            start = clock()
             for _ in range(count):
                 verify(MESSAGE)
-            this_round[name] = (time.perf_counter() - start) / count * 1e6
+            this_round[name] = (clock() - start) / count * 1e6
         for name, micros in this_round.items():
             times[name].append(micros)
             ratios[name].append(micros / this_round["p256"])
-    print(f"{args.rounds} rounds, {CALLS} calls per row per round; µs per call; ratio = row / p256 in the same round")
+    print(f"{args.rounds} rounds, {CALLS} calls per row per round, {args.clock} time; µs per call; "
+          "ratio = row / p256 in the same round")
     print(f"{'row':<12} {'min µs':>9} {'median µs':>10} {'median ratio':>13} {'min ratio':>10}")
+    print(f"(ratio of the rows' minimums, ec-table / p256: "
+          f"{min(times.get('ec-table', [float('nan')])) / min(times['p256']):.2f})")
     for name in sorted(rows, key=lambda n: statistics.median(times[n])):
         print(f"{name:<12} {min(times[name]):9.1f} {statistics.median(times[name]):10.1f} "
               f"{statistics.median(ratios[name]):13.2f} {min(ratios[name]):10.2f}")
+    if args.paths:
+        print(f"path-sm2 / path-p256, median of the rounds' ratios: "
+              f"{statistics.median(a / b for a, b in zip(times['path-sm2'], times['path-p256'], strict=True)):.2f}")
     for line in skipped:
         print("not measured:", line)
 

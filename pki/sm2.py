@@ -605,11 +605,12 @@ def _r_matches(r: int, e: int, big_x: int, big_z: int) -> bool:
 
 
 class PointTables:
-    """Which SM2 keys hold a precomputed table: at most ``limit`` at a time
-    (the oldest gives its table up), so a cache of thousands of keys holds at
-    most ``limit`` x ~80 KiB of tables. One per AlgorithmRegistry."""
+    """Which SM2 keys hold a precomputed table: at most ``limit`` at a time, the
+    least recently used giving its table up, so a cache of thousands of keys
+    holds at most ``limit`` x ~80 KiB of tables (20 MiB by default: a federation's
+    CA keys, with room). One per AlgorithmRegistry."""
 
-    def __init__(self, limit: int = 64) -> None:
+    def __init__(self, limit: int = 256) -> None:
         self._limit = limit
         self._holders: OrderedDict[int, Sm2PublicKey] = OrderedDict()
         self._lock = threading.Lock()
@@ -623,6 +624,11 @@ class PointTables:
             while len(self._holders) > self._limit:
                 _, oldest = self._holders.popitem(last=False)
                 oldest._drop_table()
+
+    def used(self, key: Sm2PublicKey) -> None:
+        with self._lock:
+            if id(key) in self._holders:
+                self._holders.move_to_end(id(key))
 
     def __len__(self) -> int:
         return len(self._holders)
@@ -744,7 +750,9 @@ class Sm2PublicKey:
         else:
             z = curve.z_value(distid, self._xy)
         table = self._table
-        if table is None:
+        if table is not None and self._tables is not None:
+            self._tables.used(self)
+        elif table is None:
             self._uses += 1
             if self._uses == 2:  # a key used twice is likely a CA's: worth its table
                 if self._tables is not None:

@@ -297,6 +297,18 @@ def test_point_tables_bound_how_many_keys_hold_one():
     assert sum(key._table is not None for key in keys) <= 2
 
 
+def test_the_least_recently_used_table_is_the_one_given_up():
+    tables = PointTables(limit=2)
+    signers = [Sm2PrivateKey.generate() for _ in range(3)]
+    first, second, third = (Sm2PublicKey(k.public_key_spki_der(), tables=tables) for k in signers)
+    signatures = [k.sign(MESSAGE) for k in signers]
+    for key, signature in ((first, signatures[0]), (second, signatures[1])):
+        assert key.verify(MESSAGE, signature) and key.verify(MESSAGE, signature)
+    assert first.verify(MESSAGE, signatures[0])  # first is now the most recently used
+    assert third.verify(MESSAGE, signatures[2]) and third.verify(MESSAGE, signatures[2])
+    assert (first._table is not None, second._table is None, third._table is not None) == (True, True, True)
+
+
 def test_the_registry_bounds_its_sm2_tables():
     registry = with_national_algorithms(AlgorithmRegistry())
     signer = Sm2PrivateKey.generate()
