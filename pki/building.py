@@ -150,11 +150,6 @@ def build_paths(
     tried: set[tuple[bytes, ...]] = set()
     if known is not None:
         for known_path, chain in known.paths(target, pool):
-            # A look-alike issuer (same name, another key) is left to the
-            # search, which explains the bad signature where it meets it.
-            budget.charge_edge()
-            if not _signature_plausible(target, known_path[1], signatures, budget, None, known_path[:2]):
-                continue
             budget.charge_candidate_path()
             tried.add((target.sha256,) + chain.digests)
             yield known_path

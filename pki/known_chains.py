@@ -21,12 +21,16 @@ import datetime as dt
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Iterator
 
 from .certificate import Certificate
 
 if TYPE_CHECKING:
     from .building import CertificatePool, TrustStore
+
+
+_SHA256 = attrgetter("sha256")
 
 
 @dataclass(frozen=True)
@@ -73,15 +77,17 @@ class KnownChains:
         with self._lock:
             known = self._by_issuer.get(issuer, ())
             for k in known:
-                if len(k.certificates) == len(chain) and all(
-                        a is b or a.sha256 == b.sha256 for a, b in zip(k.certificates, chain, strict=True)):
+                # Certificates compare by identity: a path over a known chain
+                # holds its very objects; a chain found again by the search,
+                # equal digests.
+                if k.certificates == chain or k.digests == tuple(map(_SHA256, chain)):
                     return
             if len(self._by_issuer) >= self.MAX_ISSUERS and issuer not in self._by_issuer:
                 self._by_issuer.clear()
                 known = ()
             entry = KnownChain(
                 certificates=chain,
-                digests=tuple(c.sha256 for c in chain),
+                digests=tuple(map(_SHA256, chain)),
                 keys=frozenset(c.spki for c in chain),
                 in_base=all(self._base_pool.contains(c) for c in chain[:-1]) and self._anchors.is_anchor(chain[-1]),
                 not_before=max(c.not_before for c in chain[:-1]),
@@ -109,6 +115,15 @@ class KnownChains:
                                       or not self._anchors.is_anchor(chain[-1])):
                 continue  # learnt with intermediates this call did not bring
             yield (target,) + chain, known
+
+    def gave(self, path: tuple[Certificate, ...]) -> bool:
+        """Whether ``path`` is a target over a known chain (as ``paths`` gives
+        it: the chain's own certificate objects)."""
+        if len(path) < 3:
+            return False
+        chain = path[1:]
+        # Certificates compare by identity: a cheap test of the objects.
+        return any(k.certificates == chain for k in self._by_issuer.get(path[1].subject_key, ()))
 
     def state(self, key: tuple, at: dt.datetime):
         """(state, CA statuses, leaf outcomes) after the chain, or None."""

@@ -72,7 +72,7 @@ def _pkcs7_certificates(data: bytes) -> list[bytes]:
         raise InputError(f"not a readable PKCS#7 bundle: {exc}") from None
 
 
-def _looks_like_pkcs7(der: bytes) -> bool:
+def looks_like_pkcs7(der: bytes) -> bool:
     # ContentInfo starts with SEQUENCE { OID 1.2.840.113549.1.7.2 ...
     return b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02" in der[:24]
 
@@ -85,7 +85,7 @@ def load_certificates(data: bytes | str, what: str = "input", names: ParseCache 
     if isinstance(data, str):
         data = data.encode()
     data = bytes(data)
-    if data[:1] == b"\x30" and not _looks_like_pkcs7(data):
+    if data[:1] == b"\x30" and not looks_like_pkcs7(data):
         try:  # DER: the hot path
             return [parse_certificate(data, names, der_sha256)]
         except InputError as exc:
@@ -104,7 +104,7 @@ def load_certificates(data: bytes | str, what: str = "input", names: ParseCache 
                 ders.extend(_pkcs7_certificates(body))
             else:
                 raise InputError(f"{what}: unexpected PEM block {label}")
-    elif _looks_like_pkcs7(data):
+    elif looks_like_pkcs7(data):
         ders.extend(_pkcs7_certificates(data))
     else:
         ders.append(data)

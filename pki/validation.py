@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from . import errors as E
 from .algorithms import UnsupportedSignatureAlgorithm, dsa_parameters
@@ -136,6 +137,9 @@ def _time(t: dt.datetime) -> str:
     return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_SHA256 = attrgetter("sha256")
+
+
 def _copy_state(state: "_State") -> "_State":
     return _State(
         valid_policy_tree=state.valid_policy_tree.copy(),
@@ -196,7 +200,7 @@ def _validate_path(path, params, signatures, budget, revocation, known_chains, r
     if known_chains is not None and n >= 2:
         revocation_dependent = revocation.checker is not None or revocation.required
         key = (
-            tuple(c.sha256 for c in path[1:]),
+            tuple(map(_SHA256, path[1:])),
             params.user_initial_policy_set,
             params.initial_explicit_policy,
             params.initial_policy_mapping_inhibit,

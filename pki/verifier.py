@@ -10,25 +10,25 @@ validates the leaf at most once per path.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Iterable, Sequence
 
 from . import errors as E
-from .algorithms import AlgorithmRegistry, dsa_parameters, with_national_algorithms
+from .algorithms import DSA_KEY, AlgorithmRegistry, dsa_parameters, with_national_algorithms
 from .blocklist import Blocklist
 from .budget import DEFAULT_LIMITS, Budget, Limits
 from .building import BuildLog, CertificatePool, TrustStore, build_paths
-from .certificate import ANY_POLICY, Certificate
+from .certificate import ANY_POLICY, Certificate, parse_certificate
 from .crl import Crl, load_crls
 from .errors import BudgetExceeded, InputError, ValidationError
 from .indication import for_code, iso
 from .known_chains import KnownChains
-from .loading import load_certificate, load_many
+from .loading import load_certificate, load_many, looks_like_pkcs7
 from .ocsp import DEFAULT_CLOCK_SKEW, CombinedChecker, OcspChecker, OcspResponse, load_ocsp_responses
 from .parse_cache import ParseCache
 from .profile import PROFILES, STRICT, parse_extended_key_usage, parse_key_usage, strict_violation
@@ -319,10 +319,18 @@ class Verifier:
         cached = self._results.get(result_key, when)
         if cached is not None:
             return _answering(cached, when)
-        leaf_is_der = leaf.__class__ is bytes
-        target = load_certificate(leaf, "certificate", self._parse_cache, leaf_id if leaf_is_der else None)
+        if leaf.__class__ is bytes and leaf[:1] == b"\x30" and not looks_like_pkcs7(leaf):
+            try:  # one DER certificate: the hot path, load_certificate's first case without its layers
+                target = parse_certificate(leaf, self._parse_cache, leaf_id)
+            except InputError as exc:
+                raise InputError(f"certificate: {exc}") from None
+        else:
+            target = load_certificate(leaf, "certificate", self._parse_cache)
         if when.tzinfo is None or when.microsecond:  # pragma: no cover - parse_time guarantees both
             raise InputError("validation time must be timezone-aware, in whole seconds")
+        checks_revocation = revocation != "off" and (
+            revocation == "require" or self._crl_checker is not None or self._ocsp_checker is not None
+            or revocation_provider is not None)
         params = ValidationParameters.from_checked({
             "at": when,
             "user_initial_policy_set": user_policies,
@@ -336,11 +344,11 @@ class Verifier:
             "max_chain_depth": requirements[4],
             "blocklist": self.blocklist,
             "time_proven": proven,
-            "now": when if at is None else dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
+            # Read only by revocation checking: the clock is not read without it.
+            "now": when if at is None or not checks_revocation else dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
         })
         pool = self.pool.with_extra(self._load_intermediates(intermediates, extra_ids)) if intermediates else self.pool
-        if revocation == "off" or (revocation == "auto" and self._crl_checker is None
-                                   and self._ocsp_checker is None and revocation_provider is None):
+        if not checks_revocation:
             rev = _NO_REVOCATION
         else:
             # CRL signers' own paths are checked with the same sources.
@@ -392,14 +400,13 @@ class Verifier:
                 # and every CA are valid (the anchor too, under its
                 # constraints); the target may be the anchor itself.
                 holds = result.path if params.anchor_constraints else (result.path[:-1] or result.path)
-                not_before = max(c.not_before for c in holds)
-                not_after = min(c.not_after for c in holds)
+                not_before = max(map(_NOT_BEFORE, holds))
+                not_after = min(map(_NOT_AFTER, holds))
             else:
                 # Revocation statuses, and failures, hold for the time asked.
                 not_before = not_after = when
-            result = _answering(result, when)
             self._results.put(result_key, not_before, not_after, result)
-        return _answering(result, when)
+        return result
 
     def _target_error(self, target: Certificate, params: ValidationParameters) -> ValidationError | None:
         """What makes the target unacceptable on any path (a trust anchor
@@ -446,31 +453,39 @@ class Verifier:
                 except ValidationError as err:
                     if not search and failed is not None and _settled(err, err.statuses):
                         failed[digests] = err
+                    if (err.index == 0 and err.code in _SEARCH_EXPLAINS and self._known.gave(path)
+                            and not _deferred_key(path[1])):
+                        # The search checks a child's signature before it
+                        # follows an issuer and explains a failure where it
+                        # meets it; a known chain's path is held to that.
+                        continue
                     if best is None or (err.index is not None and best[1].index is not None and err.index < best[1].index):
                         best = (path, err)
                     continue
                 self._known.remember(path)
-                return self._success(validated, revocation_label)
+                return self._success(validated, revocation_label, params.at)
             if not search:
                 return None
         except BudgetExceeded as exc:
             path = exc.path or (target,)
             index = exc.index if exc.index is not None else 0
             return VerificationResult(False, path, None, _label(revocation_label, (), len(path)),
-                                      ValidationError(E.BUDGET_EXCEEDED, str(exc), index, path[index].subject_text))
+                                      ValidationError(E.BUDGET_EXCEEDED, str(exc), index, path[index].subject_text),
+                                      (), params.at)
         if best is not None:
             best_path, best_error = best
             return VerificationResult(False, best_path, None, _label(revocation_label, best_error.statuses, len(best_path)),
-                                      best_error, best_error.statuses)
+                                      best_error, best_error.statuses, params.at)
         if log.failures:
             deepest = max(log.failures, key=lambda f: f.depth)
             # Prefer a concrete defect (bad signature) over a plain dead end.
             concrete = [f for f in log.failures if f.error.code != E.NO_PATH]
             chosen = max(concrete, key=lambda f: f.depth) if concrete else deepest
             return VerificationResult(False, chosen.path, None, _label(revocation_label, (), len(chosen.path)),
-                                      chosen.error)
+                                      chosen.error, (), params.at)
         return VerificationResult(False, (target,), None, _label(revocation_label, (), 1),
-                                  ValidationError(E.NO_PATH, "no path to a trust anchor", 0, target.subject_text))
+                                  ValidationError(E.NO_PATH, "no path to a trust anchor", 0, target.subject_text),
+                                  (), params.at)
 
     def _crl_signer_resolver(self, pool: CertificatePool, params: ValidationParameters, signer_checker):
         """RFC 5280 6.3.3 (f): a CRL signed with a key other than the
@@ -519,9 +534,23 @@ class Verifier:
         return resolve
 
     @staticmethod
-    def _success(validated: ValidatedPath, revocation_label: str) -> VerificationResult:
+    def _success(validated: ValidatedPath, revocation_label: str, when: dt.datetime) -> VerificationResult:
         label = _label(revocation_label, validated.revocation, len(validated.path))
-        return VerificationResult(True, validated.path, validated.policies, label, None, validated.revocation)
+        return VerificationResult(True, validated.path, validated.policies, label, None, validated.revocation, when)
+
+
+_NOT_BEFORE = attrgetter("not_before")
+_NOT_AFTER = attrgetter("not_after")
+
+# Failures of the target's own signature under the issuer's key: the search
+# never yields such a path (building.py's plausibility check).
+_SEARCH_EXPLAINS = frozenset({E.SIGNATURE_INVALID, E.UNSUPPORTED_ALGORITHM})
+
+
+def _deferred_key(issuer: Certificate) -> bool:
+    """A DSA key that inherits its parameters: its signatures are checked in
+    validation only (building.py)."""
+    return issuer.public_key_oid == DSA_KEY and dsa_parameters(issuer.spki) is None
 
 
 def _settled(error: ValidationError | None, statuses: tuple) -> bool:
@@ -531,7 +560,10 @@ def _settled(error: ValidationError | None, statuses: tuple) -> bool:
     or on how far a budget went."""
     if error is not None and error.code in (E.REVOCATION_UNKNOWN, E.BUDGET_EXCEEDED):
         return False
-    return not any(status is not None and status.state == "unknown" for status in statuses)
+    for status in statuses:
+        if status is not None and status.state == "unknown":
+            return False
+    return True
 
 
 def _answering(result: VerificationResult, when: dt.datetime) -> VerificationResult:
@@ -539,7 +571,8 @@ def _answering(result: VerificationResult, when: dt.datetime) -> VerificationRes
     one may have been found for another time in its window)."""
     if result.validation_time == when:
         return result
-    return dataclasses.replace(result, validation_time=when)
+    return VerificationResult(result.valid, result.path, result.policies, result.revocation, result.error,
+                              result.statuses, when)
 
 
 def _label(revocation_label: str, statuses: tuple, path_length: int) -> str:
