@@ -196,7 +196,12 @@ class VerificationService:
         on_hold = _on_hold(self._ca, crosses)
         issued_to += [der for der in on_hold.pop("reverse")]
         # A dual-key bridge signs its CRL with each key; certificates issued by
-        # either key then have a CRL from their own issuer key.
+        # either key then have a CRL from their own issuer key. The latest CRL
+        # is the full revocation history of the cross-certificates (every one
+        # revoked stays listed, with its time: store._issue_crl), and the core
+        # uses a CRL issued after a past validation time (pki/revocation.py),
+        # so a past question about a cross-certificate is judged by when it was
+        # revoked, not refused.
         crl_ders = self._ca.current_crls()
         links = [c.public_bytes(Encoding.DER) for c in self._ca.link_certificates()]
         # The blacklist in force: every path through a listed key, certificate or subject fails (blacklisted).

@@ -40,9 +40,16 @@ def post(fed, path: str, body, role: str = "platform"):
     return fed.client.post(path, headers=fed.h(role, **{"Content-Type": "application/json"}), content=json.dumps(body).encode())
 
 
+def _timeless(answer):
+    """An answer without its validation times: "now" moves on between two requests."""
+    if isinstance(answer, dict):
+        return {k: _timeless(v) for k, v in answer.items() if k != "validation_time"}
+    return answer
+
+
 def single(fed, kind: str, body: dict) -> tuple[int, dict]:
     r = post(fed, f"/v1/verify/{kind}", body)
-    return r.status_code, r.json()
+    return r.status_code, _timeless(r.json())
 
 
 def batch(fed, items: list, options: dict | None = None, role: str = "platform") -> list[dict]:
@@ -62,7 +69,7 @@ def as_single(entry: dict) -> tuple[int, dict]:
     if "error" in entry:
         assert "result" not in entry, entry
         return entry["error"]["status"], entry["error"]
-    return 200, entry["result"]
+    return 200, _timeless(entry["result"])
 
 
 @pytest.fixture(scope="module")
