@@ -63,6 +63,19 @@ def extra_cases(fed, s: Sweeper) -> list[tuple[str, dict, Case]]:
             Case("NaN", 400, "invalid_request", content=body[:-1] + b', "max_chain_depth": NaN}', headers=json_ct),
             Case("deeply nested", 400, "invalid_request", content=b"[" * 5000 + b"]" * 5000, headers=json_ct),
         )]
+        # Headers given twice (a list: sent as they are, in this order).
+        platform, issuer = f"Bearer {fed.tokens['platform']}", f"Bearer {fed.tokens['issuer']}"
+        twice = {
+            "Content-Type twice, text/plain first": [("content-type", "text/plain"), ("content-type", "application/json")],
+            "Content-Type twice, JSON first": [("content-type", "application/json"), ("content-type", "text/plain")],
+            "Authorization twice, unknown first": [("authorization", "Bearer bca_unknown"), ("authorization", platform)],
+            "Authorization twice, platform first": [("authorization", platform), ("authorization", "Bearer bca_unknown")],
+            "Authorization twice, issuer first": [("authorization", issuer), ("authorization", platform)],
+        }
+        for label, headers in twice.items():
+            full = [h for h in (("authorization", platform), ("content-type", "application/json"))
+                    if h[0] not in {name for name, _ in headers}] + headers
+            out.append((path, entry, Case(label, 0, None, content=body, headers=full, role=None)))  # type: ignore[arg-type]
     out += [("/v1/verify/chain", {"role": "platform", "json": chain}, c) for c in (
         Case("the base request", 200, None),
         Case("an expired leaf", 200, None, json=expired),
@@ -198,7 +211,11 @@ def record(fed) -> dict[str, dict]:
     for key, path, entry, case in cases:
         if limiter is not None:
             limiter._entries.clear()  # the failed-authentication limit is not what is recorded
-        answers[key] = answer_of(run_case(fed, entry, "POST", path, case), secrets)
+        if isinstance(case.headers, list):
+            response = fed.client.request("POST", path, headers=case.headers, content=case.content)
+        else:
+            response = run_case(fed, entry, "POST", path, case)
+        answers[key] = answer_of(response, secrets)
     return answers
 
 
