@@ -470,6 +470,7 @@ def summarize(results: list[Measurement]) -> None:
     for client in sorted({m.client for m in results}):
         mine = [m for m in results if m.client == client]
         health = [m.rps for m in mine if m.name == "health"]
+        health_cpu = statistics.median(m.server_cpu / m.requests for m in mine if m.name == "health")
         for kind in ("health", "verify, same leaf", "verify, rotating leaves"):
             ms = [m for m in mine if m.name == kind]
             rps = [m.rps for m in ms]
@@ -485,8 +486,6 @@ def summarize(results: list[Measurement]) -> None:
                 # bottleneck, and steadier when others share the machine.
                 per_request = statistics.median(m.server_cpu / m.requests for m in ms)
                 line += f"; server CPU per request / health's: {health_cpu / per_request:.2f}"
-            else:
-                health_cpu = statistics.median(m.server_cpu / m.requests for m in ms)
             print(line)
 
 
