@@ -101,6 +101,10 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
     from . import routes_trust_list  # our federation as a signed TS 119 612 list: /v1/trust-list.xml, .json, .json.p7s
     app.include_router(routes_trust_list.router)
     app.include_router(routes_governance.router)  # proposals, GET /v1/audit, GET /v1/audit/checkpoints
+    from . import routes_evidence, routes_tsa  # issue 12: POST /v1/tsa, GET /v1/evidence/{sha256}
+
+    app.include_router(routes_tsa.router)
+    app.include_router(routes_evidence.router)
     from .console.pages import router as console  # issue 16: the administrator's console, the verification page
     app.include_router(console())
 

@@ -277,11 +277,30 @@ def create_home(
             authority = _authority(settings, keys)
             _record_keys(store, actor, settings, keys)
             store.issue_crl(actor=actor, build_crl=authority.build_crl)
+            _certify_service_keys(settings, authority, store, actor, rollback)
             settings.save()
     except BaseException:
         rollback.undo()
         raise
     return HomeParts(settings, store, authority, keys.signer, keys.second_signer)
+
+
+def _certify_service_keys(settings: BridgeSettings, authority: BridgeAuthority, store: Store, actor: str,
+                          rollback: _Rollback) -> None:
+    """The time-stamping and receipt keys (bridge/service_keys.py), certified by the new bridge. A home
+    made before them gets them when first needed."""
+    from .service_keys import LOCK_FILE, PURPOSES, ServiceKeys
+
+    service_keys = ServiceKeys(settings, authority, store)
+    for purpose in PURPOSES:
+        for path in (service_keys.key_path(purpose), service_keys.cert_path(purpose)):
+            rollback.wrote(path)
+            rollback.wrote(path.with_suffix(".tmp"))
+    rollback.wrote(settings.home / LOCK_FILE)
+    try:
+        service_keys.create_all(actor=actor)
+    finally:
+        service_keys.close()
 
 
 # --------------------------------------------------------------------------- open

@@ -11,8 +11,9 @@ bridge in encrypted PKCS#8 files in its home (``tsa-key.p8``,
 bridge has SM2 service keys). Their certificates sit beside them
 (``tsa-cert.pem``, ``receipt-cert.pem``).
 
-They are made at ``init``, or on first need for a home made before they
-existed (a file lock in the home keeps two workers from both making one).
+They are made at ``init`` (bridge/home.py), or on first need for a home made
+before they existed (a file lock in the home keeps two workers from both
+making one).
 The private keys stay behind the ``Signer`` interface: this module hands out
 signatures and certificates, never keys.
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import os
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -63,7 +65,7 @@ TSA = "tsa"
 RECEIPT = "receipt"
 PURPOSES = (TSA, RECEIPT)
 _NAMES = {TSA: "Time-Stamping Authority", RECEIPT: "Verification Receipts"}
-_LOCK_FILE = ".service-keys.lock"
+LOCK_FILE = ".service-keys.lock"
 # Digest algorithm OIDs of the hashes the signers use (asn1crypto names sha256/384 itself).
 _DIGEST_OIDS = {"sha256": "sha256", "sha384": "sha384", "sm3": "1.2.156.10197.1.401"}
 
@@ -229,12 +231,12 @@ class ServiceKeys:
     @contextlib.contextmanager
     def _home_lock(self) -> Iterator[None]:
         # Workers of one `serve` share the home: one makes a missing key, the others then load it.
-        with open(self._settings.home / _LOCK_FILE, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        fd = os.open(self._settings.home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)  # the home's files are the owner's alone
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def _load(self, purpose: str) -> ServiceKey | None:
         path = self.cert_path(purpose)
@@ -276,7 +278,9 @@ class ServiceKeys:
             certificate = self._authority.certify_service_key(builder, spki)
             pem = certificate.public_bytes(serialization.Encoding.PEM)
             temporary = self.cert_path(purpose).with_suffix(".tmp")
-            temporary.write_bytes(pem)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(pem)
             temporary.replace(self.cert_path(purpose))  # the certificate's presence says the key is complete
             self._store.append_audit(actor, "service_key.certify", {
                 "purpose": purpose,

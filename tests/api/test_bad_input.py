@@ -263,6 +263,7 @@ def sweep_table(s: Sweeper) -> dict[tuple[str, str], dict]:
         **governance_entries(s),
         **blacklist_entries(s),
         **admin_entries(s),
+        **evidence_entries(s),
         ("GET", "/v1/ca/certificate"): {"role": None, "cases": wrong_method("POST")},
         ("GET", "/v1/ca/certificates"): {"role": None, "cases": wrong_method("POST")},
         ("GET", "/v1/crl"): {"role": None, "cases": wrong_method("POST")},
@@ -539,6 +540,31 @@ def lifecycle_entries(s: Sweeper) -> dict:
     return entries
 
 
+def evidence_entries(s: Sweeper) -> dict[tuple[str, str], dict]:
+    """Issue 12: the TSA (a refused time-stamp request is a 200 TimeStampResp with status rejection, not a
+    problem: tests/api/test_tsa.py) and the evidence route (tests/api/test_receipts.py)."""
+    query = {"Content-Type": "application/timestamp-query"}
+    return {
+        ("POST", "/v1/tsa"): {"role": "platform", "cases": auth_cases() + [
+            Case("issuer role", 403, "forbidden", role="issuer", content=b"\x30\x00", headers=query),
+            Case("JSON", 415, "unsupported_media_type", json={"query": "x"}),
+            Case("no content type", 415, "unsupported_media_type", content=b"\x30\x00"),
+            Case("empty", 400, "invalid_request", content=b"", headers=query),
+            Case("DER that is not a TimeStampReq", 200, None, content=b"\x30\x03\x02\x01\x01", headers=query, problem=False),
+            Case("oversized, Content-Length", 413, "body_too_large", content=b"\x30" * (LIMIT + 1), headers=query),
+            Case("oversized, chunked", 413, "body_too_large", content=_chunks(b"\x30" * (LIMIT + 1)), headers=query),
+        ] + wrong_method("PUT")},
+        ("GET", "/v1/tsa/certificate"): {"role": None, "cases": wrong_method("POST")},
+        ("GET", "/v1/evidence/{sha256}"): {"role": "platform", "path": "/v1/evidence/" + "0" * 64, "cases": auth_cases() + [
+            Case("issuer role", 403, "forbidden", role="issuer"),
+            Case("unknown hash", 404, "not_found"),
+            Case("not a hash", 404, "not_found", path="/v1/evidence/../../etc/passwd"),
+            Case("NUL", 404, "not_found", path="/v1/evidence/a%00b"),
+            Case("upper-case hex of nothing kept", 404, "not_found", path="/v1/evidence/" + "A" * 64),
+        ] + wrong_method("DELETE")},
+    }
+
+
 def console_entries(s: Sweeper) -> dict[tuple[str, str], dict]:
     """The console's pages and forms (api/console/; tests/api/test_console.py has the rest), asked by a
     client that wants JSON: problem+json answers, never a page."""
@@ -640,6 +666,11 @@ def _check(fed, entry, method, path, case):
             assert body["code"] == case.code, f"{where}: {body}"
         if case.status == 405:
             assert r.headers.get("allow"), f"{where}: no Allow header"
+    elif r.headers.get("content-type") == "application/timestamp-reply":  # a refused time-stamp request (issue 12)
+        from asn1crypto import core, tsp
+
+        assert r.status_code == case.status, f"{where}: {r.status_code}"
+        assert tsp.PKIStatusInfo.load(core.Sequence.load(r.content)[0].dump())["status"].native == "rejection", where
     else:
         assert r.status_code == case.status, f"{where}: {r.status_code}"
         assert r.headers["content-type"] == "application/ocsp-response", where
