@@ -103,3 +103,21 @@ def test_the_signing_certificate_attribute_must_name_the_signer(pki):
     assert (d["indication"], d["sub_indication"]) == ("INDETERMINATE", "NO_SIGNING_CERTIFICATE_FOUND")
     good = sign_cms(b"a contract", pki["signer"], pki["signer_key"], certificates=[pki["ca"]])
     assert verify_cms(good, pki["verifier"], revocation="off").valid
+
+
+def test_an_expired_signer_is_out_of_bounds_unless_a_time_stamp_proves_the_signature_older(pki):
+    key = ec_key()
+    expired = issue_at(pki["ca"], pki["ca_key"], name("HK", "Evidence", "TS Expired Signer"), key.public_key(),
+                       not_before=NOW - dt.timedelta(days=150), days=60)
+    signed = sign_cms(b"signed while valid", expired, key, signing_time=SIGNED - dt.timedelta(days=40),
+                      certificates=[pki["ca"]])
+    # Now, and nothing says when it was signed: it may predate the expiry (EN 319 102-1 5.2.6).
+    d = verify_cms(signed, pki["verifier"], revocation="require").to_dict()
+    assert (d["indication"], d["sub_indication"], d["error"]["code"]) == ("INDETERMINATE", "OUT_OF_BOUNDS_NO_POE", "expired")
+    # A time asked for after the expiry: the answer to that question is final.
+    d = verify_cms(signed, pki["verifier"], at=NOW, revocation="require").to_dict()
+    assert (d["indication"], d["sub_indication"]) == ("TOTAL_FAILED", "EXPIRED")
+    # Proven to exist while the certificate was valid: passes, though it has expired since.
+    stamped = add_time_stamp(signed, pki["tsa"], SIGNED - dt.timedelta(days=40))
+    d = verify_cms(stamped, pki["verifier"], revocation="require").to_dict()
+    assert (d["valid"], d["indication"]) == (True, "TOTAL_PASSED"), d["error"]
