@@ -158,7 +158,7 @@ def test_actions_are_audited_as_the_signing_in_token_and_sign_out_ends_the_sessi
     r = client.post("/verify", data={"csrf": csrf, "input": body["certificate"] + "".join(body["intermediates"])})
     assert r.status_code == 200 and 'data-valid="false"' in r.text
     assert re.search(r'class="cert failing[^"]*" data-index="2" data-failing="true"', r.text)
-    assert 'data-code="suspended"' in r.text
+    assert 'data-code="suspended"' in r.text and "Revocation: on hold" in r.text  # certificateHold, not revoked
     r = client.post(f"/admin/members/{hk}/reinstate", data={"csrf": csrf}, follow_redirects=False)
     assert r.status_code == 303 and federation.ca.issuer(hk)["status"] == "active"
     r = client.post("/verify", data={"csrf": csrf, "input": body["certificate"] + "".join(body["intermediates"])})
