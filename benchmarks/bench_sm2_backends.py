@@ -36,6 +36,12 @@ microseconds per call and the median and minimum of the per-round ratios to
 ``p256``. No assertion on time.
 
     .venv/bin/python benchmarks/bench_sm2_backends.py [--rounds 40] [--paths]
+
+Instructions per call, which the machine's load does not change: run one row
+under callgrind with 0 and with N calls and divide the difference by N:
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        .venv/bin/python benchmarks/bench_sm2_backends.py --only ec-table --rounds 1 --calls 200
 """
 from __future__ import annotations
 
@@ -178,13 +184,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     parser.add_argument("--paths", action="store_true", help="add the 4-certificate path rows")
+    parser.add_argument("--only", help="time this row alone (p256 is always set up)")
+    parser.add_argument("--calls", type=int, default=CALLS, help="calls per row per round")
     args = parser.parse_args()
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter
     rows, skipped = candidates()
     if args.paths:
         rows.update(path_rows(args.rounds * CALLS))
+    if args.only:
+        rows = {name: verify for name, verify in rows.items() if name in (args.only, "p256")}
     # smcryptopy takes ~50 ms a call: fewer calls, or it would dominate the run.
-    calls = {name: (2 if name == "smcryptopy" else CALLS) for name in rows}
+    calls = {name: (2 if name == "smcryptopy" else args.calls) for name in rows}
+    if args.only and args.only != "p256":
+        calls["p256"] = 0
     times: dict[str, list[float]] = {name: [] for name in rows}
     ratios: dict[str, list[float]] = {name: [] for name in rows}
     order = list(rows)
@@ -196,18 +208,18 @@ def main() -> None:
             start = clock()
             for _ in range(count):
                 verify(MESSAGE)
-            this_round[name] = (clock() - start) / count * 1e6
+            this_round[name] = (clock() - start) / max(count, 1) * 1e6
         for name, micros in this_round.items():
             times[name].append(micros)
-            ratios[name].append(micros / this_round["p256"])
-    print(f"{args.rounds} rounds, {CALLS} calls per row per round, {args.clock} time; µs per call; "
+            ratios[name].append(micros / (this_round["p256"] or float("nan")))
+    print(f"{args.rounds} rounds, {args.calls} calls per row per round, {args.clock} time; µs per call; "
           "ratio = row / p256 in the same round")
     print(f"{'row':<12} {'min µs':>9} {'median µs':>10} {'median ratio':>13} {'min ratio':>10}")
-    print(f"(ratio of the rows' minimums, ec-table / p256: "
-          f"{min(times.get('ec-table', [float('nan')])) / min(times['p256']):.2f})")
     for name in sorted(rows, key=lambda n: statistics.median(times[n])):
         print(f"{name:<12} {min(times[name]):9.1f} {statistics.median(times[name]):10.1f} "
               f"{statistics.median(ratios[name]):13.2f} {min(ratios[name]):10.2f}")
+    if "ec-table" in times and min(times["p256"]) > 0:
+        print(f"ec-table / p256, ratio of the rows' minimums: {min(times['ec-table']) / min(times['p256']):.2f}")
     if args.paths:
         print(f"path-sm2 / path-p256, median of the rounds' ratios: "
               f"{statistics.median(a / b for a, b in zip(times['path-sm2'], times['path-p256'], strict=True)):.2f}")

@@ -19,17 +19,20 @@ Tongsuo bindings on PyPI, in benchmarks/bench_sm2_backends.py):
 - "ec": the same checks (GB/T 32918.2 section 7.1, B1-B7) written out here on
   libcrypto's EC arithmetic, which lets the two fixed points be precomputed:
   the generator's multiples once per process, and a key's multiples once it is
-  used a second time (a CA's key verifies many leaves). s*G and t*P are then
-  ~30 doublings each instead of ~256. Used when libcrypto still exports the
-  EC_POINT/EC_GROUP calls (deprecated in 3.0) and passes the known answers.
+  used a second time (a CA's key verifies many leaves). s*G and t*P then take
+  about 8 doublings and 64 additions each instead of ~256 doublings: ~1.9x
+  P-256 (a key's first verification costs what "evp" does). Used when
+  libcrypto still exports the EC_POINT/EC_GROUP calls (deprecated in 3.0) and
+  they pass the known answers.
 The signature's DER is checked as strictly as libcrypto's own verifier does
 (it re-encodes and compares), so both say yes and no to the same inputs;
 tests/pki/test_sm2_backends.py compares them on the same vectors.
 
 Thread safety: the library handle and the curve are set up once under a lock;
-each verification creates and frees its own contexts, points and numbers, and
-loaded keys, points and tables are only read, so one ``Sm2PublicKey`` may be
-used by many threads at once. ctypes releases the GIL for the duration of each
+each verification creates and frees its own contexts, points and numbers;
+loaded keys, points and tables are only read (a key's table is set or dropped
+by one attribute assignment, and a verification holding it keeps it alive), so
+one ``Sm2PublicKey`` may be used by many threads at once. ctypes releases the GIL for the duration of each
 libcrypto call.
 """
 from __future__ import annotations
