@@ -28,6 +28,9 @@ from tests.evidence_builder import TestTsa, add_time_stamp, issue_at, sign_cms
 
 from .test_server import bridgeca, env, free_port, http, run, stop, wait_healthy
 
+# One server for the module: under ``--dist loadgroup`` its tests stay on one worker.
+pytestmark = pytest.mark.xdist_group("evidence_scenarios")
+
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 MONTH = dt.timedelta(days=30)
 SIGNED = NOW - 3 * MONTH  # month 1
