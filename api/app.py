@@ -18,11 +18,7 @@ from .observability import Metrics, ObservabilityMiddleware, measured_verificati
 from .problems import PROBLEM
 from .ratelimit import FailureLimiter, RateLimitMiddleware, TokenBuckets
 from .schemas import problem_responses
-from .security import AdminJson, IssuerOrAdminJson, PrincipalCache, authenticate_before_body
-
-# Routers written before the split of this module import these from here.
-_problems = problem_responses
-__all__ = ["AdminJson", "IssuerOrAdminJson", "create_app", "create_app_from_home"]
+from .security import AdminJson, PrincipalCache, authenticate_before_body
 
 
 def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shutdown: bool = False) -> FastAPI:
@@ -30,7 +26,7 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
     # read once when the bridge was opened); the argument overrides it for tests.
     settings = ca.settings
     limit = settings.max_body_bytes if max_body_bytes is None else max_body_bytes
-    from . import routes_governance  # imports this module: here, not at the top
+    from . import routes_governance  # proposals, audit; its checkpoint loop runs in the lifespan
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -88,9 +84,9 @@ def create_app(ca: BridgeCA, *, max_body_bytes: int | None = None, close_on_shut
     app.include_router(routes_issuers.router)
     from . import admin_routes  # reject, CRL now, tokens: so `bridgeca ... --url` covers every admin command
 
-    admin_routes.install(app, AdminJson, _problems)
+    admin_routes.install(app, AdminJson, problem_responses)
     from . import routes_blacklist, routes_governance_public  # issue 13: the blacklist, the public register
-    app.include_router(routes_blacklist.router(AdminJson, _problems))
+    app.include_router(routes_blacklist.router(AdminJson, problem_responses))
     app.include_router(routes_governance_public.router())
     from . import routes_lifecycle  # withdraw, suspend, reinstate, renew, terms, history, expiring
 

@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse
 
 from bridge import checkpoints, governance
 
-from .app import AdminJson, _problems
 from .problems import Problem, outcome_status
 from .schemas import (
     AuditPage,
@@ -24,8 +23,9 @@ from .schemas import (
     ConfirmedProposal,
     ProposalEnvelope,
     ProposalView,
+    problem_responses,
 )
-from .security import Admin
+from .security import Admin, AdminJson
 
 router = APIRouter()
 
@@ -50,7 +50,7 @@ def _proposal_id(proposal_id: str) -> str:
 # --------------------------------------------------------------------------- proposals
 
 
-@router.get("/v1/proposals", response_model=list[ProposalView], tags=["governance"], responses=_problems(400, 401, 403),
+@router.get("/v1/proposals", response_model=list[ProposalView], tags=["governance"], responses=problem_responses(400, 401, 403),
             summary="Proposals of admin actions (two-person control), oldest first; expired ones are marked so first")
 def list_proposals(request: Request, who: Admin,
                    status: str | None = Query(None, max_length=16, description="pending, confirmed, failed, cancelled or expired")
@@ -59,7 +59,7 @@ def list_proposals(request: Request, who: Admin,
 
 
 @router.post("/v1/proposals/{proposal_id}/confirm", response_model=ConfirmedProposal, tags=["governance"],
-             responses={**_problems(401, 403, 404, 409, 413, 415, 422, 503)},
+             responses={**problem_responses(401, 403, 404, 409, 413, 415, 422, 503)},
              summary="Confirm a proposal: the action is done now, as this admin (403 same_admin for its proposer; "
                      "409 proposal_expired once past its expiry)")
 def confirm_proposal(proposal_id: str, request: Request, who: AdminJson) -> JSONResponse:
@@ -69,7 +69,7 @@ def confirm_proposal(proposal_id: str, request: Request, who: AdminJson) -> JSON
 
 
 @router.post("/v1/proposals/{proposal_id}/cancel", response_model=ProposalEnvelope, tags=["governance"],
-             responses={**_problems(400, 401, 403, 404, 409, 413, 415)},
+             responses={**problem_responses(400, 401, 403, 404, 409, 413, 415)},
              summary="Cancel a pending proposal (its proposer or any other admin)")
 def cancel_proposal(proposal_id: str, request: Request, who: AdminJson,
                     body: CancelProposalRequest | None = None) -> JSONResponse:
@@ -91,7 +91,7 @@ def _since(text: str | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-@router.get("/v1/audit", response_model=AuditPage, tags=["governance"], responses=_problems(400, 401, 403),
+@router.get("/v1/audit", response_model=AuditPage, tags=["governance"], responses=problem_responses(400, 401, 403),
             summary="The audit log, oldest first, filtered and paged (`after`: the previous page's next_after)")
 def audit_log(request: Request, who: Admin,
               action: str | None = Query(None, max_length=64, description="an action, or a prefix ending in '.' (certificate.)"),
@@ -115,7 +115,7 @@ def audit_view(row) -> dict:
             "prev_hash": row.prev_hash, "entry_hash": row.entry_hash}
 
 
-@router.get("/v1/audit/checkpoints", response_model=CheckpointsDocument, tags=["publication"], responses=_problems(400),
+@router.get("/v1/audit/checkpoints", response_model=CheckpointsDocument, tags=["publication"], responses=problem_responses(400),
             summary="Signed checkpoints of the audit chain's head (no token): keep a copy, then `bridgeca audit verify "
                     "--checkpoints` finds any later rewrite or truncation of the log")
 def audit_checkpoints(request: Request,

@@ -11,15 +11,21 @@ from fastapi.responses import JSONResponse
 
 from bridge import governance
 
-from .app import AdminJson, IssuerOrAdminJson, _problems
 from .inputs import check_issuer_id
 from .problems import outcome_status
-from .schemas import ExpiringView, LifecycleIssuerView, LifecycleRequest, StatusChangeView, TermsRequest
-from .security import Admin, AnyUser
+from .schemas import (
+    ExpiringView,
+    LifecycleIssuerView,
+    LifecycleRequest,
+    StatusChangeView,
+    TermsRequest,
+    problem_responses,
+)
+from .security import Admin, AdminJson, AnyUser, IssuerOrAdminJson
 
 router = APIRouter(tags=["lifecycle"])
 
-_ACTION_ERRORS = {**_problems(401, 403, 404, 409, 413, 415), **_problems(422, 503)}
+_ACTION_ERRORS = {**problem_responses(401, 403, 404, 409, 413, 415), **problem_responses(422, 503)}
 
 
 def _perform(request: Request, action: str, params: dict, actor: str) -> JSONResponse:
@@ -61,7 +67,7 @@ def renew(issuer_id: str, request: Request, who: AdminJson, body: LifecycleReque
     return _perform(request, "renew", {"enrollment_id": check_issuer_id(issuer_id), "reason": _reason(body)}, who.actor)
 
 
-@router.put("/v1/issuers/{issuer_id}/terms", response_model=LifecycleIssuerView, responses={**_ACTION_ERRORS, **_problems(400)},
+@router.put("/v1/issuers/{issuer_id}/terms", response_model=LifecycleIssuerView, responses={**_ACTION_ERRORS, **problem_responses(400)},
             summary="Change the member's policy mappings, name constraints or path length: a new cross-certificate "
                     "with the new terms is published, then the old one is revoked (superseded)")
 def change_terms(issuer_id: str, body: TermsRequest, request: Request, who: AdminJson) -> JSONResponse:
@@ -74,7 +80,7 @@ def change_terms(issuer_id: str, body: TermsRequest, request: Request, who: Admi
     return _perform(request, "change_terms", params, who.actor)
 
 
-@router.get("/v1/issuers/{issuer_id}/history", response_model=list[StatusChangeView], responses=_problems(401, 404),
+@router.get("/v1/issuers/{issuer_id}/history", response_model=list[StatusChangeView], responses=problem_responses(401, 404),
             summary="The enrollment's status history: state, time, reason, serials (an issuer token sees only its own)")
 def history(issuer_id: str, request: Request, who: AnyUser) -> JSONResponse:
     owner = who.token_id if who.role == "issuer" else None
@@ -82,7 +88,7 @@ def history(issuer_id: str, request: Request, who: AnyUser) -> JSONResponse:
     return JSONResponse(view["status_history"])
 
 
-@router.get("/v1/cross-certificates/expiring", response_model=list[ExpiringView], responses=_problems(400, 401, 403),
+@router.get("/v1/cross-certificates/expiring", response_model=list[ExpiringView], responses=problem_responses(400, 401, 403),
             summary="Cross-certificates in force whose notAfter is within `days` (default: the expiry_warning_days setting)")
 async def expiring(request: Request, who: Admin,
                    days: float | None = Query(None, ge=0, le=36500, description="look-ahead in days")) -> JSONResponse:

@@ -18,11 +18,10 @@ from bridge import governance
 from bridge.errors import BridgeError, translate
 from bridge.store import NotFound, StoreError
 
-from .app import AdminJson, _problems
 from .inputs import check_trust_list_id
 from .problems import Problem, outcome_status
-from .schemas import RequestModel, ResponseModel
-from .security import AnyUser
+from .schemas import RequestModel, ResponseModel, problem_responses
+from .security import AdminJson, AnyUser
 
 router = APIRouter(tags=["trust lists"])
 
@@ -79,7 +78,7 @@ def _xml(value: str) -> bytes:
         raise Problem(400, "invalid_base64", "xml is not valid base64") from None
 
 
-_ERRORS = _problems(400, 401, 403, 404, 409, 413, 415, 422)
+_ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 415, 422)
 
 
 @router.post("/v1/trust-lists", status_code=201, response_model=TrustListView, responses=_ERRORS,
@@ -96,25 +95,25 @@ async def register(body: TrustListRegisterRequest, request: Request, who: AdminJ
     return JSONResponse(view, status_code=outcome_status(view, 201))
 
 
-@router.get("/v1/trust-lists", response_model=list[TrustListView], responses=_problems(401),
+@router.get("/v1/trust-lists", response_model=list[TrustListView], responses=problem_responses(401),
             summary="The registered external trusted lists")
 async def list_all(request: Request, _who: AnyUser) -> JSONResponse:
     return JSONResponse(await _call(request, request.app.state.ca.trust_lists.views))
 
 
-@router.get("/v1/trust-lists/{list_id}", response_model=TrustListView, responses=_problems(401, 404),
+@router.get("/v1/trust-lists/{list_id}", response_model=TrustListView, responses=problem_responses(401, 404),
             summary="One registered list: its newest version's summary and every version kept")
 async def show(list_id: str, request: Request, _who: AnyUser) -> JSONResponse:
     return JSONResponse(await _call(request, request.app.state.ca.trust_lists.view, check_trust_list_id(list_id)))
 
 
-@router.get("/v1/trust-lists/{list_id}/services", response_model=list[dict], responses=_problems(401, 404, 422),
+@router.get("/v1/trust-lists/{list_id}/services", response_model=list[dict], responses=problem_responses(401, 404, 422),
             summary="The services of the newest version: type, status, status history, identities, qualifiers, policies")
 async def services(list_id: str, request: Request, _who: AnyUser) -> JSONResponse:
     return JSONResponse(await _call(request, request.app.state.ca.trust_lists.services, check_trust_list_id(list_id)))
 
 
-@router.post("/v1/trust-lists/{list_id}/fetch", responses={**_ERRORS, **_problems(503)},
+@router.post("/v1/trust-lists/{list_id}/fetch", responses={**_ERRORS, **problem_responses(503)},
              summary="Fetch the list now; a newer sequence number with a valid signature and schema becomes a new version")
 async def fetch(list_id: str, request: Request, who: AdminJson) -> JSONResponse:
     registry = request.app.state.ca.trust_lists
