@@ -34,6 +34,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -90,6 +91,32 @@ class ServiceKey:
     def digest_name(self) -> str:
         return self.signer.hash_algorithm.name  # sha256, sha384, sm3
 
+    # The parts every signature of this key repeats, encoded once. Built as DER and loaded back: asn1crypto
+    # re-encodes a loaded Name put into a new structure field by field at each dump (~50 ms a signature).
+    @cached_property
+    def _ess_der(self) -> bytes:
+        certificate = asn1_x509.Certificate.load(self.certificate_der)
+        return asn1_tsp.SigningCertificateV2({
+            "certs": [{
+                "cert_hash": hashlib.sha256(self.certificate_der).digest(),  # hashAlgorithm DEFAULT sha256
+                "issuer_serial": {
+                    "issuer": [asn1_x509.GeneralName({"directory_name": certificate.issuer})],
+                    "serial_number": certificate.serial_number,
+                },
+            }],
+        }).dump()
+
+    @cached_property
+    def directory_name_der(self) -> bytes:
+        """This key's subject as a GeneralName (directoryName), DER: the TSA names itself so in each TSTInfo."""
+        subject = asn1_x509.Certificate.load(self.certificate_der)["tbs_certificate"]["subject"]
+        return asn1_x509.GeneralName({"directory_name": subject}).dump()
+
+    @cached_property
+    def _sid_der(self) -> bytes:
+        certificate = asn1_x509.Certificate.load(self.certificate_der)
+        return asn1_cms.IssuerAndSerialNumber({"issuer": certificate.issuer, "serial_number": certificate.serial_number}).dump()
+
     def sign_cms(self, content_type: str, content: bytes, *, signing_time: datetime,
                  certificates: tuple[x509.Certificate, ...] = ()) -> bytes:
         """CMS SignedData (RFC 5652) encapsulating ``content`` of ``content_type``,
@@ -99,21 +126,11 @@ class ServiceKey:
         the message (for RFC 3161 certReq, or a receipt verifiable offline)."""
         digest_name = self.digest_name
         digest_oid = _DIGEST_OIDS[digest_name]
-        certificate = asn1_x509.Certificate.load(self.certificate_der)
-        ess = asn1_tsp.SigningCertificateV2({
-            "certs": [{
-                "cert_hash": hashlib.sha256(self.certificate_der).digest(),  # hashAlgorithm DEFAULT sha256
-                "issuer_serial": {
-                    "issuer": [asn1_x509.GeneralName({"directory_name": certificate.issuer})],
-                    "serial_number": certificate.serial_number,
-                },
-            }],
-        })
         attributes = asn1_cms.CMSAttributes([
             {"type": "content_type", "values": [content_type]},
             {"type": "signing_time", "values": [asn1_cms.Time({"utc_time": signing_time.replace(microsecond=0)})]},
             {"type": "message_digest", "values": [hashlib.new(digest_name, content).digest()]},
-            {"type": "signing_certificate_v2", "values": [ess]},
+            {"type": "signing_certificate_v2", "values": [asn1_tsp.SigningCertificateV2.load(self._ess_der)]},
         ])
         to_sign = attributes.dump()  # SET OF: asn1crypto sorts the encodings (DER)
         signature = self.signer.sign(to_sign)
@@ -121,8 +138,7 @@ class ServiceKey:
             raise ServiceKeyError(f"the {self.purpose} signature does not verify with its certificate")
         signer_info = asn1_cms.SignerInfo({
             "version": "v1",
-            "sid": asn1_cms.SignerIdentifier({"issuer_and_serial_number": asn1_cms.IssuerAndSerialNumber({
-                "issuer": certificate.issuer, "serial_number": certificate.serial_number})}),
+            "sid": asn1_cms.SignerIdentifier({"issuer_and_serial_number": asn1_cms.IssuerAndSerialNumber.load(self._sid_der)}),
             "digest_algorithm": {"algorithm": digest_oid},
             "signed_attrs": attributes,
             "signature_algorithm": asn1_cms.SignedDigestAlgorithm.load(self.signer.signature_algorithm_der),
@@ -132,7 +148,10 @@ class ServiceKey:
             "version": "v3" if content_type != "data" else "v1",  # RFC 5652 5.1: another eContentType is v3
             "digest_algorithms": [{"algorithm": digest_oid}],
             "encap_content_info": {"content_type": content_type, "content": (asn1_core.OctetString if content_type == "data" else asn1_core.ParsableOctetString)(content)},
-            "certificates": [asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in certificates],
+            # Loaded as the CHOICE itself: a loaded Certificate put into the CHOICE is re-encoded
+            # field by field by asn1crypto on dump (tens of milliseconds a certificate).
+            "certificates": asn1_cms.CertificateSet([asn1_cms.CertificateChoices.load(c.public_bytes(serialization.Encoding.DER))
+                                                     for c in certificates]),
             "signer_infos": [signer_info],
         })
         return asn1_cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()

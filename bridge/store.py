@@ -1572,10 +1572,14 @@ class EvidenceRecord:
     expires_at: datetime
 
 
-def next_tsa_serial(store: Store) -> int:
-    """The next time-stamp serial number (unique across workers and restarts)."""
+def next_tsa_serial(store: Store, count: int = 1) -> int:
+    """Reserve ``count`` time-stamp serial numbers (unique across workers and
+    restarts): the last of them is returned, the others are the ``count - 1``
+    before it."""
     with store._transaction() as session:
-        return store._next_counter(session, "tsa_serial")
+        value = session.execute(sa.text("UPDATE counter SET value = value + :count WHERE name = 'tsa_serial' RETURNING value"),
+                                {"count": count}).scalar_one()
+        return int(value)
 
 
 def keep_evidence(store: Store, items: Sequence[tuple[str, str, bytes]], *, now: datetime, keep_until: datetime,

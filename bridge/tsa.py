@@ -9,16 +9,17 @@ The token is a CMS SignedData over a TSTInfo (eContentType id-ct-TSTInfo)
 signed by the TSA's own key (bridge/service_keys.py: certified by the bridge,
 critical extendedKeyUsage timeStamping), with the ESS signing-certificate-v2
 attribute that RFC 3161 2.4.1 (as updated by RFC 5816) requires. Serial
-numbers come from the store's ``tsa_serial`` counter (unique across workers
-and restarts); genTime is the server's clock to the second, with an accuracy
+numbers come from the store's ``tsa_serial`` counter, reserved in blocks
+(unique across workers and restarts, increasing within a worker); genTime is the server's clock to the second, with an accuracy
 of one second; the request's nonce is echoed; with certReq the TSA's
 certificate is in the token. The one policy is ``tsa_policy`` (a setting).
 """
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from asn1crypto import cms as asn1_cms
 from asn1crypto import core as asn1_core
@@ -96,11 +97,28 @@ def read_request(der: bytes, policy: str) -> asn1_tsp.TimeStampReq:
     return request
 
 
+# Serial numbers are reserved this many at a time: one database write per
+# block rather than per token (a write costs tens of times the signature).
+# Unique across workers and restarts; a worker's unused rest is never used.
+SERIAL_BLOCK = 64
+
+
 class TimeStampAuthority:
     def __init__(self, keys: ServiceKeys, store: Store, policy: str):
         self._keys = keys
         self._store = store
         self.policy = policy
+        self._serials: Iterator[int] = iter(())
+        self._serial_lock = threading.Lock()
+
+    def _next_serial(self) -> int:
+        with self._serial_lock:
+            serial = next(self._serials, None)
+            if serial is None:
+                last = next_tsa_serial(self._store, SERIAL_BLOCK)
+                self._serials = iter(range(last - SERIAL_BLOCK + 1, last + 1))
+                serial = next(self._serials)
+            return serial
 
     def respond(self, request_der: bytes, now: datetime | None = None) -> bytes:
         """The TimeStampResp (DER) for a TimeStampReq (DER)."""
@@ -122,15 +140,14 @@ class TimeStampAuthority:
         """A TimeStampToken (CMS ContentInfo, DER) for a checked request."""
         key = self._keys.get(TSA)
         gen_time = (now or datetime.now(timezone.utc)).replace(microsecond=0)
-        tsa_name = asn1_x509.Certificate.load(key.certificate_der)["tbs_certificate"]["subject"]
         info = {
             "version": "v1",
             "policy": self.policy,
             "message_imprint": request["message_imprint"],
-            "serial_number": next_tsa_serial(self._store),
+            "serial_number": self._next_serial(),
             "gen_time": gen_time,
             "accuracy": {"seconds": 1},
-            "tsa": asn1_x509.GeneralName({"directory_name": tsa_name}),
+            "tsa": asn1_x509.GeneralName.load(key.directory_name_der),
         }
         if request["nonce"].native is not None:
             info["nonce"] = request["nonce"].native

@@ -60,3 +60,12 @@ def test_byte_limit_drops_the_least_recently_named(store):
 def test_time_stamp_serials_are_unique_and_increasing(store):
     serials = [next_tsa_serial(store) for _ in range(3)]
     assert serials == sorted(set(serials)) and serials[0] >= 1
+
+
+def test_two_workers_time_stamp_serials_never_meet(store):
+    from bridge.tsa import SERIAL_BLOCK, TimeStampAuthority
+
+    workers = [TimeStampAuthority(keys=None, store=store, policy="1.2.3") for _ in range(2)]  # type: ignore[arg-type]
+    seen = [w._next_serial() for _ in range(SERIAL_BLOCK + 3) for w in workers]
+    assert len(set(seen)) == len(seen)
+    assert next_tsa_serial(store) > max(seen)  # a reservation after theirs
