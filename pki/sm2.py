@@ -620,9 +620,8 @@ class PointTables:
 
     def admit(self, key: Sm2PublicKey) -> None:
         with self._lock:
-            if id(key) in self._holders:
+            if id(key) in self._holders or not key._build_table():
                 return
-            key._build_table()
             self._holders[id(key)] = key
             while len(self._holders) > self._limit:
                 _, oldest = self._holders.popitem(last=False)
@@ -765,9 +764,15 @@ class Sm2PublicKey:
                 table = self._table
         return _verify_on_curve(curve, point, self._points, self._xy, z, table, message, signature_der)
 
-    def _build_table(self) -> None:
+    def _build_table(self) -> bool:
+        """Give this key its table; False if libcrypto could not (then it
+        verifies without one, as on its first use, and is not asked again)."""
         if self._table is None and self._curve is not None and self._point is not None:
-            self._table = _PointTable(self._curve, self._point)
+            try:
+                self._table = _PointTable(self._curve, self._point)
+            except MemoryError:
+                return False
+        return self._table is not None
 
     def _drop_table(self) -> None:
         # A verification already holding the table keeps it alive until it returns.

@@ -309,6 +309,19 @@ def test_the_least_recently_used_table_is_the_one_given_up():
     assert (first._table is not None, second._table is None, third._table is not None) == (True, True, True)
 
 
+def test_a_table_libcrypto_cannot_build_leaves_the_key_verifying_without_one(monkeypatch, python_signer):
+    def no_table(*_args):
+        raise MemoryError("no table in this test")
+
+    monkeypatch.setattr(sm2, "_PointTable", no_table)
+    tables = PointTables(limit=4)
+    key = Sm2PublicKey(python_signer.spki, tables=tables)
+    signature = python_signer.sign(MESSAGE)
+    assert all(key.verify(MESSAGE, signature) for _ in range(4))
+    assert key._table is None and len(tables) == 0
+    assert not key.verify(MESSAGE + b"!", signature)
+
+
 def test_the_registry_bounds_its_sm2_tables():
     registry = with_national_algorithms(AlgorithmRegistry())
     signer = Sm2PrivateKey.generate()
