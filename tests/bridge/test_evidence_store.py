@@ -1,7 +1,8 @@
 """The evidence store's bounded retention (bridge/evidence.py, migration
 0010): an item is served until its retention ends, counted from the last
 receipt that named it; over the byte limit the least recently named go
-first; only a SHA-256 in hex is ever looked up."""
+first; only a SHA-256 in hex is ever looked up. Time-stamp serials never
+repeat, across workers too. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,9 @@ T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store.open(f"sqlite:///{tmp_path / 'evidence.db'}", create=True)
+def store(tmp_path, database_url):
+    """SQLite, and PostgreSQL in a private schema when BRIDGECA_TEST_POSTGRES_URL is set."""
+    store = Store.open(database_url or f"sqlite:///{tmp_path / 'evidence.db'}", create=True)
     yield store
     store.close()
 
