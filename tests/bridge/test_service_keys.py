@@ -72,3 +72,30 @@ def test_service_keys_on_the_token_and_the_tsa_verifies_with_openssl(hsm_bridge,
         assert done.returncode == 0 and "Verification: OK" in done.stdout, done.stdout + done.stderr
     finally:
         keys.close()
+
+
+def test_a_home_without_service_keys_gets_them_on_first_need(tmp_path, monkeypatch):
+    """A home made before the service keys existed (here: their files removed) gets them when first
+    needed, certified by its bridge and audited; the next process loads them."""
+    from tests.api.conftest import PASSPHRASE
+
+    monkeypatch.setenv("BRIDGECA_KEY_PASSPHRASE", PASSPHRASE)
+    home = tmp_path / "old"
+    BridgeCA.init(home, base_url="https://bridge.example").close()
+    for name in ("tsa-key.p8", "tsa-cert.pem", "receipt-key.p8", "receipt-cert.pem"):
+        (home / name).unlink()
+    with BridgeCA.open(home) as ca:
+        keys = ServiceKeys(ca.settings, ca.authority, ca.store)
+        try:
+            tsa = keys.get(TSA)
+            assert tsa.certificate.issuer == ca.certificate.subject
+            assert (home / "tsa-key.p8").exists() and not (home / "receipt-key.p8").exists()  # only what was needed
+        finally:
+            keys.close()
+        certified = [e for e in ca.store.audit_entries() if e.action == "service_key.certify"]
+        assert [e.actor for e in certified] == ["bridgeca-init", "bridgeca-init", "bridgeca"]
+        again = ServiceKeys(ca.settings, ca.authority, ca.store)
+        try:
+            assert again.get(TSA).certificate == tsa.certificate
+        finally:
+            again.close()
