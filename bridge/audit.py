@@ -17,13 +17,22 @@ GENESIS_HASH = "0" * 64
 
 
 class AuditRecord(Protocol):
-    seq: int
-    at: str
-    actor: str
-    action: str
-    details: str
-    prev_hash: str
-    entry_hash: str
+    """An audit entry as read (bridge/records.py's AuditEntryRecord): read-only."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def at(self) -> str: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def details(self) -> str: ...
+    @property
+    def prev_hash(self) -> str: ...
+    @property
+    def entry_hash(self) -> str: ...
 
 
 def canonical_details(details: dict) -> str:

@@ -32,8 +32,8 @@ from .audit import CheckpointClaim, checkpoint_message, compare_with_checkpoints
 from .signer import certificate_spki, verify_with_spki
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .records import CheckpointRecord
     from .service import BridgeCA
-    from .store import AuditCheckpoint
 
 
 class CheckpointSourceError(Exception):
@@ -57,7 +57,7 @@ def install(ca: "BridgeCA") -> None:
     ca.store.checkpoint_signer = sign
 
 
-def view(row: "AuditCheckpoint") -> dict:
+def view(row: "CheckpointRecord") -> dict:
     return {
         "entries": int(row.entries),
         "head": row.head_hash,

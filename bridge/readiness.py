@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 # Signed by the readiness check. Not DER, so the signature cannot stand for a
 # certificate, CRL or OCSP response (their signatures cover a DER
@@ -55,21 +54,12 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
-def _sqlite_file(url: str) -> Path | None:
-    import sqlalchemy as sa
-
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
-
-
 def check_database(ca) -> Check:
     """A trivial query through the store. For SQLite also the file itself:
     the pool's open connections keep answering from a file that was removed
     or made unreadable, but a restart, or any other process, would not find
     the bridge there -- and a new connection would create an empty one."""
-    path = _sqlite_file(ca.store.url)
+    path = ca.store.sqlite_file
     if path is not None:
         if not path.exists():
             return Check("database", False, f"the SQLite database {path} is gone")

@@ -14,6 +14,7 @@ the audit chain the same way. The lock order is always crl, then audit.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import threading
 import uuid
@@ -28,6 +29,24 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from . import audit as audit_chain
+from . import clock
+from .records import (
+    ApiTokenRecord,
+    AuditEntryRecord,
+    BlacklistEntryRecord,
+    BlacklistPublicationRecord,
+    CheckpointRecord,
+    CrlRecord,
+    CrossCertificateRecord,
+    EnrollmentRecord,
+    ExternalTrustListRecord,
+    ProposalRecord,
+    ReverseCertificateRecord,
+    RevokedEntry,
+    StatusChangeRecord,
+    TrustListIssueRecord,
+    TrustListVersionRecord,
+)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -62,8 +81,7 @@ class SerialCollision(StoreError):
 # --------------------------------------------------------------------------- tables
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+utcnow = clock.now
 
 
 @overload
@@ -302,21 +320,6 @@ class AuditCheckpoint(SQLModel, table=True):
 # --------------------------------------------------------------------------- values handed out
 
 
-@dataclass(frozen=True)
-class RevokedEntry:
-    serial: int
-    revoked_at: datetime
-    reason: str
-
-
-@dataclass(frozen=True)
-class CrlRecord:
-    number: int
-    der: bytes
-    this_update: datetime
-    next_update: datetime
-
-
 class SignedTrustList(Protocol):
     """What ``publish_trust_list``'s ``build`` returns (bridge/trust_list.py: PublishedTrustList)."""
 
@@ -409,6 +412,14 @@ class Store:
     @property
     def safe_url(self) -> str:
         return sa.make_url(self.url).render_as_string(hide_password=True)
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The database file of a SQLite store (None for PostgreSQL or an in-memory database)."""
+        parsed = sa.make_url(self.url)
+        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+            return None
+        return Path(parsed.database)
 
     def _alembic_config(self, connection):
         from alembic.config import Config
@@ -530,8 +541,8 @@ class Store:
         owner_token_id: int | None = None,
         rollover_of: str | None = None,
         same_name: Callable[[bytes], bool] | None = None,
-        may_roll_over: Callable[[Enrollment], bool] | None = None,
-    ) -> Enrollment:
+        may_roll_over: Callable[[EnrollmentRecord], bool] | None = None,
+    ) -> EnrollmentRecord:
         """``same_name(root_der)``: whether a stored root has this root's name.
         A name an active or suspended member holds under another key is
         refused unless ``rollover_of`` names that member's enrollment (one the
@@ -591,10 +602,10 @@ class Store:
                     "replaces": record.replaces_id,
                 },
             )
-        return record
+        return _record(record)
 
     def _rollover_target(self, session: Session, same_name: Callable[[bytes], bool] | None, rollover_of: str | None,
-                         may_roll_over: Callable[[Enrollment], bool] | None) -> Enrollment | None:
+                         may_roll_over: Callable[[EnrollmentRecord], bool] | None) -> Enrollment | None:
         if same_name is None:
             return None
         holders = [r for r in session.exec(select(Enrollment).where(col(Enrollment.status).in_(("active", "suspended")))).all()
@@ -605,26 +616,26 @@ class Store:
                                              "a key rollover of that member must say so (rollover_of)")
             return None
         target = session.get(Enrollment, rollover_of)
-        if target is None or (may_roll_over is not None and not may_roll_over(target)):
+        if target is None or (may_roll_over is not None and not may_roll_over(_record(target))):
             raise NotFound(f"no enrollment {rollover_of}")
         if target.status not in ("active", "suspended") or not same_name(target.root_der):
             raise Conflict("invalid_rollover", "rollover_of must name an active enrollment whose root has this root's name")
         return target
 
-    def get_enrollment(self, enrollment_id: str) -> Enrollment:
+    def get_enrollment(self, enrollment_id: str) -> EnrollmentRecord:
         with self._read() as session:
             record = session.get(Enrollment, enrollment_id)
         if record is None:
             raise NotFound(f"no enrollment {enrollment_id}")
-        return _fix_times(record)
+        return _record(record)
 
-    def list_enrollments(self, owner_token_id: int | None = None) -> list[Enrollment]:
+    def list_enrollments(self, owner_token_id: int | None = None) -> list[EnrollmentRecord]:
         with self._read() as session:
             query = select(Enrollment)
             if owner_token_id is not None:
                 query = query.where(Enrollment.owner_token_id == owner_token_id)
             rows = session.exec(query.order_by(col(Enrollment.created_at), col(Enrollment.id))).all()
-        return [_fix_times(r) for r in rows]
+        return [_record(r) for r in rows]
 
     def set_enrollment_status(self, enrollment_id: str, *, from_status: Sequence[str], to_status: str, actor: str, reason: str) -> None:
         with self._transaction() as session:
@@ -667,12 +678,12 @@ class Store:
                                  details=json.dumps(details or {}, sort_keys=True)))
         session.flush()
 
-    def status_history(self, enrollment_id: str) -> list[MemberStatus]:
+    def status_history(self, enrollment_id: str) -> list[StatusChangeRecord]:
         with self._read() as session:
             rows = session.exec(
                 select(MemberStatus).where(MemberStatus.enrollment_id == enrollment_id).order_by(col(MemberStatus.id))
             ).all()
-        return [_fix_times(r) for r in rows]
+        return [_record(r) for r in rows]
 
     def _enrollment_in(self, session: Session, enrollment_id: str, states: Sequence[str], action: str) -> Enrollment:
         record = session.get(Enrollment, enrollment_id)
@@ -915,20 +926,20 @@ class Store:
             self._audit(session, actor, "enrollment.approve", {"enrollment": enrollment_id, "serial": serial_hex})
             self._bump_epoch(session)
 
-    def cross_certificate(self, serial: int) -> CrossCertificate:
+    def cross_certificate(self, serial: int) -> CrossCertificateRecord:
         with self._read() as session:
             row = session.exec(select(CrossCertificate).where(CrossCertificate.serial == format(serial, "x"))).first()
         if row is None:
             raise NotFound(f"no cross-certificate with serial {serial:x}")
-        return _fix_times(row)
+        return _record(row)
 
-    def cross_certificates(self, *, statuses: Sequence[str] = ("issued", "held", "revoked"), enrollment_id: str | None = None) -> list[CrossCertificate]:
+    def cross_certificates(self, *, statuses: Sequence[str] = ("issued", "held", "revoked"), enrollment_id: str | None = None) -> list[CrossCertificateRecord]:
         with self._read() as session:
             query = select(CrossCertificate).where(col(CrossCertificate.status).in_(tuple(statuses)))
             if enrollment_id is not None:
                 query = query.where(CrossCertificate.enrollment_id == enrollment_id)
             rows = session.exec(query.order_by(col(CrossCertificate.id))).all()
-        return [_fix_times(r) for r in rows]
+        return [_record(r) for r in rows]
 
     # ------------------------------------------------------------------ revocation and CRLs
 
@@ -1007,7 +1018,7 @@ class Store:
     # ------------------------------------------------------------------ reverse certificates
 
     def add_reverse_certificate(self, *, actor: str, enrollment_id: str, der: bytes, sha256: str, not_after: datetime,
-                                same_key: Callable[[bytes], bool] | None = None) -> ReverseCertificate:
+                                same_key: Callable[[bytes], bool] | None = None) -> ReverseCertificateRecord:
         """Store a reverse certificate. ``same_key(der)`` says whether a stored
         one of this enrollment certifies the same bridge key: those are
         replaced, in the same transaction (one per enrollment and key, so an
@@ -1035,13 +1046,13 @@ class Store:
                     details["replaces"] = replaced
                 self._audit(session, actor, "reverse.upload", details)
                 self._bump_epoch(session)
-            return row
+            return _record(row)
         except IntegrityViolation as exc:
             if "sha256" in str(exc):
                 raise Conflict("duplicate", "this reverse certificate is already stored") from exc
             raise
 
-    def reverse_certificates(self, *, enrollment_statuses: Sequence[str] = ("active",)) -> list[ReverseCertificate]:
+    def reverse_certificates(self, *, enrollment_statuses: Sequence[str] = ("active",)) -> list[ReverseCertificateRecord]:
         with self._read() as session:
             rows = session.exec(
                 select(ReverseCertificate)
@@ -1049,12 +1060,12 @@ class Store:
                 .where(col(Enrollment.status).in_(tuple(enrollment_statuses)))
                 .order_by(col(ReverseCertificate.id))
             ).all()
-        return [_fix_times(r) for r in rows]
+        return [_record(r) for r in rows]
 
     # ------------------------------------------------------------------ blacklist (bridge/blacklist.py)
 
     def add_blacklist_entry(self, *, actor: str, kind: str, value: str, reason: str, public_note: str = "",
-                            internal_note: str = "", evidence: str = "", effective_at: datetime | None = None) -> BlacklistEntry:
+                            internal_note: str = "", evidence: str = "", effective_at: datetime | None = None) -> BlacklistEntryRecord:
         """A new entry, audited (blacklist.add), with the epoch bumped: every verifier drops what it built on the old list."""
         with self._transaction() as session:
             now = utcnow()
@@ -1068,9 +1079,9 @@ class Store:
             self._audit(session, actor, "blacklist.add", {"entry": row.id, "kind": kind, "value": json.loads(value),
                                                           "reason": reason, "status": "active"})
             self._bump_epoch(session)
-            return _fix_times(row)
+            return _record(row)
 
-    def end_blacklist_entry(self, *, actor: str, entry_id: str, reason: str = "") -> BlacklistEntry:
+    def end_blacklist_entry(self, *, actor: str, entry_id: str, reason: str = "") -> BlacklistEntryRecord:
         """Soft removal: the entry stays, with its end time, author and reason (blacklist.remove)."""
         with self._transaction() as session:
             row = session.get(BlacklistEntry, entry_id)
@@ -1084,7 +1095,7 @@ class Store:
             self._audit(session, actor, "blacklist.remove", {"entry": row.id, "kind": row.kind, "value": json.loads(row.value),
                                                              "reason": reason, "status": "removed"})
             self._bump_epoch(session)
-            return _fix_times(row)
+            return _record(row)
 
     def _active_blacklist_entry(self, session: Session, kind: str, value: str) -> BlacklistEntry | None:
         return session.exec(select(BlacklistEntry).where(BlacklistEntry.kind == kind, BlacklistEntry.value == value,
@@ -1109,17 +1120,18 @@ class Store:
                                                        "enrollment": enrollment_id, "status": "active"})
         self._bump_epoch(session)
 
-    def blacklist_entries(self) -> list[BlacklistEntry]:
+    def blacklist_entries(self) -> list[BlacklistEntryRecord]:
         """Every entry, removed ones included, oldest first."""
         with self._read() as session:
             rows = session.exec(select(BlacklistEntry).order_by(col(BlacklistEntry.created_at), col(BlacklistEntry.id))).all()
-        return [_fix_times(r) for r in rows]
+        return [_record(r) for r in rows]
 
-    def blacklist_publication(self, sha256: str) -> BlacklistPublication | None:
+    def blacklist_publication(self, sha256: str) -> BlacklistPublicationRecord | None:
         with self._read() as session:
-            return session.get(BlacklistPublication, sha256)
+            row = session.get(BlacklistPublication, sha256)
+            return _record(row) if row is not None else None
 
-    def add_blacklist_publication(self, *, actor: str, sha256: str, document: bytes, sign: Callable[[bytes], bytes]) -> BlacklistPublication:
+    def add_blacklist_publication(self, *, actor: str, sha256: str, document: bytes, sign: Callable[[bytes], bytes]) -> BlacklistPublicationRecord:
         """Sign ``document`` (the key use audited in the same transaction) and
         store it; another worker that stored the same document first wins, and
         its signature is the one every worker serves."""
@@ -1127,12 +1139,12 @@ class Store:
             with self._transaction() as session:
                 existing = session.get(BlacklistPublication, sha256)
                 if existing is not None:
-                    return existing
+                    return _record(existing)
                 self._audit(session, actor, "key.use", {"purpose": "blacklist", "sha256": sha256})
                 row = BlacklistPublication(sha256=sha256, document=document, signature=sign(document), created_at=utcnow())
                 session.add(row)
                 session.flush()
-                return row
+                return _record(row)
         except IntegrityViolation:
             found = self.blacklist_publication(sha256)
             if found is None:
@@ -1141,13 +1153,13 @@ class Store:
 
     # ------------------------------------------------------------------ our trust list (bridge/trust_list.py)
 
-    def latest_trust_list(self) -> TrustListIssue | None:
+    def latest_trust_list(self) -> TrustListIssueRecord | None:
         with self._read() as session:
             row = session.exec(select(TrustListIssue).order_by(col(TrustListIssue.sequence).desc())).first()
-        return _fix_times(row) if row is not None else None
+        return _record(row) if row is not None else None
 
     def publish_trust_list(self, *, actor: str, content_sha256: str, now: datetime,
-                           build: Callable[[int, datetime], SignedTrustList]) -> TrustListIssue:
+                           build: Callable[[int, datetime], SignedTrustList]) -> TrustListIssueRecord:
         """The list to serve for content ``content_sha256``: the latest issued
         one when its content is the same and it is not past half its validity,
         else a new one with the next sequence number, built by ``build(sequence,
@@ -1162,7 +1174,7 @@ class Store:
                 issued_at, next_update = _aware(latest.issued_at), _aware(latest.next_update)
                 if latest.content_sha256 == content_sha256 and now < issued_at + (next_update - issued_at) / 2:
                     session.expunge(latest)
-                    return _fix_times(latest)
+                    return _record(latest)
             sequence = self._next_counter(session, "trust_list")
             self._audit(session, actor, "key.use", {"purpose": "trust-list", "sequence": sequence})
             issued = build(sequence, now)
@@ -1175,7 +1187,7 @@ class Store:
                 "sequence": sequence, "content_sha256": content_sha256, "next_update": issued.next_update.isoformat(),
                 "why": "content changed" if latest is None or latest.content_sha256 != content_sha256 else "refresh before next update",
             })
-            return row
+            return _record(row)
 
     # ------------------------------------------------------------------ API tokens
 
@@ -1206,27 +1218,27 @@ class Store:
             # Processes cache known tokens per epoch: this makes them forget.
             self._bump_epoch(session)
 
-    def find_token(self, token_hash: str) -> ApiToken | None:
+    def find_token(self, token_hash: str) -> ApiTokenRecord | None:
         """The token with this hash, unless revoked or expired."""
         with self._read() as session:
             row = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash, col(ApiToken.revoked_at).is_(None))).first()
         if row is None:
             return None
-        row = _fix_times(row)
+        token = _record(row)
         # Compared here rather than in SQL: SQLite stores the times as text, so
         # a WHERE on them would compare strings.
-        if row.expires_at is not None and row.expires_at <= utcnow():
+        if token.expires_at is not None and token.expires_at <= utcnow():
             return None
-        return row
+        return token
 
-    def list_tokens(self) -> list[ApiToken]:
+    def list_tokens(self) -> list[ApiTokenRecord]:
         with self._read() as session:
             rows = session.exec(select(ApiToken).order_by(col(ApiToken.id))).all()
-        return [_fix_times(r) for r in rows]
+        return [_record(r) for r in rows]
 
     # ------------------------------------------------------------------ external trust lists (bridge/trust_lists.py)
 
-    def add_external_trust_list(self, *, actor: str, name: str, url: str | None, allowed_signers: str, mapping: str) -> ExternalTrustList:
+    def add_external_trust_list(self, *, actor: str, name: str, url: str | None, allowed_signers: str, mapping: str) -> ExternalTrustListRecord:
         """Register a list. A trust change (a new possible anchor): bumps the epoch."""
         now = utcnow()
         row = ExternalTrustList(id=uuid.uuid4().hex, name=name, url=url, allowed_signers=allowed_signers, mapping=mapping,
@@ -1237,24 +1249,24 @@ class Store:
             self._audit(session, actor, "trust_list.register", {"list": row.id, "name": name, "url": url,
                                                                 "allowed_signers": len(json.loads(allowed_signers))})
             self._bump_epoch(session)
-        return row
+        return _record(row)
 
-    def external_trust_list(self, list_id: str) -> ExternalTrustList:
+    def external_trust_list(self, list_id: str) -> ExternalTrustListRecord:
         with self._read() as session:
             row = session.get(ExternalTrustList, list_id)
             if row is None or row.status != "active":
                 raise NotFound(f"no trust list {list_id}")
-            return _fix_times(row)
+            return _record(row)
 
-    def external_trust_lists(self) -> list[ExternalTrustList]:
+    def external_trust_lists(self) -> list[ExternalTrustListRecord]:
         with self._read() as session:
             rows = session.exec(select(ExternalTrustList).where(ExternalTrustList.status == "active")
                                 .order_by(col(ExternalTrustList.created_at), col(ExternalTrustList.id))).all()
-            return [_fix_times(r) for r in rows]
+            return [_record(r) for r in rows]
 
     def add_trust_list_version(self, *, actor: str, list_id: str, sequence_number: int, issued_at: datetime,
                                next_update: datetime | None, xml: bytes, sha256: str, signature: str, schema_check: str,
-                               source: str) -> tuple[ExternalTrustListVersion, bool]:
+                               source: str) -> tuple[TrustListVersionRecord, bool]:
         """Keep an accepted version: (the version, whether it is new). The
         same sequence number with the same bytes is the version already
         kept; an older sequence number, or the same one with other bytes,
@@ -1272,7 +1284,7 @@ class Store:
                                   .order_by(col(ExternalTrustListVersion.sequence_number).desc()).limit(1)).first()
             if latest is not None:
                 if latest.sequence_number == sequence_number and latest.sha256 == sha256:
-                    return _fix_times(latest), False
+                    return _record(latest), False
                 if sequence_number <= latest.sequence_number:
                     raise Conflict("stale_sequence_number",
                                    f"the list's sequence number {sequence_number} is not newer than the kept version's {latest.sequence_number}")
@@ -1284,7 +1296,7 @@ class Store:
             self._audit(session, actor, "trust_list.version", {"list": list_id, "sequence_number": sequence_number,
                                                                "sha256": sha256, "source": source})
             self._bump_epoch(session)
-            return _fix_times(row), True
+            return _record(row), True
 
     def record_trust_list_fetch_failure(self, list_id: str, error: str) -> None:
         """Remember the last failed fetch for display (not a trust change: no epoch, no audit entry)."""
@@ -1292,24 +1304,24 @@ class Store:
             session.exec(sa.update(ExternalTrustList).where(col(ExternalTrustList.id) == list_id)
                             .values(last_fetch_at=utcnow(), last_fetch_error=error[:2000]))
 
-    def trust_list_versions(self, list_id: str) -> list[ExternalTrustListVersion]:
+    def trust_list_versions(self, list_id: str) -> list[TrustListVersionRecord]:
         """Every kept version, newest first."""
         with self._read() as session:
             rows = session.exec(select(ExternalTrustListVersion).where(ExternalTrustListVersion.list_id == list_id)
                                 .order_by(col(ExternalTrustListVersion.sequence_number).desc())).all()
-            return [_fix_times(r) for r in rows]
+            return [_record(r) for r in rows]
 
-    def latest_trust_list_version(self, list_id: str) -> ExternalTrustListVersion | None:
+    def latest_trust_list_version(self, list_id: str) -> TrustListVersionRecord | None:
         with self._read() as session:
             row = session.exec(select(ExternalTrustListVersion).where(ExternalTrustListVersion.list_id == list_id)
                                .order_by(col(ExternalTrustListVersion.sequence_number).desc()).limit(1)).first()
-            return _fix_times(row) if row is not None else None
+            return _record(row) if row is not None else None
 
     # ------------------------------------------------------------------ audit
 
-    def audit_entries(self) -> list[AuditEntry]:
+    def audit_entries(self) -> list[AuditEntryRecord]:
         with self._read() as session:
-            return list(session.exec(select(AuditEntry).order_by(col(AuditEntry.seq))).all())
+            return [_record(r) for r in session.exec(select(AuditEntry).order_by(col(AuditEntry.seq))).all()]
 
     def audit_counter(self) -> int:
         with self._read() as session:
@@ -1321,7 +1333,7 @@ class Store:
 
     # ------------------------------------------------------------------ two-person control (bridge/governance.py)
 
-    def add_proposal(self, *, actor: str, action: str, params: dict, expires_at: datetime) -> Proposal:
+    def add_proposal(self, *, actor: str, action: str, params: dict, expires_at: datetime) -> ProposalRecord:
         with self._transaction() as session:
             row = Proposal(id=uuid.uuid4().hex, action=action, params=audit_chain.canonical_details(params), proposer=actor,
                            created_at=utcnow(), expires_at=expires_at, status="pending")
@@ -1329,22 +1341,22 @@ class Store:
             session.flush()
             self._audit(session, actor, "proposal.create", {"proposal": row.id, "action": action, "params": params,
                                                             "expires_at": expires_at.isoformat()})
-            return _fix_times(row)
+            return _record(row)
 
-    def proposal(self, proposal_id: str) -> Proposal:
+    def proposal(self, proposal_id: str) -> ProposalRecord:
         with self._read() as session:
             row = session.get(Proposal, proposal_id)
         if row is None:
             raise NotFound(f"no proposal {proposal_id}")
-        return _fix_times(row)
+        return _record(row)
 
-    def proposals(self, status: str | None = None) -> list[Proposal]:
+    def proposals(self, status: str | None = None) -> list[ProposalRecord]:
         with self._read() as session:
             query = select(Proposal)
             if status is not None:
                 query = query.where(Proposal.status == status)
             rows = session.exec(query.order_by(col(Proposal.created_at), col(Proposal.id))).all()
-        return [_fix_times(r) for r in rows]
+        return [_record(r) for r in rows]
 
     def _expire_proposal(self, session: Session, row: Proposal, actor: str, now: datetime) -> None:
         row.status, row.decided_at = "expired", now
@@ -1365,7 +1377,7 @@ class Store:
         return expired
 
     def _decide(self, proposal_id: str, *, actor: str, to_status: str, audit_action: str, details: dict,
-                check: Callable[[Proposal], None] | None = None) -> Proposal:
+                check: Callable[[ProposalRecord], None] | None = None) -> ProposalRecord:
         """Move a pending proposal to ``to_status`` (conditional on it still
         being pending: of two admins confirming at once, one wins). A proposal
         found past its expiry is recorded expired instead (committed), then
@@ -1384,7 +1396,7 @@ class Store:
                 raise Conflict(code, f"proposal {proposal_id} is {row.status}")
             else:
                 if check is not None:
-                    check(row)
+                    check(_record(row))
                 row.status, row.decided_by, row.decided_at = to_status, actor, now
                 session.add(row)
                 session.flush()
@@ -1392,16 +1404,16 @@ class Store:
                                                            "params": json.loads(row.params), "proposer": row.proposer, **details})
         if expired:
             raise Conflict("proposal_expired", f"proposal {proposal_id} expired at {_aware(row.expires_at).isoformat()}")
-        return _fix_times(row)
+        return _record(row)
 
-    def confirm_proposal(self, proposal_id: str, *, actor: str, check: Callable[[Proposal], None] | None = None) -> Proposal:
+    def confirm_proposal(self, proposal_id: str, *, actor: str, check: Callable[[ProposalRecord], None] | None = None) -> ProposalRecord:
         """Claim a pending proposal for its confirmation (proposal.confirm); the caller then does the action."""
         return self._decide(proposal_id, actor=actor, to_status="confirmed", audit_action="proposal.confirm", details={}, check=check)
 
-    def cancel_proposal(self, proposal_id: str, *, actor: str, reason: str = "") -> Proposal:
+    def cancel_proposal(self, proposal_id: str, *, actor: str, reason: str = "") -> ProposalRecord:
         return self._decide(proposal_id, actor=actor, to_status="cancelled", audit_action="proposal.cancel", details={"reason": reason})
 
-    def finish_proposal(self, proposal_id: str, *, actor: str, outcome: dict, failed: bool) -> Proposal:
+    def finish_proposal(self, proposal_id: str, *, actor: str, outcome: dict, failed: bool) -> ProposalRecord:
         """Record what the confirmed action returned; a refused action makes the proposal failed (proposal.fail)."""
         with self._transaction() as session:
             row = session.get(Proposal, proposal_id)
@@ -1413,12 +1425,12 @@ class Store:
                 self._audit(session, actor, "proposal.fail", {"proposal": row.id, "action": row.action, **outcome})
             session.add(row)
             session.flush()
-            return _fix_times(row)
+            return _record(row)
 
     # ------------------------------------------------------------------ audit: reading, checkpoints, replay state
 
     def audit_page(self, *, action: str | None = None, actor: str | None = None, since: datetime | None = None,
-                   after_seq: int = 0, limit: int = 100) -> list[AuditEntry]:
+                   after_seq: int = 0, limit: int = 100) -> list[AuditEntryRecord]:
         """Entries after ``after_seq`` (in order), filtered; at most ``limit``."""
         with self._read() as session:
             query = select(AuditEntry).where(AuditEntry.seq > after_seq)
@@ -1430,7 +1442,7 @@ class Store:
             if since is not None:
                 # ``at`` is ISO text in UTC, all written alike, so text order is time order.
                 query = query.where(AuditEntry.at >= since.astimezone(timezone.utc).isoformat(timespec="microseconds"))
-            return list(session.exec(query.order_by(col(AuditEntry.seq)).limit(limit)).all())
+            return [_record(r) for r in session.exec(query.order_by(col(AuditEntry.seq)).limit(limit)).all()]
 
     def _checkpoint_if_due(self, session: Session, entry: AuditEntry) -> None:
         last = session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.entries).desc())).first()
@@ -1448,7 +1460,7 @@ class Store:
         session.flush()
         return row
 
-    def checkpoint_head(self) -> AuditCheckpoint | None:
+    def checkpoint_head(self) -> CheckpointRecord | None:
         """Sign the chain's head now, unless the last checkpoint already covers it
         (the periodic checkpoint: entries written since are covered within T
         minutes even when fewer than N). Needs ``checkpoint_signer``."""
@@ -1467,15 +1479,15 @@ class Store:
             head = session.get(AuditEntry, count)
             if head is None:
                 raise StoreError(f"audit log is broken: entry {count} is missing")
-            return self._write_checkpoint(session, count, head.entry_hash)
+            return _record(self._write_checkpoint(session, count, head.entry_hash))
 
-    def audit_checkpoints(self, limit: int | None = None) -> list[AuditCheckpoint]:
+    def audit_checkpoints(self, limit: int | None = None) -> list[CheckpointRecord]:
         """Checkpoints, oldest first (with ``limit``, the newest ``limit`` of them)."""
         with self._read() as session:
             query = select(AuditCheckpoint).order_by(col(AuditCheckpoint.id).desc())
             if limit is not None:
                 query = query.limit(limit)
-            return list(reversed(session.exec(query).all()))
+            return [_record(r) for r in reversed(session.exec(query).all())]
 
     def state_snapshot(self) -> audit_chain.StateSnapshot:
         """The state tables that replaying the audit log must reproduce (bridge/audit.py: replay)."""
@@ -1492,11 +1504,32 @@ class Store:
             blacklist = [{"id": r.id, "ended": r.ended_at is not None} for r in session.exec(select(BlacklistEntry)).all()]
         return audit_chain.StateSnapshot(crosses, enrollments, tokens, reverses, blacklist)
 
-def _fix_times(row):
-    for name, value in list(vars(row).items()):
-        if isinstance(value, datetime):
-            setattr(row, name, _aware(value))
-    return row
+# Each table's record (bridge/records.py): what leaves the store instead of the row.
+_RECORD_OF = {
+    Enrollment: EnrollmentRecord,
+    CrossCertificate: CrossCertificateRecord,
+    MemberStatus: StatusChangeRecord,
+    ReverseCertificate: ReverseCertificateRecord,
+    BlacklistEntry: BlacklistEntryRecord,
+    BlacklistPublication: BlacklistPublicationRecord,
+    TrustListIssue: TrustListIssueRecord,
+    ApiToken: ApiTokenRecord,
+    AuditEntry: AuditEntryRecord,
+    ExternalTrustList: ExternalTrustListRecord,
+    ExternalTrustListVersion: TrustListVersionRecord,
+    Proposal: ProposalRecord,
+    AuditCheckpoint: CheckpointRecord,
+}
+
+
+def _record(row):
+    """The plain record of a row, times made timezone-aware."""
+    record_class = _RECORD_OF[type(row)]
+    values = {}
+    for field in dataclasses.fields(record_class):
+        value = getattr(row, field.name)
+        values[field.name] = _aware(value) if isinstance(value, datetime) else value
+    return record_class(**values)
 
 
 # --------------------------------------------------------------------------- the federation graph (bridge/federation_graph.py)

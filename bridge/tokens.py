@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .clock import now
 from .errors import BridgeError, translated
-from .store import Store, StoreError
+from .store import Store
 
 ROLES = ("admin", "issuer", "platform")
 TOKEN_PREFIX = "bca_"
@@ -61,8 +61,6 @@ def lookup(store: Store, token: str) -> tuple[tuple[int, str], float | None] | N
         row = store.find_token(hash_token(token))
     if row is None:
         return None
-    if row.id is None:  # a stored row always has its primary key
-        raise StoreError("a stored API token has no id")
     return (row.id, row.role), (row.expires_at.timestamp() if row.expires_at is not None else None)
 
 

@@ -9,14 +9,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from .errors import translated
-from .store import CrossCertificate, Store, StoreError
+from .records import CrossCertificateRecord
+from .store import Store, StoreError
 
 
 def pem(certificate: x509.Certificate) -> str:
     return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
-def cross_der(row: CrossCertificate) -> bytes:
+def cross_der(row: CrossCertificateRecord) -> bytes:
     """A handed-out cross-certificate's DER (issued, held and revoked rows have it; only a reservation has none)."""
     if row.der is None:
         raise StoreError(f"cross-certificate {row.serial} is {row.status} but no certificate is stored")
