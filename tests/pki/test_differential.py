@@ -43,8 +43,8 @@ COUNT = len(chaingen.DEFECTS) * 9  # every kind nine times (38 kinds: 342 chains
 # anchor_constraints=False (RFC 5280 6.1 alone, the anchor a bare name and key),
 # held to RFC 5280 6.1's verdict, not the strict one.
 # "bridgeca-warm": one Verifier asked about the leaf's clean twin (same issuer)
-# twice first, so that the leaf is answered through its caches (a CA chain that
-# validated, the prefix cache): held to the same verdict as "bridgeca".
+# twice first, so that the leaf is answered through its caches (KnownChains: a CA
+# chain that validated, its state after the CA part): held to the same verdict as "bridgeca".
 ENGINES = ("bridgeca", "pyca", "pyhanko", "bridgeca-rfc5280", "bridgeca-warm")
 
 # --- what each defect should produce ------------------------------------------
