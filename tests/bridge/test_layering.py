@@ -168,3 +168,17 @@ def test_the_store_hands_out_records():
             if named & tables:
                 wrong.append(f"Store.{method.name} returns {ast.unparse(method.returns)}")
     assert wrong == []
+
+
+def test_every_kind_has_one_status():
+    from api.problems import STATUS_OF_KIND
+    from bridge.errors import KINDS, BridgeError
+
+    assert set(STATUS_OF_KIND) == set(KINDS)
+    assert STATUS_OF_KIND["malformed"] == 400 and STATUS_OF_KIND["invalid"] == 422  # INTERFACE.md's split
+    try:
+        BridgeError("not_found", "no such thing", 404)  # type: ignore[arg-type]  # an old caller's status
+    except ValueError as exc:
+        assert "404" in str(exc)
+    else:
+        raise AssertionError("a status given as the kind was taken")
