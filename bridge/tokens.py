@@ -17,6 +17,11 @@ from .errors import BridgeError, translated
 from .store import Store
 
 ROLES = ("admin", "issuer", "platform")
+# A console session is a token of its own role ("session-admin"), so that its
+# value, lifted from the cookie, is no admin token on the API: two-person
+# control counts administrators by token, and a copied session must not be a
+# second one.
+SESSION_ROLES = tuple("session-" + role for role in ("admin", "platform"))
 TOKEN_PREFIX = "bca_"
 
 
@@ -40,7 +45,7 @@ def token_view(row) -> dict:
 
 def create(store: Store, role: str, actor: str, expires_in: timedelta | None) -> tuple[str, int, datetime | None]:
     """A new token of ``role``: (the token, shown once; its id; its expiry or None)."""
-    if role not in ROLES:
+    if role not in ROLES and role not in SESSION_ROLES:
         raise BridgeError("invalid_role", f"role {role!r} is not one of {', '.join(ROLES)}", "malformed")
     if expires_in is not None and expires_in <= timedelta(0):
         raise BridgeError("invalid_expiry", "a token's lifetime must be positive", "malformed")

@@ -32,6 +32,9 @@ LOGIN_CSRF_COOKIE = "bridgeca_login_csrf"
 # A working day; the session never outlives the token that signed in.
 SESSION_LIFETIME = timedelta(hours=8)
 CONSOLE_ROLES = ("admin", "platform")
+# The session token's own role (bridge/tokens.py SESSION_ROLES): the API's
+# routes refuse it, so a session cookie's value is no bearer token.
+SESSION_ROLE_PREFIX = "session-"
 # A sign-in form is small: refuse anything bigger before parsing it.
 MAX_FORM_BYTES = 64 * 1024
 # The actor of a session's token.create entry: "console:" + the signing-in token's actor.
@@ -133,9 +136,11 @@ def current_session(request: Request) -> Session | None:
         return None
     state = request.app.state
     principal = state.principals.lookup(request, token)  # the API's epoch-bound token cache
-    if principal is None or principal[1] not in CONSOLE_ROLES:
+    if principal is None or not principal[1].startswith(SESSION_ROLE_PREFIX):
         return None
-    session_id, role = principal
+    session_id, role = principal[0], principal[1][len(SESSION_ROLE_PREFIX):]
+    if role not in CONSOLE_ROLES:
+        return None
     index = _signers(request)
     created_by = index.signer(state.ca, session_id)
     if created_by is None or not created_by.startswith(SIGN_IN_ACTOR + role + ":"):
@@ -163,7 +168,7 @@ def sign_in(request: Request, token: str) -> tuple[str, Session, int]:
     if lifetime < 1:
         raise ConsoleError(401, "unauthorized", "error.bad_token")
     actor = f"{role}:{token_id}"
-    session_token = ca.create_token(role, actor=SIGN_IN_ACTOR + actor, expires_in=timedelta(seconds=int(lifetime)))
+    session_token = ca.create_token(SESSION_ROLE_PREFIX + role, actor=SIGN_IN_ACTOR + actor, expires_in=timedelta(seconds=int(lifetime)))
     session_id = ca.principal(session_token)[0]
     return session_token, Session(session_id, role, actor, csrf_of(session_token)), int(lifetime)
 

@@ -344,6 +344,31 @@ def test_two_person_control_in_the_console_counts_administrators_not_sessions(fe
     assert r.status_code == 200, r.text
 
 
+def test_a_session_cookie_is_no_bearer_token(federation):
+    """The session token lives in the cookie; lifted from it and sent as a
+    bearer token it is refused by the API's admin and verification routes, so
+    a copied session cannot act as a second administrator, nor sign in again."""
+    client = _client(federation)
+    page = client.get("/admin/login")
+    r = client.post("/admin/login", data={"csrf": CSRF.search(page.text).group(1), "token": federation.tokens["admin"]},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    session_token = client.cookies.get("bridgeca_session")
+    assert session_token and session_token != federation.tokens["admin"]
+    assert client.get("/admin").status_code == 200  # the session works as a cookie
+    bearer = {"Authorization": f"Bearer {session_token}"}
+    for method, path in (("GET", "/v1/tokens"), ("POST", f"/v1/issuers/{federation.ids['GD']}/suspend"),
+                         ("POST", "/v1/verify/chain")):
+        answer = federation.client.request(method, path, headers={**bearer, "Content-Type": "application/json"}, content=b"{}")
+        assert answer.status_code == 403 and answer.headers["content-type"] == PROBLEM, (path, answer.text)
+        assert answer.json()["code"] == "forbidden"
+    fresh = _client(federation)
+    page = fresh.get("/admin/login")
+    r = fresh.post("/admin/login", data={"csrf": CSRF.search(page.text).group(1), "token": session_token}, follow_redirects=False)
+    assert r.status_code == 403 and fresh.cookies.get("bridgeca_session") is None
+    assert federation.ca.issuer(federation.ids["GD"])["status"] == "active"
+
+
 def test_the_verification_page_gives_a_signed_receipt_when_asked(federation):
     import base64
 
