@@ -166,13 +166,21 @@ class Certificate:
     def issuer(self) -> x509.Name:
         return self._derived("issuer", lambda: self._x509.issuer)
 
+    # The name keys are read several times per verification: the cache is
+    # looked at here, without _derived's call.
     @property
     def subject_key(self) -> NameKey:
-        return self._derived("subject_key", lambda: self._name_key(self.subject_der, "subject"))
+        key = self._cache.get("subject_key")
+        if key is None:
+            key = self._cache["subject_key"] = self._name_key(self.subject_der, "subject")
+        return key
 
     @property
     def issuer_key(self) -> NameKey:
-        return self._derived("issuer_key", lambda: self._name_key(self.issuer_der, "issuer"))
+        key = self._cache.get("issuer_key")
+        if key is None:
+            key = self._cache["issuer_key"] = self._name_key(self.issuer_der, "issuer")
+        return key
 
     def _name_key(self, der: bytes, which: str) -> NameKey:
         if self._names is not None:
@@ -216,6 +224,15 @@ class Certificate:
         rendering of the names is done once)."""
         return dict(self._derived("summary", self._summary))
 
+    def path_entry(self) -> dict:
+        """``summary()`` with ``"revocation": "not_checked"``: a result's path
+        entry before what revocation checking found (a fresh dict each call,
+        copied from one made once: a CA's entry is in every answer over it)."""
+        entry = self._cache.get("path_entry")
+        if entry is None:
+            entry = self._cache["path_entry"] = {**self.summary(), "revocation": "not_checked"}
+        return entry.copy()
+
     def _summary(self) -> dict:
         return {
             "subject": self.subject_text,
@@ -233,7 +250,9 @@ def parse_certificate(der: bytes, names: ParseCache | None = None, sha256: bytes
     the digest of ``der`` when the caller has it already."""
     der = bytes(der)
     tbs, sig_alg, signature = derlib.split_signed(der)
-    fields = derlib.tbs_certificate_fields(tbs)
+    # split_signed checked the TBS's tag and length: its fields are walked
+    # from the end of its header, without reading that header again.
+    fields = derlib.children(tbs, 2 if tbs[1] < 0x80 else 2 + (tbs[1] & 0x7F), len(tbs))
     first = 1 if fields and fields[0][0] == 0xA0 else 0  # [0] version is optional
     if len(fields) < first + 6 or fields[first + 5][0] != 0x30:
         raise InputError("not a parseable X.509 certificate: TBSCertificate is incomplete")

@@ -58,20 +58,22 @@ class VerificationResult:
         return for_code(code, is_ca=is_ca, **kw)
 
     def to_dict(self) -> dict:
-        entries = []
-        for i, cert in enumerate(self.path):
-            entry = cert.summary()
-            # Every entry says what revocation checking found, the anchor's
-            # too (never checked: it is trusted as it is).
-            status = self.statuses[i] if i < len(self.statuses) and i < len(self.path) - 1 else None
-            entry["revocation"] = status.state if status else "not_checked"
-            if status is not None and status.source:
+        # Every entry says what revocation checking found, the anchor's too
+        # (never checked: it is trusted as it is).
+        entries = [cert.path_entry() for cert in self.path]
+        statuses = self.statuses
+        for i in range(min(len(statuses), len(entries) - 1)):
+            status = statuses[i]
+            if not status:
+                continue
+            entry = entries[i]
+            entry["revocation"] = status.state
+            if status.source:
                 entry["revocation_source"] = status.source
-            if status is not None and status.revocation_time is not None:
+            if status.revocation_time is not None:
                 # Revoked, or (state "good") revoked only after the validation time.
                 entry["revocation_time"] = iso(status.revocation_time)
                 entry["revocation_reason"] = status.reason
-            entries.append(entry)
         indication, sub_indication = self.indication()
         return {
             "valid": self.valid,
