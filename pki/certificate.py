@@ -270,7 +270,10 @@ def parse_certificate(der: bytes, names: ParseCache | None = None, sha256: bytes
             cert = _load(der, tbs, sig_alg, signature, spki_start, spki_end)
             return _from_cryptography(cert, der, tbs, sig_alg, signature, spki, subject_der, issuer_der, names,
                                       fields[-1] if fields[-1][0] == 0xA3 else None, sha256)
-    cert = _load(der, tbs, sig_alg, signature, spki_start, spki_end)
+    try:  # _load's first attempt, without its call: the common case
+        cert = x509.load_der_x509_certificate(der)
+    except (ValueError, x509.InvalidVersion):
+        cert = _load(der, tbs, sig_alg, signature, spki_start, spki_end)
     return _from_cryptography(cert, der, tbs, sig_alg, signature, spki, subject_der, issuer_der, names,
                               fields[-1] if fields[-1][0] == 0xA3 else None, sha256)
 

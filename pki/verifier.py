@@ -396,7 +396,8 @@ class Verifier:
                                 self._failed_known.popitem(last=False)
                     return None
         assert result is not None
-        if _settled(result.error, result.statuses):
+        # A valid answer without a status is settled (_settled, without its call).
+        if (result.error is None and not any(result.statuses)) or _settled(result.error, result.statuses):
             if result.valid and revocation_label == "not_checked":
                 # Without revocation facts the answer holds while the leaf
                 # and every CA are valid (the anchor too, under its
@@ -465,7 +466,9 @@ class Verifier:
                         best = (path, err)
                     continue
                 self._known.remember(path)
-                return self._success(validated, revocation_label, params.at)
+                label = revocation_label if revocation_label != "checked" else _label(
+                    revocation_label, validated.revocation, len(validated.path))
+                return _valid_result(validated, label, params.at)
             if not search:
                 return None
         except BudgetExceeded as exc:
@@ -535,10 +538,15 @@ class Verifier:
 
         return resolve
 
-    @staticmethod
-    def _success(validated: ValidatedPath, revocation_label: str, when: dt.datetime) -> VerificationResult:
-        label = _label(revocation_label, validated.revocation, len(validated.path))
-        return VerificationResult(True, validated.path, validated.policies, label, None, validated.revocation, when)
+
+def _valid_result(validated: ValidatedPath, label: str, when: dt.datetime) -> VerificationResult:
+    """The answer of a path that validated, without the frozen dataclass's
+    per-field setattr (every new leaf makes one); as immutable as any other."""
+    result = object.__new__(VerificationResult)
+    object.__setattr__(result, "__dict__", {
+        "valid": True, "path": validated.path, "policies": validated.policies, "revocation": label,
+        "error": None, "statuses": validated.revocation, "validation_time": when})
+    return result
 
 
 _NOT_BEFORE = attrgetter("not_before")
