@@ -274,8 +274,11 @@ def parse_certificate(der: bytes, names: ParseCache | None = None, sha256: bytes
         cert = x509.load_der_x509_certificate(der)
     except (ValueError, x509.InvalidVersion):
         cert = _load(der, tbs, sig_alg, signature, spki_start, spki_end)
+    # A positive serial whose DER cryptography accepted: read from its bytes,
+    # a fraction of the cost of cryptography's conversion to an int.
+    serial = int.from_bytes(tbs[serial_field[2] : serial_field[3]], "big")
     return _from_cryptography(cert, der, tbs, sig_alg, signature, spki, subject_der, issuer_der, names,
-                              fields[-1] if fields[-1][0] == 0xA3 else None, sha256)
+                              fields[-1] if fields[-1][0] == 0xA3 else None, sha256, serial)
 
 
 def _load(der: bytes, tbs: bytes, sig_alg: bytes, signature: bytes, spki_start: int, spki_end: int) -> x509.Certificate:
@@ -309,7 +312,7 @@ def _outer_header(data: bytes) -> tuple[int, int, int]:
 
 
 def _from_cryptography(cert: x509.Certificate, der, tbs, sig_alg, signature, spki, subject_der, issuer_der, names,
-                       extensions_field=None, sha256=None) -> Certificate:
+                       extensions_field=None, sha256=None, serial=None) -> Certificate:
     decoded = None
     if names is not None and extensions_field is not None:
         decoded = _extensions_from_cache(tbs, extensions_field, cert, names)
@@ -318,7 +321,8 @@ def _from_cryptography(cert: x509.Certificate, der, tbs, sig_alg, signature, spk
     fields, unhandled, defect = decoded
     version = 1 if cert.version == x509.Version.v1 else 3
     try:
-        serial = cert.serial_number
+        if serial is None:
+            serial = cert.serial_number
     except Exception as exc:  # pragma: no cover - cryptography parsed it
         raise InputError(f"bad serial number: {exc}") from None
     try:

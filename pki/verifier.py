@@ -382,8 +382,10 @@ class Verifier:
         else:
             question = result_key + (when,)
             if search:
-                with self._failed_lock:
-                    failed = self._failed_known.pop(question, None)
+                failed = None
+                if self._failed_known:  # mostly empty: no lock taken for nothing
+                    with self._failed_lock:
+                        failed = self._failed_known.pop(question, None)
                 result = self._search(target, pool, params, rev, revocation_label, revocation_key, failed)
             else:
                 failed = {}
