@@ -88,9 +88,12 @@ class ParseCache:
     def check_name(self, name_der: bytes) -> None:
         """``der.check_name``, with the RDNs that passed remembered: a leaf's
         subject differs from its neighbours' in one RDN."""
-        tag, start, end = derlib.read_tlv(name_der, 0)
-        if tag != 0x30 or end != len(name_der):
-            raise InputError("malformed Name")
+        if len(name_der) >= 2 and name_der[0] == 0x30 and name_der[1] < 0x80 and name_der[1] == len(name_der) - 2:
+            start, end = 2, len(name_der)  # a short-form header, read without read_tlv's call
+        else:
+            tag, start, end = derlib.read_tlv(name_der, 0)
+            if tag != 0x30 or end != len(name_der):
+                raise InputError("malformed Name")
         good = self._good_rdns
         for _, rdn_start, _, rdn_end in derlib.children(name_der, start, end):
             rdn = name_der[rdn_start:rdn_end]

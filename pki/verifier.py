@@ -224,7 +224,8 @@ class Verifier:
         if revocation not in REVOCATION_MODES:
             raise InputError(f"revocation mode must be one of {', '.join(REVOCATION_MODES)}")
         user_policies = frozenset(_check_oid(p) for p in policies) if policies else _ANY
-        when = parse_time(at)
+        # A checked datetime as it is (the hot path); parse_time otherwise.
+        when = at if (at.__class__ is dt.datetime and at.tzinfo is not None and not at.microsecond) else parse_time(at)
         intermediates = tuple(intermediates)
         leaf_id = hashlib.sha256(leaf).digest() if leaf.__class__ is bytes else _input_digest(leaf)
         extra_ids = tuple(_input_digest(i) for i in intermediates) if intermediates else ()
@@ -311,7 +312,13 @@ class Verifier:
                 profile=STRICT, anchor_constraints=True, key_usage=None, extended_key_usage=None,
                 max_chain_depth=None, poe=False, search: bool) -> "VerificationResult | None":
         # verify's defaults, so that verify_without_search takes its keywords.
-        requirements = self._requirements(profile, anchor_constraints, key_usage, extended_key_usage, max_chain_depth)
+        # The common case of _requirements without its call (every new leaf).
+        if (profile == STRICT and anchor_constraints is True and not key_usage and not extended_key_usage
+                and max_chain_depth is None):
+            requirements = _DEFAULT_REQUIREMENTS
+        else:
+            requirements = self._requirements(profile, anchor_constraints, key_usage, extended_key_usage,
+                                              max_chain_depth)
         result_key, when, user_policies, leaf_id, intermediates, extra_ids = self._result_key(
             leaf, at, policies, explicit_policy, inhibit_policy_mapping, inhibit_any_policy, revocation,
             intermediates, revocation_provider, requirements)
