@@ -37,6 +37,8 @@ def test_every_event_is_in_the_chain_in_order(tmp_path):
         entries = ca.store.audit_entries()
     assert [e.action for e in entries] == [
         "bridge.init", "key.use", "crl.issue",
+        # The TSA and receipt keys, certified by the bridge at init.
+        "service_key.certify", "service_key.certify",
         "enrollment.submit", "key.use", "certificate.issue", "enrollment.approve",
         # A keyCompromise revocation lists the root key in the same transaction.
         "certificate.revoke", "blacklist.auto", "key.use", "crl.issue",
@@ -48,7 +50,7 @@ def test_every_event_is_in_the_chain_in_order(tmp_path):
 def test_audit_verify_command_passes_on_an_intact_home(tmp_path, capsys):
     home = _populated_home(tmp_path)
     assert bridgeca_main(["audit", "verify", "--home", str(home)]) == 0
-    assert "intact: 11 entries" in capsys.readouterr().out
+    assert "intact: 13 entries" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -78,13 +80,13 @@ def test_rehashing_an_edited_entry_still_breaks_the_next_link(tmp_path, capsys):
     home = _copy_home(_populated_home(tmp_path), tmp_path / "copy")
     with sqlite3.connect(home / "bridge.db") as conn:
         seq, at, actor, action, details, prev = conn.execute(
-            "SELECT seq, at, actor, action, details, prev_hash FROM audit_log WHERE seq = 8"
+            "SELECT seq, at, actor, action, details, prev_hash FROM audit_log WHERE seq = 10"
         ).fetchone()
         details = details.replace("keyCompromise", "superseded")
-        conn.execute("UPDATE audit_log SET details = ?, entry_hash = ? WHERE seq = 8",
+        conn.execute("UPDATE audit_log SET details = ?, entry_hash = ? WHERE seq = 10",
                      (details, entry_hash(seq, at, actor, action, details, prev)))
     assert bridgeca_main(["audit", "verify", "--home", str(home)]) == 1
-    assert "entry 9 does not link" in capsys.readouterr().out
+    assert "entry 11 does not link" in capsys.readouterr().out
 
 
 def _run(args, env_extra=None):
