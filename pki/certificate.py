@@ -230,7 +230,8 @@ class Certificate:
         copied from one made once: a CA's entry is in every answer over it)."""
         entry = self._cache.get("path_entry")
         if entry is None:
-            entry = self._cache["path_entry"] = {**self.summary(), "revocation": "not_checked"}
+            # Made directly, not from summary(): a new leaf's entry is made once, on the hot path.
+            entry = self._cache["path_entry"] = {**self._summary(), "revocation": "not_checked"}
         return entry.copy()
 
     def _summary(self) -> dict:

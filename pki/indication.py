@@ -136,7 +136,12 @@ def iso(t: dt.datetime | None) -> str | None:
     """ISO 8601 in whole seconds, UTC, with a Z."""
     if t is None:
         return None
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if t.tzinfo is _UTC and t.year >= 1000:  # every time the core makes; isoformat costs a third less than strftime
+        return t.isoformat(timespec="seconds")[:19] + "Z"
+    return t.astimezone(_UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_UTC = dt.timezone.utc
 
 
 def fields(code: str | None, validation_time: dt.datetime | None, **kw) -> dict:

@@ -37,6 +37,7 @@ from .signatures import SignatureVerifier
 from .validation import RevocationPolicy, ValidatedPath, ValidationParameters, validate_path
 
 REVOCATION_MODES = ("auto", "require", "off")
+VALID_INDICATION = for_code(None)  # (TOTAL_PASSED, None), looked up once
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class VerificationResult:
                 # Revoked, or (state "good") revoked only after the validation time.
                 entry["revocation_time"] = iso(status.revocation_time)
                 entry["revocation_reason"] = status.reason
-        indication, sub_indication = self.indication()
+        indication, sub_indication = self.indication() if self.error is not None else VALID_INDICATION
         return {
             "valid": self.valid,
             "indication": indication,
