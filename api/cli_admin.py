@@ -21,9 +21,10 @@ import urllib.parse
 import urllib.request
 from datetime import timedelta
 
+from bridge.roles import ROLES
+
 from .cli import UsageError
 
-ROLES = ("admin", "issuer", "platform")
 ACTOR = "cli"
 TOKEN_ENV = "BRIDGECA_TOKEN"
 _DURATION = re.compile(r"^\s*(\d{1,7})\s*([smhdw])\s*$")

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 
 from bridge.errors import BridgeError
 from bridge.home import write_private
+from bridge.roles import ROLES
 from bridge.service import BridgeCA
 
 from .cli import UsageError
@@ -51,7 +52,6 @@ REQUESTS_DIR = "requests"
 ACTOR = "bridgeca-demo"
 # Used only when BRIDGECA_KEY_PASSPHRASE is not set; it is printed, so it protects nothing.
 DEMO_PASSPHRASE = "bridgeca-demo-not-secret"
-ROLES = ("admin", "issuer", "platform")
 REVERSE_VALIDITY = dt.timedelta(days=1095)
 POLICY_MAPPINGS_OID = x509.ObjectIdentifier("2.5.29.33")
 

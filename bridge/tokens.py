@@ -14,14 +14,9 @@ from pathlib import Path
 
 from .clock import now
 from .errors import BridgeError, translated
+from .roles import ROLES, SESSION_ROLES
 from .store import Store
 
-ROLES = ("admin", "issuer", "platform")
-# A console session is a token of its own role ("session-admin"), so that its
-# value, lifted from the cookie, is no admin token on the API: two-person
-# control counts administrators by token, and a copied session must not be a
-# second one.
-SESSION_ROLES = tuple("session-" + role for role in ("admin", "platform"))
 TOKEN_PREFIX = "bca_"
 
 
