@@ -44,6 +44,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from pki.der import spki_parts
 from pki.sm2 import is_sm2_public_key
 
+from .errors import BridgeError
 from .registration import REVOCATION_REASONS, PolicyMapping, Subtree
 from .signer import (
     SM2,
@@ -511,6 +512,21 @@ class BridgeAuthority:
              "authorityInfoAccess does not point at the bridge's certificate and OCSP responder")
         if problems:
             raise ProfileViolation("cross-certificate profile violated: " + "; ".join(problems))
+
+    def issue_reserved(self, terms: MemberTerms, now: datetime,
+                       reserve: Callable[[PreparedCertificate], bool]) -> tuple[PreparedCertificate, x509.Certificate]:
+        """A cross-certificate whose serial and to-be-signed hash were
+        committed before the key signed it: a serial is drawn, ``reserve``
+        commits it (False: the serial is taken, another is drawn), then the
+        key signs. If storing the certificate later fails, the reservation
+        stays behind as evidence of a key use that produced nothing anyone
+        received. Approval and reissue both issue through here."""
+        for _attempt in range(5):
+            prepared = self.prepare_cross_certificate(terms, new_serial(), now)
+            if reserve(prepared):
+                return prepared, self.sign_prepared(prepared)
+        # 127-bit serials do not collide five times
+        raise BridgeError("serial_exhausted", "could not draw an unused serial number", "internal")  # pragma: no cover
 
     def sign_prepared(self, prepared: PreparedCertificate) -> x509.Certificate:
         key = self._key(prepared.issuer_key_id)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives import serialization
 
 from . import registration
-from .authority import MemberTerms, new_serial
+from .authority import MemberTerms, PreparedCertificate
 
 if TYPE_CHECKING:  # pragma: no cover
     from .service import BridgeCA
@@ -79,7 +79,6 @@ def _reissue(ca: "BridgeCA", enrollment_id: str, terms: MemberTerms, *, action: 
     """Issue a cross-certificate on ``terms`` beside the member's current
     ones, publish it, then supersede those (see the module docstring)."""
     from . import clock
-    from .errors import BridgeError
     from .store import SerialCollision
     from .views import pem
 
@@ -90,17 +89,15 @@ def _reissue(ca: "BridgeCA", enrollment_id: str, terms: MemberTerms, *, action: 
     old = [c.serial for c in ca.store.cross_certificates(statuses=("issued",), enrollment_id=enrollment_id)]
     now = clock.now()
     registration.check_validity(terms.root, now, timedelta(days=ca.settings.min_member_root_validity_days))
-    for _attempt in range(5):
-        prepared = ca.authority.prepare_cross_certificate(terms, new_serial(), now)
+    def reserve(prepared: PreparedCertificate) -> bool:
         try:
             ca.store.reserve_reissue(actor=actor, enrollment_id=enrollment_id, serial=prepared.serial,
                                      tbs_sha256=prepared.tbs_sha256, purpose=f"cross-certificate ({action})")
-            break
         except SerialCollision:
-            continue
-    else:  # pragma: no cover - 127-bit serials do not collide five times
-        raise BridgeError("serial_exhausted", "could not draw an unused serial number", "internal")
-    certificate = ca.authority.sign_prepared(prepared)
+            return False
+        return True
+
+    prepared, certificate = ca.authority.issue_reserved(terms, now, reserve)
     ca.store.complete_reissue(
         actor=actor, action=action, enrollment_id=enrollment_id, serial=prepared.serial,
         der=certificate.public_bytes(serialization.Encoding.DER), not_before=prepared.not_before,

@@ -36,8 +36,8 @@ from .authority import (
     BridgeAuthority,
     CertificateStatus,
     MemberTerms,
+    PreparedCertificate,
     certs_only_p7c,
-    new_serial,
 )
 from .errors import BridgeError, translated
 from .home import create_home, open_home, open_store
@@ -235,19 +235,15 @@ class BridgeCA:
             self._refuse_blacklisted(terms.root)  # listed after it was submitted
             now = clock.now()
             registration.check_validity(terms.root, now, timedelta(days=self.settings.min_member_root_validity_days))
-            for _attempt in range(5):
-                prepared = self.authority.prepare_cross_certificate(terms, new_serial(), now)
+            def reserve(prepared: PreparedCertificate) -> bool:
                 try:
-                    self.store.reserve_serial(
-                        actor=actor, enrollment_id=enrollment_id, serial=prepared.serial,
-                        tbs_sha256=prepared.tbs_sha256, purpose="cross-certificate",
-                    )
-                    break
+                    self.store.reserve_serial(actor=actor, enrollment_id=enrollment_id, serial=prepared.serial,
+                                              tbs_sha256=prepared.tbs_sha256, purpose="cross-certificate")
                 except SerialCollision:
-                    continue
-            else:  # pragma: no cover - 127-bit serials do not collide five times
-                raise BridgeError("serial_exhausted", "could not draw an unused serial number", "internal")
-            certificate = self.authority.sign_prepared(prepared)
+                    return False
+                return True
+
+            prepared, certificate = self.authority.issue_reserved(terms, now, reserve)
             self.store.complete_issuance(
                 actor=actor, enrollment_id=enrollment_id, serial=prepared.serial,
                 der=certificate.public_bytes(serialization.Encoding.DER),

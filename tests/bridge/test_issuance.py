@@ -290,12 +290,12 @@ def test_init_refuses_a_second_bridge_and_an_invalid_subject(tmp_path):
 
 
 def test_a_colliding_serial_is_redrawn_before_the_key_is_used(bridge, monkeypatch):
-    import bridge.service as service
+    import bridge.authority as authority  # approval and reissue draw their serials in issue_reserved
 
     first = make_member("GD")
     taken = int(bridge.approve(bridge.enroll(name="GD", jurisdiction="GD", root_certificate=der(first.root), policy_mappings=first.mappings())["id"])["serial"], 16)
     draws = iter([taken, taken, 0x1234567890ABCDEF1234])
-    monkeypatch.setattr(service, "new_serial", lambda: next(draws))
+    monkeypatch.setattr(authority, "new_serial", lambda: next(draws))
     second = make_member("SZ")
     view = bridge.approve(bridge.enroll(name="SZ", jurisdiction="SZ", root_certificate=der(second.root), policy_mappings=second.mappings())["id"])
     assert int(view["serial"], 16) == 0x1234567890ABCDEF1234
