@@ -451,6 +451,7 @@ class _Curve:
         if not infinity or not lib.EC_POINT_is_at_infinity(self.group, infinity):
             raise Sm2Unavailable("libcrypto's new EC point is not the point at infinity")
         self.infinities = (_void_p * 1)(infinity)
+        self._scratch = threading.local()
 
     def digest(self, data: bytes) -> bytes:
         out = ctypes.create_string_buffer(32)
@@ -488,38 +489,63 @@ class _Curve:
         nothing. Jacobian coordinates spare the field inversion of affine ones.
         """
         lib, group = self.lib, self.group
-        ctx = lib.BN_CTX_new()
-        s_bn = lib.BN_bin2bn(s.to_bytes(32, "big"), 32, None)
-        t_bn = lib.BN_bin2bn(t.to_bytes(32, "big"), 32, None)
-        total = lib.EC_POINT_new(group)
-        t_times_p = lib.EC_POINT_new(group) if table is not None else None
-        x, y, z = lib.BN_new(), lib.BN_new(), lib.BN_new()
-        try:
-            if not (ctx and s_bn and t_bn and total and x and y and z and (table is None or t_times_p)):
-                raise MemoryError("libcrypto could not allocate")
-            if table is None:
-                done = lib.EC_POINT_mul(group, total, s_bn, point, t_bn, ctx) == 1
-            else:
-                done = (
-                    lib.EC_POINTs_mul(group, total, s_bn, 1, self.infinities, self.zeros, ctx) == 1
-                    and lib.EC_POINTs_mul(table.group, t_times_p, t_bn, 1, self.infinities, self.zeros, ctx) == 1
-                    and lib.EC_POINT_add(group, total, total, t_times_p, ctx) == 1
-                )
-            if not done or lib.EC_POINT_get_Jprojective_coordinates_GFp(group, total, x, y, z, ctx) != 1:
-                lib.ERR_clear_error()
-                return None
-            out = ctypes.create_string_buffer(32)
-            lib.BN_bn2binpad(x, out, 32)
-            x_value = int.from_bytes(out.raw, "big")
-            lib.BN_bn2binpad(z, out, 32)
-            z_value = int.from_bytes(out.raw, "big")
-            return None if z_value == 0 else (x_value, z_value)
-        finally:
-            for number in (z, y, x, t_bn, s_bn):
-                lib.BN_free(number)
-            lib.EC_POINT_free(t_times_p)
-            lib.EC_POINT_free(total)
-            lib.BN_CTX_free(ctx)
+        scratch = getattr(self._scratch, "objects", None)
+        if scratch is None:
+            scratch = self._scratch.objects = _Scratch(lib, group)
+        ctx, s_bn, t_bn, total, t_times_p, x, z, out = (
+            scratch.ctx, scratch.s, scratch.t, scratch.total, scratch.t_times_p, scratch.x, scratch.z, scratch.out)
+        lib.BN_bin2bn(s.to_bytes(32, "big"), 32, s_bn)
+        lib.BN_bin2bn(t.to_bytes(32, "big"), 32, t_bn)
+        if table is None:
+            done = lib.EC_POINT_mul(group, total, s_bn, point, t_bn, ctx) == 1
+        else:
+            done = (
+                lib.EC_POINTs_mul(group, total, s_bn, 1, self.infinities, self.zeros, ctx) == 1
+                and lib.EC_POINTs_mul(table.group, t_times_p, t_bn, 1, self.infinities, self.zeros, ctx) == 1
+                and lib.EC_POINT_add(group, total, total, t_times_p, ctx) == 1
+            )
+        # y is not needed (B7 reads X and Z): libcrypto skips a null one.
+        if not done or lib.EC_POINT_get_Jprojective_coordinates_GFp(group, total, x, None, z, ctx) != 1:
+            lib.ERR_clear_error()
+            return None
+        lib.BN_bn2binpad(x, out, 32)
+        x_value = int.from_bytes(out.raw, "big")
+        lib.BN_bn2binpad(z, out, 32)
+        z_value = int.from_bytes(out.raw, "big")
+        return None if z_value == 0 else (x_value, z_value)
+
+
+class _Scratch:
+    """One thread's working objects for ``_Curve.sum_jacobian``: a BN_CTX,
+    the scalars, the points and the coordinates, allocated once per thread
+    (a BN_CTX must not be shared between threads) instead of the fourteen
+    allocations and frees per verification they cost before (about 7 us).
+    Every value in them is overwritten before it is read."""
+
+    __slots__ = ("_lib", "ctx", "s", "t", "total", "t_times_p", "x", "z", "out")
+
+    def __init__(self, lib: ctypes.CDLL, group: int) -> None:
+        self._lib = lib
+        self.ctx = lib.BN_CTX_new()
+        self.s, self.t, self.x, self.z = lib.BN_new(), lib.BN_new(), lib.BN_new(), lib.BN_new()
+        self.total, self.t_times_p = lib.EC_POINT_new(group), lib.EC_POINT_new(group)
+        self.out = ctypes.create_string_buffer(32)
+        if not (self.ctx and self.s and self.t and self.x and self.z and self.total and self.t_times_p):
+            self._free()
+            raise MemoryError("libcrypto could not allocate")
+
+    def _free(self) -> None:
+        lib = self._lib
+        for number in (self.s, self.t, self.x, self.z):
+            lib.BN_free(number)  # BN_free and the two below accept NULL
+        lib.EC_POINT_free(self.total)
+        lib.EC_POINT_free(self.t_times_p)
+        lib.BN_CTX_free(self.ctx)
+        self.s = self.t = self.x = self.z = self.total = self.t_times_p = self.ctx = None
+
+    def __del__(self) -> None:
+        if getattr(self, "ctx", None) is not None:
+            self._free()
 
 
 _curve: _Curve | None = None
