@@ -487,6 +487,12 @@ def summarize(results: list[Measurement]) -> None:
                 per_request = statistics.median(m.server_cpu / m.requests for m in ms)
                 line += f"; server CPU per request / health's: {health_cpu / per_request:.2f}"
             print(line)
+            went_round = [m for m in ms if m.note.startswith("went round")]
+            if kind == "verify, rotating leaves" and went_round:
+                # Past one round every leaf is a repeat: the figure is then a mix, not "a new leaf every request".
+                print(f"  WARNING: {len(went_round)} of {len(ms)} rotating measurements went round their leaves, so "
+                      f"most of their requests repeated a leaf; give --leaves above the request count "
+                      f"(about {max(m.requests for m in ms)})")
 
 
 def main() -> None:
@@ -498,7 +504,7 @@ def main() -> None:
     p.add_argument("--stagger-ms", type=float, default=25.0,
                    help="python client: open connection k after k times this (spreads them over the workers)")
     p.add_argument("--repeats", type=int, default=2, help="each measurement this many times, order alternating")
-    p.add_argument("--leaves", type=int, default=10_000,
+    p.add_argument("--leaves", type=int, default=30_000,
                    help="distinct leaves per rotating measurement (each gets its own; python stops when they run out)")
     p.add_argument("--max-requests", type=int, default=1_000_000, help="python client: count bound per measurement")
     p.add_argument("--patch-uvicorn-nodelay", action="store_true",
