@@ -5,15 +5,37 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench demo clean constraints screenshots
+# The verification core's hot modules, compiled to C by mypyc (part of mypy,
+# installed with the test extra): a new leaf's own work beside its signature
+# costs about half (benchmarks/README.md). Built in place, imported instead of the sources;
+# pki/__init__.py refuses a compiled module older than its source. Where no C
+# compiler works, pki runs from the sources, as it always can.
+COMPILED := pki/der.py pki/certificate.py pki/parse_cache.py pki/loading.py pki/validation.py pki/verifier.py \
+	pki/known_chains.py pki/building.py pki/signatures.py pki/profile.py pki/budget.py pki/algorithms.py \
+	pki/names.py pki/policy.py pki/indication.py
+COMPILED_STAMP := pki/.compiled
 
-install: $(STAMP)
+.PHONY: install test lint bench demo clean constraints screenshots compile uncompile
+
+install: $(STAMP) $(COMPILED_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
+
+compile: $(COMPILED_STAMP)
+
+# mypyc puts the modules' shared code in ./<hash>__mypyc.*.so, the modules' own
+# in pki/*.so.
+$(COMPILED_STAMP): $(STAMP) $(COMPILED)
+	rm -f pki/*.so ./*__mypyc.*.so
+	$(BIN)/mypyc $(COMPILED) >build-mypyc.log 2>&1 || { rm -f pki/*.so ./*__mypyc.*.so; echo "mypyc failed (build-mypyc.log): pki runs from its sources"; }
+	touch $@
+
+uncompile:
+	rm -f pki/*.so ./*__mypyc.*.so $(COMPILED_STAMP)
 
 # ruff and mypy, configured in pyproject.toml.
 lint: install
@@ -32,14 +54,14 @@ constraints:
 
 # Lint first, then the suite on 3 worker processes (pytest-xdist): its time
 # is mostly real bridgeca servers starting, which overlap well.
-test: install lint
+test: install lint compile
 	@bash scripts/ensure_softhsm.sh >/dev/null 2>&1 || echo "SoftHSM2 unavailable: the PKCS#11 tests will skip"
 	$(BIN)/pytest -q -n 3 tests
 
-bench: install
+bench: install compile
 	$(BIN)/pytest -q benchmarks --benchmark-only --benchmark-columns=min,median,mean,ops
 
-demo: install
+demo: install compile
 	$(BIN)/bridgeca demo
 
 # The console's pictures in the README (docs/screenshots/): real servers, signed in, by Debian's
@@ -53,4 +75,4 @@ screenshots: install
 	$(BIN)/python scripts/screenshots.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks
+	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks pki/*.so ./*__mypyc.*.so $(COMPILED_STAMP) build-mypyc.log

@@ -14,6 +14,7 @@ pki/loading.py.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
 import warnings
@@ -23,6 +24,7 @@ from typing import Any, Callable, NamedTuple
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
+from mypy_extensions import mypyc_attr
 
 from . import der as derlib
 from .errors import InputError
@@ -73,6 +75,7 @@ class KeyUsage(NamedTuple):
 
 
 
+@mypyc_attr(native_class=False)  # built from a dict of fields (_build)
 @dataclass(frozen=True, eq=False)
 class Certificate:
     """One certificate, parsed once. Names and the public key are derived on
@@ -164,7 +167,10 @@ class Certificate:
 
     @property
     def issuer(self) -> x509.Name:
-        return self._derived("issuer", lambda: self._x509.issuer)
+        return self._derived("issuer", self._read_issuer)
+
+    def _read_issuer(self) -> x509.Name:
+        return self._x509.issuer
 
     # The name keys are read several times per verification: the cache is
     # looked at here, without _derived's call.
@@ -184,12 +190,15 @@ class Certificate:
 
     def _name_key(self, der: bytes, which: str) -> NameKey:
         if self._names is not None:
-            return self._names.key(der, None, lambda: getattr(self, which))
+            return self._names.key(der, None, functools.partial(getattr, self, which))
         return name_key(getattr(self, which))
 
     @property
     def public_key_oid(self) -> str:
-        return self._derived("public_key_oid", lambda: derlib.spki_parts(self.spki)[0])
+        return self._derived("public_key_oid", self._read_key_oid)
+
+    def _read_key_oid(self) -> str:
+        return derlib.spki_parts(self.spki)[0]
 
     @property
     def subject_text(self) -> str:
@@ -206,7 +215,10 @@ class Certificate:
     def issuer_text(self) -> str:
         # Leaves of one CA share their issuer: rendered once per ParseCache.
         if self._names is not None:
-            return self._names.text(self.issuer_der, lambda: render(self.issuer))
+            return self._names.text(self.issuer_der, self._render_issuer)
+        return render(self.issuer)
+
+    def _render_issuer(self) -> str:
         return render(self.issuer)
 
     @property

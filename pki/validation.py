@@ -13,6 +13,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from operator import attrgetter
 
+from mypy_extensions import mypyc_attr
+
 from . import errors as E
 from .algorithms import UnsupportedSignatureAlgorithm, dsa_parameters
 from .blocklist import Blocklist
@@ -27,6 +29,7 @@ from .revocation import RevocationChecker, RevocationRequest, RevocationStatus
 from .signatures import SignatureVerifier
 
 
+@mypyc_attr(native_class=False)  # built from a dict of fields (from_checked)
 @dataclass(frozen=True)
 class ValidationParameters:
     """RFC 5280 6.1.1 inputs (the path and trust anchor come separately),

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Iterable, Sequence
 
+from mypy_extensions import mypyc_attr
+
 from . import errors as E
 from .algorithms import DSA_KEY, AlgorithmRegistry, dsa_parameters, with_national_algorithms
 from .blocklist import Blocklist
@@ -40,6 +42,7 @@ REVOCATION_MODES = ("auto", "require", "off")
 VALID_INDICATION = for_code(None)  # (TOTAL_PASSED, None), looked up once
 
 
+@mypyc_attr(native_class=False)  # built from a dict of fields (_valid_result)
 @dataclass(frozen=True)
 class VerificationResult:
     valid: bool
@@ -156,6 +159,7 @@ def _check_oid(oid: str) -> str:
     return oid
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests count its calls in a subclass
 class Verifier:
     def __init__(
         self,
@@ -202,6 +206,10 @@ class Verifier:
         # verify that follows it in the same request (each popped once).
         self._failed_known: OrderedDict[tuple, dict] = OrderedDict()
         self._failed_lock = threading.Lock()
+        # How many paths this Verifier has validated (validate_path runs, CRL
+        # signers' paths included): what its caches did not spare. A
+        # statistic; concurrent calls may each miss the other's increment.
+        self.path_validations = 0
 
     def _load_intermediates(self, items: tuple, digests: tuple) -> list[Certificate]:
         """Per-call intermediates, parsed once per Verifier: platforms send the
@@ -265,11 +273,13 @@ class Verifier:
         intermediates: Iterable[bytes | str | Certificate] = (),
         revocation_provider: RevocationInfoProvider | None = None,
         *,
-        profile: str = STRICT,
-        anchor_constraints: bool = True,
-        key_usage: Sequence[str] | None = None,
-        extended_key_usage: Sequence[str] | None = None,
-        max_chain_depth: int | None = None,
+        # The relying party's requirements, as given: _requirements checks them
+        # (InputError), so their types are not declared narrower than that.
+        profile: object = STRICT,
+        anchor_constraints: object = True,
+        key_usage: object = None,
+        extended_key_usage: object = None,
+        max_chain_depth: object = None,
         poe: bool = False,
     ) -> VerificationResult:
         """``poe``: ``at`` is proven (a proof of existence, EN 319 102-1: a
@@ -455,6 +465,7 @@ class Verifier:
                 try:
                     if known_error is not None:
                         raise known_error
+                    self.path_validations += 1
                     validated = validate_path(path, params, self.signatures, budget, rev,
                                               known_chains=self._known, revocation_key=revocation_key)
                 except BudgetExceeded as exc:
@@ -534,17 +545,25 @@ class Verifier:
                 if anchors.is_anchor(cand):
                     yield cand.spki, dsa_parameters(cand.spki)
                     continue
+                # In progress only while its own path is validated: the mark is
+                # taken off before its key is offered, not when this generator
+                # is finalized (which a caller that stops at the first key
+                # leaves to the garbage collector, and compiled code to never).
                 budget.crl_signers_in_progress.add(cand.identity)
+                validated = False
                 try:
                     for path in build_paths(cand, anchors, pool, self.signatures, budget, BuildLog()):
+                        self.path_validations += 1
                         try:
                             validate_path(path, signer_params, self.signatures, budget, RevocationPolicy(signer_checker(), True))
                         except ValidationError:
                             continue
-                        yield cand.spki, dsa_parameters(cand.spki)
+                        validated = True
                         break
                 finally:
                     budget.crl_signers_in_progress.discard(cand.identity)
+                if validated:
+                    yield cand.spki, dsa_parameters(cand.spki)
 
         return resolve
 

@@ -9,6 +9,7 @@ import pytest
 from pki import Verifier
 from pki.budget import DEFAULT_LIMITS, Budget, Limits
 from pki.certificate import parse_certificate
+from pki.signatures import SignatureVerifier
 from tests import pkibuilder as pb
 from tests.pkibuilder import AT, der
 
@@ -111,9 +112,26 @@ class _Stop(Exception):
     pass
 
 
+class _CountingSignatures(SignatureVerifier):
+    """Counts the signature questions asked once ``limit`` is set, and stops
+    the call past it (a subclass: pki's SignatureVerifier may be compiled, and
+    its methods then cannot be patched on an instance)."""
+
+    calls = 0
+    limit: int | None = None
+
+    def verify(self, *args, **kwargs):
+        if self.limit is not None:
+            self.calls += 1
+            if self.calls > self.limit:
+                raise _Stop
+        return super().verify(*args, **kwargs)
+
+
 def test_mesh_search_is_bounded_when_the_signature_cache_is_warm(mesh):
     cas, pairs, cross, leaf, anchor = mesh
     v = Verifier(anchors=[anchor.pem], untrusted=[der(c) for c in cross])
+    v.signatures = counting = _CountingSignatures(v.registry)
     # Warm the Verifier's cache as earlier calls on other leaves would.
     spki = [parse_certificate(ca.der).spki for ca in cas]
     warm = Budget(Limits(signature_checks=10**9))
@@ -123,21 +141,11 @@ def test_mesh_search_is_bounded_when_the_signature_cache_is_warm(mesh):
 
     # Count every signature question the search asks (cached or not); a
     # cold call asks about 6,000. Stop far above that instead of hanging.
-    calls = 0
-    real = v.signatures.verify
-
-    def counting(*args, **kwargs):
-        nonlocal calls
-        calls += 1
-        if calls > 60_000:
-            raise _Stop
-        return real(*args, **kwargs)
-
-    v.signatures.verify = counting
+    counting.calls, counting.limit = 0, 60_000
     try:
         r = v.verify(der(leaf), at=AT)
     except _Stop:
-        pytest.fail(f"the search asked more than {calls - 1} signature questions without running out of budget")
+        pytest.fail(f"the search asked more than {counting.calls - 1} signature questions without running out of budget")
     assert r.to_dict()["error"]["code"] in ("budget_exceeded", "no_path")
 
 
