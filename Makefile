@@ -27,15 +27,14 @@ $(STAMP): pyproject.toml constraints.txt
 
 compile: $(COMPILED_STAMP)
 
-# mypyc puts the modules' shared code in ./<hash>__mypyc.*.so, the modules' own
-# in pki/*.so.
-$(COMPILED_STAMP): $(STAMP) $(COMPILED)
-	rm -f pki/*.so ./*__mypyc.*.so
-	$(BIN)/mypyc $(COMPILED) >build-mypyc.log 2>&1 || { rm -f pki/*.so ./*__mypyc.*.so; echo "mypyc failed (build-mypyc.log): pki runs from its sources"; }
+# scripts/compile_pki.py: mypyc with the modules' shared code inside pki/.
+$(COMPILED_STAMP): $(STAMP) $(COMPILED) scripts/compile_pki.py
+	rm -f pki/*.so
+	$(BIN)/python scripts/compile_pki.py $(COMPILED) >build-mypyc.log 2>&1 || { rm -f pki/*.so; echo "mypyc failed (build-mypyc.log): pki runs from its sources"; }
 	touch $@
 
 uncompile:
-	rm -f pki/*.so ./*__mypyc.*.so $(COMPILED_STAMP)
+	rm -f pki/*.so $(COMPILED_STAMP)
 
 # ruff and mypy, configured in pyproject.toml.
 lint: install
@@ -75,4 +74,4 @@ screenshots: install
 	$(BIN)/python scripts/screenshots.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks pki/*.so ./*__mypyc.*.so $(COMPILED_STAMP) build-mypyc.log
+	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks pki/*.so $(COMPILED_STAMP) build-mypyc.log
