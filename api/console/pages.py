@@ -565,14 +565,16 @@ def _sniff(data: bytes) -> tuple[list[str], bytes | None]:
             return [], base64.b64decode(b"".join(cms.group(1).split()), validate=True)
         except (binascii.Error, ValueError):
             raise ConsoleError(400, "invalid_base64", "error.bad_input", "PEM") from None
-    stripped = data.strip()
-    if stripped[:1] != b"\x30":  # not DER: base64 text of DER
+    # DER is taken as it came: its last byte may be a whitespace byte (a
+    # signature's), which stripping would cut off.
+    der = data
+    if der[:1] != b"\x30":  # not DER: base64 text of DER
         try:
-            stripped = base64.b64decode(b"".join(stripped.split()), validate=True)
+            der = base64.b64decode(b"".join(data.split()), validate=True)
         except (binascii.Error, ValueError):
             raise ConsoleError(400, "malformed_input", "error.bad_input", "not PEM, DER or base64") from None
     try:
-        certificate = x509.load_der_x509_certificate(stripped)
+        certificate = x509.load_der_x509_certificate(der)
     except ValueError:
-        return [], stripped
+        return [], der
     return [certificate.public_bytes(serialization.Encoding.PEM).decode()], None
