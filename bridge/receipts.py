@@ -260,6 +260,8 @@ class CheckedReceipt:
 
 def read_receipt(data: bytes) -> bytes:
     """The CMS DER of a receipt given as DER, base64 or PEM."""
+    if data[:1] == b"0":
+        return bytes(data)  # DER (a SEQUENCE, 0x30) as it came: its last byte may be a whitespace byte
     text = data.strip()
     if text.startswith(b"-----BEGIN"):
         from asn1crypto import pem
@@ -268,8 +270,6 @@ def read_receipt(data: bytes) -> bytes:
             return pem.unarmor(text)[2]
         except ValueError as exc:
             raise ReceiptUnreadable(f"not a PEM receipt: {exc}") from None
-    if text[:1] == b"0":
-        return bytes(text)  # DER starts with SEQUENCE (0x30)
     try:
         return base64.b64decode(b"".join(text.split()), validate=True)
     except ValueError:

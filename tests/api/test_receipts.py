@@ -279,3 +279,15 @@ def test_sm2_bridge_time_stamps_and_receipts(sm2_server, tmp_path):
     checks = json.loads(done.stdout)
     assert checks["signer"]["subject"].startswith("CN=") and checks["receipt"]["path"][-1] == hashlib.sha256(
         x509.load_pem_x509_certificate(bridge_pem).public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def test_a_der_receipt_is_read_as_it_came():
+    """DER is not stripped (a signature's last byte may be 0x20 or 0x0a); base64 and PEM still are."""
+    import base64
+
+    from bridge.receipts import read_receipt
+
+    der = bytes.fromhex("3003020120")  # ends in 0x20
+    assert read_receipt(der) == der
+    assert read_receipt(b"\n" + base64.b64encode(der) + b"\n") == der
+    assert read_receipt(b"-----BEGIN PKCS7-----\n" + base64.b64encode(der) + b"\n-----END PKCS7-----\n") == der
