@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 # The verification core's hot modules, compiled to C by mypyc (part of mypy,
 # installed with the test extra): a new leaf's own work beside its signature
 # costs about half (benchmarks/README.md). Built in place, imported instead of the sources;
-# pki/__init__.py refuses a compiled module older than its source. Where no C
+# pki/__init__.py refuses compiled modules older than their sources (by the
+# stamp pki/.compiled). Where no C
 # compiler works, pki runs from the sources, as it always can.
 COMPILED := pki/der.py pki/certificate.py pki/parse_cache.py pki/loading.py pki/validation.py pki/verifier.py \
 	pki/known_chains.py pki/building.py pki/signatures.py pki/profile.py pki/budget.py pki/algorithms.py \

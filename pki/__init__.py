@@ -15,14 +15,11 @@ def _refuse_stale_compiled() -> None:
     # own .so alone when only the shared library changed, so the stamp, not
     # the .so, says when the sources were compiled.
     here = _Path(__file__).parent
-    compiled = [p for p in here.glob("*.so") if (here / (p.name.split(".", 1)[0] + ".py")).exists()]
-    if not compiled:
-        return
     stamp = here / ".compiled"
     built = stamp.stat().st_mtime if stamp.exists() else 0.0
-    for module in compiled:
-        source = here / (module.name.split(".", 1)[0] + ".py")
-        if source.stat().st_mtime > built:
+    for module in here.glob("*.so"):
+        source = here / (module.name.split(".", 1)[0] + ".py")  # none for the shared _compiled__mypyc
+        if source.exists() and source.stat().st_mtime > built:
             raise ImportError(f"pki/{source.name} changed after pki was compiled: run `make compile`, "
                               f"or `make uncompile` to run the sources")
 

@@ -216,7 +216,7 @@ class Certificate:
         # Leaves of one CA share their issuer: rendered once per ParseCache.
         if self._names is not None:
             return self._names.text(self.issuer_der, self._render_issuer)
-        return render(self.issuer)
+        return self._render_issuer()
 
     def _render_issuer(self) -> str:
         return render(self.issuer)
